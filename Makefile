@@ -1,0 +1,61 @@
+# anomaly_pipeline — every target installs what it needs first (fresh machine: just run it).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ANOMALY_PIPELINE_HOME ?= $(CURDIR)/.anomaly_pipeline
+export DAGSTER_HOME ?= $(ANOMALY_PIPELINE_HOME)/dagster
+DBT_MANIFEST := dbt_features/target/manifest.json
+
+.PHONY: install demo dev test test-fast bench-features bench-train mlflow-ui clean
+
+# torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(DBT_MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' | grep -v target/)
+	ANOMALY_PIPELINE_WAREHOUSE=$(ANOMALY_PIPELINE_HOME)/warehouse.duckdb \
+	  $(BIN)/dbt parse --project-dir dbt_features --profiles-dir resources/dbt --quiet
+	touch $(DBT_MANIFEST)
+
+$(DAGSTER_HOME)/dagster.yaml: resources/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp resources/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+install: $(STAMP) $(DBT_MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+
+## demo: simulate 14 days, materialise the whole graph, print the summary (demo pseudonym key).
+demo: install
+	ANOMALY_PIPELINE_DEMO=1 $(BIN)/python -m anomaly_pipeline.demo
+
+## dev: the Dagster UI on http://127.0.0.1:3000 over the same data directory.
+dev: install
+	ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## test: the whole suite (slow end-to-end tests included, as in CI).
+test: install
+	$(BIN)/python -m pytest
+
+## test-fast: skip the tests marked slow.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench-features: install
+	ANOMALY_PIPELINE_DEMO=1 $(BIN)/python benchmarks/bench_features.py
+
+bench-train: install
+	$(BIN)/python benchmarks/bench_train.py
+
+## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
+mlflow-ui: install
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri sqlite:///$(ANOMALY_PIPELINE_HOME)/mlflow.db \
+	  --default-artifact-root $(ANOMALY_PIPELINE_HOME)/mlartifacts
+
+clean:
+	rm -rf $(ANOMALY_PIPELINE_HOME) dbt_features/target dbt_features/logs

@@ -1,0 +1,1 @@
+"""Anomaly detectors, PyOD-style: one class per detector, higher score = more abnormal."""

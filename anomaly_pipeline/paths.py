@@ -1,0 +1,84 @@
+"""Where the pipeline keeps its state.
+
+Everything the embedded default writes lives under one data directory, chosen by the environment
+variable ``ANOMALY_PIPELINE_HOME`` (default ``./.anomaly_pipeline``), so a demo or a test never
+writes anywhere else and a temporary directory isolates a test completely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "ANOMALY_PIPELINE_HOME"
+DEFAULT_HOME = ".anomaly_pipeline"
+
+
+@dataclass(frozen=True)
+class DataHome:
+    """The layout of the data directory; every path is derived from ``root``."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        """Incoming day files (one sub-folder per source kind: ``events/``, ``labels/``)."""
+        return self.root / "landing"
+
+    @property
+    def landing_events(self) -> Path:
+        return self.landing / "events"
+
+    @property
+    def landing_labels(self) -> Path:
+        return self.landing / "labels"
+
+    @property
+    def warehouse(self) -> Path:
+        """The single DuckDB file holding every table."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def artifacts(self) -> Path:
+        """Training sets, model directories, checkpoints, reports and plots."""
+        return self.root / "artifacts"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    def ensure(self) -> "DataHome":
+        """Create the directories (idempotent) and return self."""
+        for path in (self.root, self.landing_events, self.landing_labels, self.artifacts,
+                     self.mlflow_artifacts, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def data_home(root: str | os.PathLike[str] | None = None) -> DataHome:
+    """The data directory: ``root`` if given, else ``$ANOMALY_PIPELINE_HOME``, else the default."""
+    chosen = root if root is not None else os.environ.get(HOME_ENV, DEFAULT_HOME)
+    return DataHome(Path(chosen).expanduser().resolve())
+
+
+#: The project checkout (the package is installed in editable mode): resources/, dbt_features/.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when absolute, else relative to the project checkout (not the cwd)."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else REPO_ROOT / candidate

@@ -1,0 +1,113 @@
+"""The canonical raw event contract that every source is mapped onto (see ../shared/DESIGN.md).
+
+Adapters produce frames with exactly ``RAW_EVENT_SCHEMA``; cleaning splits them into accepted rows
+(validated by ``RawEventsModel``) and quarantined rows. Labels are a separate contract: ground truth
+never travels as a column of the raw log.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pandera.polars as pa
+import polars as pl
+from pandera.engines.polars_engine import DateTime
+
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    "signup", "login", "view", "click", "search", "fav", "cart", "purchase", "review", "refund",
+    "coupon",
+)
+
+#: Kinds of abnormal behaviour the simulator injects and labels carry; "normal" is never a label.
+ANOMALY_TYPES: Final[tuple[str, ...]] = (
+    "order_brushing", "account_takeover", "click_bot", "scraping", "fake_review", "coupon_abuse",
+)
+
+UTC_MICROS: Final = pl.Datetime("us", "UTC")
+
+RAW_EVENT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "event_id": pl.String(),
+    "event_time": UTC_MICROS,
+    "user_id": pl.String(),
+    "session_id": pl.String(),
+    "event_type": pl.String(),
+    "item_id": pl.String(),
+    "category_id": pl.String(),
+    "shop_id": pl.String(),
+    "amount": pl.Float64(),
+    "quantity": pl.Int64(),
+    "device_id": pl.String(),
+    "ip": pl.String(),
+    "user_agent": pl.String(),
+    "channel": pl.String(),
+    "rating": pl.Int64(),
+}
+
+RAW_EVENT_COLUMNS: Final[tuple[str, ...]] = tuple(RAW_EVENT_SCHEMA)
+
+LABEL_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "user_id": pl.String(),
+    "event_day": pl.Date(),
+    "anomaly_type": pl.String(),
+}
+
+#: Longest accepted value of any free-text column; longer values are quarantined, not truncated.
+MAX_STRING_LENGTH: Final[int] = 512
+
+
+def empty_events() -> pl.DataFrame:
+    """A zero-row frame with the canonical schema."""
+    return pl.DataFrame(schema=RAW_EVENT_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Select the canonical columns in order, adding missing nullable ones as nulls.
+
+    Raises ``ValueError`` naming the columns when a required column (event_id, event_time,
+    user_id, event_type) is absent, because an adapter that loses them is a bug, not bad data.
+    """
+    required = ("event_id", "event_time", "user_id", "event_type")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"event frame lacks required column(s) {missing}; has {frame.columns}")
+    return frame.select(
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in RAW_EVENT_SCHEMA.items()
+    )
+
+
+class RawEventsModel(pa.DataFrameModel):
+    """pandera contract of an accepted raw event (the ``raw_events`` table)."""
+
+    event_id: str = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
+    event_time: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
+    user_id: str = pa.Field(nullable=False, str_length={"min_value": 1,
+                                                        "max_value": MAX_STRING_LENGTH})
+    session_id: str = pa.Field(nullable=True)
+    event_type: str = pa.Field(nullable=False, isin=list(EVENT_TYPES))
+    item_id: str = pa.Field(nullable=True)
+    category_id: str = pa.Field(nullable=True)
+    shop_id: str = pa.Field(nullable=True)
+    amount: float = pa.Field(nullable=True, ge=0)
+    quantity: int = pa.Field(nullable=True, ge=0)
+    device_id: str = pa.Field(nullable=True)
+    ip: str = pa.Field(nullable=True)
+    user_agent: str = pa.Field(nullable=True)
+    channel: str = pa.Field(nullable=True)
+    rating: int = pa.Field(nullable=True, ge=1, le=5)
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+class LabelsModel(pa.DataFrameModel):
+    """pandera contract of the labels source: one row per abnormal (user, day)."""
+
+    user_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    event_day: pl.Date = pa.Field(nullable=False)
+    anomaly_type: str = pa.Field(nullable=False, isin=list(ANOMALY_TYPES))
+
+    class Config:
+        strict = True
+        unique = ["user_id", "event_day"]

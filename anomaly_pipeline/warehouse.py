@@ -1,0 +1,122 @@
+"""DuckDB storage helpers shared by every writer of the warehouse file.
+
+Why a module of its own: every partitioned table is rewritten per partition range — delete the
+range, insert the new rows, in one transaction — so a rerun or a backfill never duplicates rows and
+a failure leaves the previous rows in place. Connections are short-lived because DuckDB allows one
+writing process per file (dbt runs in a subprocess between our writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+#: DuckDB type of each polars dtype we store; anything else is a programming error.
+_DUCKDB_TYPES: dict[type[pl.DataType], str] = {
+    pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Float32: "FLOAT", pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER", pl.Int16: "SMALLINT", pl.Int8: "TINYINT", pl.UInt32: "UINTEGER",
+    pl.Boolean: "BOOLEAN", pl.Date: "DATE",
+}
+
+
+def duckdb_type(dtype: pl.DataType) -> str:
+    """The DuckDB column type for a polars dtype (lists and UTC datetimes included)."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if isinstance(dtype, pl.List):
+        return f"{duckdb_type(dtype.inner)}[]"
+    for base, name in _DUCKDB_TYPES.items():
+        if isinstance(dtype, base):
+            return name
+    raise TypeError(f"no DuckDB type for polars dtype {dtype}")
+
+
+@contextmanager
+def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that is always closed, with UTC as the session time zone."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        yield conn
+    finally:
+        conn.close()
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl.DataType]) -> None:
+    """Create schema and table from a polars schema if they do not exist yet."""
+    schema_name, _, _ = table.rpartition(".")
+    if schema_name:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_name}")
+    columns = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in schema.items())
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema_name, _, name = table.rpartition(".")
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = ?",
+        [name, schema_name or "main"],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def replace_partitions(path: str | Path, table: str, frame: pl.DataFrame, days: Sequence[date],
+                       *, day_column: str = "event_day") -> int:
+    """Atomically replace the rows of ``days`` in ``table`` with ``frame``; return rows inserted.
+
+    Rows of ``frame`` outside ``days`` are a caller bug and raise before anything is written.
+    """
+    if frame.height:
+        stray = frame.filter(~pl.col(day_column).is_in(list(days)))
+        if stray.height:
+            raise ValueError(f"{stray.height} rows for {table} fall outside the partitions {days}")
+    with connect(path) as conn:
+        ensure_table(conn, table, dict(frame.schema))
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table} WHERE {day_column} = ANY(?)", [list(days)])
+            if frame.height:
+                conn.register("incoming", frame.to_arrow())
+                columns = ", ".join(f'"{c}"' for c in frame.columns)
+                conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
+                conn.unregister("incoming")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return frame.height
+
+
+def read_days(path: str | Path, table: str, days: Sequence[date], *,
+              day_column: str = "event_day", columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """Rows of ``table`` for ``days`` as a polars frame (empty frame if the table is missing)."""
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    with connect(path) as conn:
+        if not table_exists(conn, table):
+            return pl.DataFrame()
+        return conn.execute(
+            f"SELECT {selected} FROM {table} WHERE {day_column} = ANY(?)", [list(days)]
+        ).pl()
+
+
+def count_by_day(path: str | Path, table: str, days: Sequence[date], *,
+                 day_column: str = "event_day") -> dict[date, int]:
+    """Row count of ``table`` per day (0 for days without rows or a missing table)."""
+    counts = {day: 0 for day in days}
+    with connect(path) as conn:
+        if not table_exists(conn, table):
+            return counts
+        for day, n in conn.execute(
+            f"SELECT {day_column}, count(*) FROM {table} WHERE {day_column} = ANY(?) GROUP BY 1",
+            [list(days)],
+        ).fetchall():
+            counts[day] = n
+    return counts
