@@ -1,0 +1,106 @@
+"""Drift statistics: PSI, KS, unseen categories, the verdict and the plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from anomaly_pipeline.drift import (DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift,
+                                    feature_drift, plot_drift, psi, score_drift)
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = np.random.default_rng(0)
+    n_ref, n_cur = 5000, 1500
+    reference = pl.DataFrame({
+        "stable": rng.normal(0, 1, n_ref), "shifted": rng.normal(0, 1, n_ref),
+        "halved": rng.lognormal(3, 0.5, n_ref), "rare_count": rng.poisson(0.1, n_ref) * 1.0})
+    current = pl.DataFrame({
+        "stable": rng.normal(0, 1, n_cur), "shifted": rng.normal(1.0, 1, n_cur),
+        "halved": rng.lognormal(3, 0.5, n_cur) * 0.5, "rare_count": rng.poisson(0.1, n_cur) * 1.0})
+    return reference, current
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 1, 10_000)
+    assert psi(ref, rng.normal(0, 1, 10_000)) < 0.01
+    assert psi(ref, rng.normal(1, 1, 10_000)) > 0.5
+    # hand-checked: half the mass moves from the lower to the upper bin of a 0/1 feature
+    zeros_ones = np.array([0.0] * 75 + [1.0] * 25)
+    moved = np.array([0.0] * 25 + [1.0] * 75)
+    expected = (0.75 - 0.25) * np.log(0.75 / 0.25) + (0.25 - 0.75) * np.log(0.25 / 0.75)
+    assert psi(zeros_ones, moved) == pytest.approx(expected, rel=1e-3)
+
+
+def test_psi_stays_finite_when_current_fills_an_empty_bin() -> None:
+    value = psi(np.zeros(100), np.full(50, 7.0))
+    assert np.isfinite(value) and value > 5
+
+
+def test_feature_drift_table(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, current = frames
+    table = feature_drift(reference, current, ["stable", "shifted", "halved", "rare_count"])
+    assert table.schema == pl.Schema(DRIFT_SCHEMA)
+    assert set(table["feature"].head(2)) == {"shifted", "halved"}  # most drifted first
+    assert table["psi"].to_list() == sorted(table["psi"].to_list(), reverse=True)
+    row = table.filter(pl.col("feature") == "shifted").row(0, named=True)
+    ks = stats.ks_2samp(reference["shifted"].to_numpy(), current["shifted"].to_numpy())
+    assert row["ks_stat"] == pytest.approx(ks.statistic)
+    assert row["ks_pvalue"] == pytest.approx(ks.pvalue)
+    assert row["cur_mean"] == pytest.approx(current["shifted"].mean())
+    assert (row["ref_n"], row["cur_n"]) == (5000, 1500)
+    stable = table.filter(pl.col("feature") == "stable").row(0, named=True)
+    assert stable["psi"] < 0.05 and stable["ks_stat"] < 0.05
+
+
+def test_unseen_categories_and_channel_mix() -> None:
+    row = categorical_drift("channel", ["SEO"] * 50 + ["Ads"] * 50,
+                            ["SEO"] * 40 + ["Ads"] * 40 + ["AppStore"] * 20)
+    assert row["unseen_share"] == pytest.approx(0.2)
+    assert row["psi"] > 0.25 and row["ks_stat"] is None
+    same = categorical_drift("event_type", pl.Series(["view", "cart", None] * 30),
+                             pl.Series(["view", None, "cart"]))
+    assert same["unseen_share"] == 0.0 and same["psi"] < 1e-6
+
+
+def test_assess_needs_enough_drifted_features_or_a_score_shift(
+        frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, current = frames
+    features = ["stable", "shifted", "halved", "rare_count"]
+    table = feature_drift(reference, current, features,
+                          {"channel": (["SEO", "Ads"] * 50, ["SEO", "Ads", "AppStore"] * 10)})
+    verdict = assess(table, DriftThresholds(min_drifted_features=3))
+    assert verdict.drifted and set(verdict.drifted_features) == {"shifted", "halved", "channel"}
+    assert verdict.reason.startswith("drift: 3 of 5 feature(s) drifted (≥ 3): ")
+    assert "channel (PSI" in verdict.reason and "unseen 33%" in verdict.reason
+    calm = assess(table, DriftThresholds(min_drifted_features=4))
+    assert not calm.drifted and calm.reason.startswith("no drift: 3 of 5 feature(s) drifted (< 4)")
+    rng = np.random.default_rng(3)
+    with_score = pl.concat([table, score_drift(rng.uniform(0, 800, 3000),
+                                               rng.uniform(200, 1000, 800))])
+    verdict = assess(with_score, DriftThresholds(min_drifted_features=4))
+    assert verdict.drifted and verdict.reason.startswith("drift: score distribution drifted (")
+    assert "score" not in verdict.drifted_features
+
+
+def test_bad_input_is_named(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, current = frames
+    with pytest.raises(ValueError, match=r"current frame lacks feature column\(s\) \['nope'\]"):
+        feature_drift(reference.with_columns(nope=pl.lit(1.0)), current, ["nope"])
+    with pytest.raises(ValueError, match="current 'stable' has no finite values"):
+        feature_drift(reference, current.head(0), ["stable"])
+    with pytest.raises(ValueError, match="DriftThresholds.psi must be > 0"):
+        DriftThresholds(psi=0)
+    with pytest.raises(ValueError, match="drift table lacks"):
+        assess(pl.DataFrame({"feature": ["a"]}))
+
+
+def test_plot_returns_png_of_the_most_drifted(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, current = frames
+    table = feature_drift(reference, current, ["stable", "shifted", "halved"])
+    png = plot_drift(reference, current, table, top_n=2)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
