@@ -1,0 +1,188 @@
+"""MLflow model registry for fitted detectors: log, register, pick the champion, load.
+
+A fitted detector is a directory (``Detector.save``: ``meta.json``, weights, scaler, feature list).
+It is logged as plain run artifacts and registered as a version of ``anomaly_detector`` with
+``MlflowClient.create_model_version`` pointing at those artifacts. This is deliberately not an
+MLflow "flavor" model: MLflow 3 pyfunc logging would pickle a wrapper class, infer or resolve
+environments, and ``mlflow.register_model("runs:/…")`` only accepts MLflow 3 *logged models*; the
+artifacts + model-version route works offline with a sqlite backend and keeps the files exactly as
+``load_detector`` expects them. The alias ``champion`` marks the version that scores production
+days.
+
+Heavy imports (mlflow) happen inside the functions: the Dagster code location imports this module
+at load time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from anomaly_pipeline.detectors.base import Detector
+
+REGISTERED_MODEL: Final[str] = "anomaly_detector"
+CHAMPION_ALIAS: Final[str] = "champion"
+#: Model-version tags written by ``log_detector``.
+KIND_TAG: Final[str] = "kind"
+DAGSTER_RUN_TAG: Final[str] = "dagster_run_id"
+_SQLITE_PREFIX: Final[str] = "sqlite:///"
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """One registered detector version.
+
+    ``source_dir`` is where the version's detector directory lives in the artifact store (a local
+    path for the embedded default, otherwise an artifact URI).
+    """
+
+    name: str
+    version: int
+    run_id: str
+    kind: str
+    source_dir: str
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Artifact root for new experiments: ``mlartifacts/`` beside a sqlite database.
+
+    A sqlite backend has no artifact server, and MLflow's default (``./mlruns`` relative to the
+    process's working directory) would scatter artifacts wherever a process happened to start.
+    Other backends (a tracking server) choose their own root: None.
+    """
+    if not tracking_uri.startswith(_SQLITE_PREFIX):
+        return None
+    database = Path(tracking_uri[len(_SQLITE_PREFIX):]).expanduser().resolve()
+    return str(database.parent / "mlartifacts")
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name``, created (with an explicit artifact root) when missing."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_location or default_artifact_location(tracking_uri)
+    if location is not None and "://" not in location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=location)
+
+
+def log_detector(detector_dir: str | Path, *, artifact_path: str = "model",
+                 registered_model_name: str = REGISTERED_MODEL,
+                 tags: dict[str, str] | None = None) -> ModelVersionRef:
+    """Log ``detector_dir`` to the active MLflow run and register it as a new model version.
+
+    The version is tagged with the detector ``kind`` (read from its ``meta.json``) and ``tags``.
+    Raises ``RuntimeError`` when no run is active (a version must point at a run's artifacts).
+    """
+    import mlflow
+
+    from anomaly_pipeline.detectors.base import read_kind
+
+    detector_dir = Path(detector_dir)
+    kind = read_kind(detector_dir)
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_detector needs an active MLflow run (mlflow.start_run)")
+    mlflow.log_artifacts(str(detector_dir), artifact_path)
+    client = _client(mlflow.get_tracking_uri())
+    _ensure_registered_model(client, registered_model_name)
+    version = client.create_model_version(
+        registered_model_name, source=mlflow.get_artifact_uri(artifact_path),
+        run_id=run.info.run_id, tags={**(tags or {}), KIND_TAG: kind})
+    return _ref(version)
+
+
+def load_detector_version(tracking_uri: str, version: int | str,
+                          name: str = REGISTERED_MODEL) -> Detector:
+    """Download version ``version`` of ``name`` and load it with the detector registry."""
+    import mlflow
+
+    from anomaly_pipeline.detectors.registry import load_detector
+
+    client = _client(tracking_uri)
+    source = client.get_model_version_download_uri(name, str(version))
+    with tempfile.TemporaryDirectory(prefix="anomaly-model-") as scratch:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch,
+                                                    tracking_uri=tracking_uri)
+        return load_detector(local)
+
+
+def champion_bundle_dir(tracking_uri: str, cache_dir: str | Path,
+                        name: str = REGISTERED_MODEL) -> tuple[ModelVersionRef, Path] | None:
+    """The champion and a local copy of its directory under ``cache_dir``, or None.
+
+    Versions are immutable, so a copy is downloaded once per version (into a staging directory
+    renamed into place, so a concurrent reader never sees a partial copy) and reused afterwards.
+    """
+    import mlflow
+
+    champion = get_champion(tracking_uri, name)
+    if champion is None:
+        return None
+    cache_dir = Path(cache_dir)
+    target = cache_dir / f"{name}-v{champion.version}"
+    if not target.is_dir():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=cache_dir) as scratch:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=_client(tracking_uri).get_model_version_download_uri(
+                    name, str(champion.version)),
+                dst_path=scratch, tracking_uri=tracking_uri)
+            try:
+                Path(local).rename(target)
+            except OSError:
+                if not target.is_dir():  # another process won the race: use its copy
+                    raise
+    return champion, target
+
+
+def get_champion(tracking_uri: str, name: str = REGISTERED_MODEL) -> ModelVersionRef | None:
+    """The version carrying the ``champion`` alias, or None when there is none (yet)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        return _ref(client.get_model_version_by_alias(name, CHAMPION_ALIAS))
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def set_champion(tracking_uri: str, version: int | str,
+                 name: str = REGISTERED_MODEL) -> ModelVersionRef:
+    """Point the ``champion`` alias at ``version`` (moving it off the previous one)."""
+    client = _client(tracking_uri)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    return _ref(client.get_model_version(name, str(version)))
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    """Create registered model ``name`` unless it exists (a concurrent creator is fine too)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _ref(version: ModelVersion | Any) -> ModelVersionRef:
+    return ModelVersionRef(name=version.name, version=int(version.version),
+                           run_id=version.run_id, kind=version.tags.get(KIND_TAG, ""),
+                           source_dir=version.source)

@@ -1,0 +1,407 @@
+"""Training entry point: ``python -m anomaly_pipeline.train --spec spec.json``.
+
+The Dagster ``anomaly_model`` asset launches it as a separate process group,
+``torchrun --standalone --nproc_per_node=N -m anomaly_pipeline.train --spec …`` through
+``dagster.PipesSubprocessClient``, because DDP inside a Dagster process re-executes the process's
+own command line (see STACK.md). Lightning recognises torchrun's environment and joins its process
+group; ``TrainerSettings.for_world`` makes the settings agree with the launch.
+
+Every rank reads the data and trains (each on its ``DistributedSampler`` shard). Rank 0 alone then
+publishes: it writes the fitted detector to ``output_dir`` (``Detector.save``), logs params,
+per-epoch losses and that directory to MLflow (resuming ``mlflow.run_id`` when the asset already
+opened a run, so one Dagster run = one MLflow run), registers a model version, and — when launched
+by Dagster Pipes — reports the outcome as materialization metadata. Any error propagates: the
+process exits non-zero with the traceback on stderr, and since publishing is the last step,
+nothing is registered for a failed run.
+
+The spec (JSON) is parsed by ``TrainingSpec``; this module imports neither torch nor mlflow at
+module level so that the Dagster layer can build and validate specs cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from anomaly_pipeline.nn.settings import TrainerSettings
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from anomaly_pipeline.detectors.base import Detector
+    from anomaly_pipeline.nn.fitting import TrainingReport
+
+KINDS: Final[tuple[str, ...]] = ("autoencoder", "sequence")
+_LOG = logging.getLogger("anomaly_pipeline.train")
+
+
+class SpecError(ValueError):
+    """A training spec that breaks a rule; the message names the field."""
+
+
+@dataclass(frozen=True)
+class MlflowSpec:
+    """Where rank 0 logs and registers the model.
+
+    ``run_id``: an existing run to resume (the Dagster run's), else a new run is started in
+    ``experiment_name``. ``registered_model_name``: None logs the model without registering it.
+    ``artifact_location``: root for a newly created experiment (default: ``mlartifacts/`` beside a
+    sqlite database).
+    """
+
+    tracking_uri: str
+    experiment_name: str | None = None
+    run_id: str | None = None
+    registered_model_name: str | None = None
+    artifact_location: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> MlflowSpec:
+        _check_keys("mlflow", values, cls)
+        if not (isinstance(values.get("tracking_uri"), str) and values["tracking_uri"]):
+            raise SpecError(f"spec field 'mlflow.tracking_uri' is required (a non-empty string), "
+                            f"got {values.get('tracking_uri')!r}")
+        if values.get("run_id") is None and not values.get("experiment_name"):
+            raise SpecError("spec field 'mlflow.experiment_name' is required when "
+                            "'mlflow.run_id' is null")
+        for name in ("experiment_name", "run_id", "registered_model_name", "artifact_location"):
+            value = values.get(name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise SpecError(f"spec field 'mlflow.{name}' must be a non-empty string or null, "
+                                f"got {value!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What to train, on which data, with which settings, and where the results go.
+
+    ``feature_names`` (tabular kinds; ignored by ``sequence``) selects and orders the feature
+    columns; ``label_column`` (optional; 1 abnormal, 0 normal, null unknown) feeds the
+    autoencoder's semi-supervised head. ``val_path`` null holds out ``trainer.val_fraction`` of the
+    training rows instead. ``threshold_percentile`` (optional) is passed to the detector.
+    ``bundle_categories`` (optional): when set, rank 0 also writes the scoring bundle
+    (``bundle.finalize_bundle``: score scale, reason codes, drift reference with these categorical
+    values) into ``output_dir`` before logging it, so the registered version is directly
+    scoreable; the training table must then hold ``feature_contract.FEATURE_COLUMNS``.
+    """
+
+    kind: str
+    train_path: str
+    output_dir: str
+    val_path: str | None = None
+    feature_names: list[str] = field(default_factory=list)
+    label_column: str | None = None
+    model_params: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    mlflow: MlflowSpec | None = None
+    threshold_percentile: float | None = None
+    bundle_categories: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainingSpec:
+        """Parse and validate a JSON-like mapping; ``SpecError`` names the offending field."""
+        if not isinstance(values, Mapping):
+            raise SpecError(f"a training spec must be a JSON object, got {type(values).__name__}")
+        _check_keys("", values, cls)
+        for name in ("kind", "train_path", "output_dir"):
+            if name not in values:
+                raise SpecError(f"spec field {name!r} is required")
+        kind = values["kind"]
+        if kind not in KINDS:
+            raise SpecError(f"spec field 'kind' must be one of {KINDS}, got {kind!r}")
+        for name in ("train_path", "output_dir"):
+            if not (isinstance(values[name], str) and values[name]):
+                raise SpecError(f"spec field {name!r} must be a non-empty path string, "
+                                f"got {values[name]!r}")
+        for name in ("val_path", "label_column"):
+            value = values.get(name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise SpecError(f"spec field {name!r} must be a non-empty string or null, "
+                                f"got {value!r}")
+        features = values.get("feature_names") or []
+        if not (isinstance(features, list) and all(isinstance(f, str) and f for f in features)):
+            raise SpecError(f"spec field 'feature_names' must be a list of column names, "
+                            f"got {features!r}")
+        if len(set(features)) != len(features):
+            raise SpecError(f"spec field 'feature_names' repeats column(s) "
+                            f"{sorted({f for f in features if features.count(f) > 1})}")
+        if kind == "autoencoder" and not features:
+            raise SpecError("spec field 'feature_names' must name at least one column for "
+                            "kind 'autoencoder'")
+        model_params = values.get("model_params") or {}
+        if not isinstance(model_params, dict):
+            raise SpecError(f"spec field 'model_params' must be an object, got {model_params!r}")
+        for name in ("trainer", "threshold_percentile"):
+            if name in model_params:
+                raise SpecError(f"spec field 'model_params' must not contain {name!r}; use the "
+                                f"top-level {name!r} field")
+        threshold = values.get("threshold_percentile")
+        if threshold is not None and not (isinstance(threshold, (int, float))
+                                          and 0 < threshold < 100):
+            raise SpecError(f"spec field 'threshold_percentile' must be in (0, 100) or null, "
+                            f"got {threshold!r}")
+        categories = values.get("bundle_categories")
+        if categories is not None and not (
+                isinstance(categories, dict)
+                and all(isinstance(v, list) and all(isinstance(c, str) for c in v)
+                        for v in categories.values())):
+            raise SpecError("spec field 'bundle_categories' must map column names to lists of "
+                            "strings, or be null")
+        try:
+            trainer = TrainerSettings.from_dict(values.get("trainer"))
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"spec field 'trainer': {error}") from None
+        mlflow = values.get("mlflow")
+        if mlflow is not None and not isinstance(mlflow, Mapping):
+            raise SpecError(f"spec field 'mlflow' must be an object or null, got {mlflow!r}")
+        return cls(kind=kind, train_path=values["train_path"], output_dir=values["output_dir"],
+                   val_path=values.get("val_path"), feature_names=list(features),
+                   label_column=values.get("label_column"), model_params=dict(model_params),
+                   trainer=trainer,
+                   mlflow=MlflowSpec.from_dict(mlflow) if mlflow is not None else None,
+                   threshold_percentile=threshold, bundle_categories=categories)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainingSpec:
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SpecError(f"spec file {path} does not exist") from None
+        except json.JSONDecodeError as error:
+            raise SpecError(f"spec file {path} is not valid JSON: {error}") from None
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (``from_dict`` inverts it); what the Dagster asset writes to disk."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A fitted detector with the training table it saw (the bundle is fitted on it too)."""
+
+    detector: Detector
+    report: TrainingReport
+    train_frame: pl.DataFrame
+    n_val: int | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Where rank 0 put the results."""
+
+    model_dir: Path
+    mlflow_run_id: str | None
+    model_version: int | None
+
+
+def train(spec: TrainingSpec, environ: Mapping[str, str] = os.environ) -> TrainingOutcome:
+    """Read the data and fit the detector (every rank runs this)."""
+    from anomaly_pipeline.detectors.registry import make_detector
+
+    settings = spec.trainer
+    if "WORLD_SIZE" in environ:  # started by torchrun (or another torch.distributed launcher)
+        settings = settings.for_world(int(environ["WORLD_SIZE"]),
+                                      int(environ.get("LOCAL_WORLD_SIZE", environ["WORLD_SIZE"])))
+    train_frame = _read_table("train_path", spec.train_path)
+    val_frame = _read_table("val_path", spec.val_path) if spec.val_path else None
+    X, y = _inputs(spec, train_frame, "train_path")
+    X_val, y_val = _inputs(spec, val_frame, "val_path") if val_frame is not None else (None, None)
+    params = dict(spec.model_params)
+    if spec.threshold_percentile is not None:
+        params["threshold_percentile"] = spec.threshold_percentile
+    detector = make_detector(spec.kind, trainer=settings, **params)
+    feature_names = spec.feature_names if spec.kind != "sequence" else None
+    detector.fit(X, y, feature_names=feature_names,  # type: ignore[call-arg]
+                 X_val=X_val, y_val=y_val)
+    report = detector.training_report_  # type: ignore[attr-defined]
+    # Persist the spec's settings, not this launch's process-group layout: a loaded detector
+    # refitted elsewhere must not inherit strategy="ddp" and torchrun's device count.
+    detector.trainer_settings = spec.trainer  # type: ignore[attr-defined]
+    return TrainingOutcome(detector=detector, report=report, train_frame=train_frame,
+                           n_val=val_frame.height if val_frame is not None else None)
+
+
+def publish(spec: TrainingSpec, outcome: TrainingOutcome,
+            dagster_run_id: str | None = None) -> Publication:
+    """Rank 0: save the detector, log it to MLflow and register a version."""
+    model_dir = _write_model_dir(outcome, Path(spec.output_dir), spec.bundle_categories)
+    if spec.mlflow is None:
+        return Publication(model_dir=model_dir, mlflow_run_id=None, model_version=None)
+    import mlflow
+
+    from anomaly_pipeline.model_registry import DAGSTER_RUN_TAG, ensure_experiment, log_detector
+
+    config = spec.mlflow
+    mlflow.set_tracking_uri(config.tracking_uri)
+    if config.run_id is not None:
+        active = mlflow.start_run(run_id=config.run_id)
+    else:
+        assert config.experiment_name is not None  # MlflowSpec requires it without run_id
+        experiment_id = ensure_experiment(config.tracking_uri, config.experiment_name,
+                                          config.artifact_location)
+        active = mlflow.start_run(experiment_id=experiment_id)
+    tags = {DAGSTER_RUN_TAG: dagster_run_id} if dagster_run_id else {}
+    # One Dagster run may train several kinds into one MLflow run: names are scoped by kind so
+    # that params (immutable in MLflow), metrics and model artifacts never collide.
+    scope = spec.kind
+    with active as run:
+        if tags:
+            mlflow.set_tags(tags)
+        mlflow.log_params({f"{scope}.{k}": v for k, v in _params(spec, outcome).items()})
+        for record in outcome.report.history:
+            mlflow.log_metrics({f"{scope}.train_loss": record.train_loss,
+                                f"{scope}.val_loss": record.val_loss}, step=record.epoch)
+        summary = {"best_val_loss": outcome.report.best_val_loss,
+                   "samples_per_second": outcome.report.samples_per_second,
+                   "epochs_run": float(outcome.report.epochs_run)}
+        if outcome.detector.threshold_ is not None:
+            summary["threshold"] = outcome.detector.threshold_
+        mlflow.log_metrics({f"{scope}.{k}": v for k, v in summary.items()})
+        artifact_path = f"models/{scope}"
+        version = None
+        if config.registered_model_name is not None:
+            version = log_detector(model_dir, artifact_path=artifact_path,
+                                   registered_model_name=config.registered_model_name,
+                                   tags=tags).version
+        else:
+            mlflow.log_artifacts(str(model_dir), artifact_path)
+    return Publication(model_dir=model_dir, mlflow_run_id=run.info.run_id, model_version=version)
+
+
+def pipes_metadata(outcome: TrainingOutcome, publication: Publication) -> dict[str, Any]:
+    """Materialization metadata rank 0 reports to Dagster."""
+    metadata: dict[str, Any] = {
+        "epochs_run": outcome.report.epochs_run,
+        "best_val_loss": outcome.report.best_val_loss,
+        "samples_per_second": round(outcome.report.samples_per_second, 1),
+        "world_size": outcome.report.world_size,
+        "model_dir": str(publication.model_dir),
+    }
+    if publication.mlflow_run_id is not None:
+        metadata["mlflow_run_id"] = publication.mlflow_run_id
+    if publication.model_version is not None:
+        metadata["model_version"] = publication.model_version
+    return metadata
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``--spec``, train on every rank, publish on rank 0; errors propagate (exit 1)."""
+    parser = argparse.ArgumentParser(prog="python -m anomaly_pipeline.train",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="path of the JSON training spec")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spec = TrainingSpec.from_file(args.spec)
+    if int(os.environ.get("RANK", "0")) != 0:
+        train(spec)
+        return 0
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        _report(publish(spec, train(spec)))
+        return 0
+    with open_dagster_pipes() as pipes:
+        outcome = train(spec)
+        publication = publish(spec, outcome, dagster_run_id=pipes.run_id)
+        _report(publication)
+        pipes.report_asset_materialization(metadata=pipes_metadata(outcome, publication))
+    return 0
+
+
+def _report(publication: Publication) -> None:
+    _LOG.info("model written to %s (mlflow run %s, version %s)", publication.model_dir,
+              publication.mlflow_run_id, publication.model_version)
+
+
+def _check_keys(prefix: str, values: Mapping[str, Any], cls: type) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        where = f"'{prefix}' " if prefix else ""
+        raise SpecError(f"unknown spec field(s) {where}{unknown}; known: {sorted(known)}")
+
+
+def _read_table(field_name: str, path: str) -> Any:
+    import polars as pl
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"spec field {field_name!r}: {path} does not exist")
+    return pl.read_parquet(path)
+
+
+def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
+    """Detector input and labels of one table: feature matrix (tabular) or the frame (sequence)."""
+    if spec.kind == "sequence":
+        return frame, None
+    import polars as pl
+
+    from anomaly_pipeline.detectors.preprocess import feature_matrix
+
+    try:
+        X = feature_matrix(frame, spec.feature_names)
+    except ValueError as error:
+        raise ValueError(f"spec field 'feature_names' does not fit the {field_name} table "
+                         f"{spec.train_path if field_name == 'train_path' else spec.val_path}: "
+                         f"{error}") from None
+    if spec.label_column is None:
+        return X, None
+    if spec.label_column not in frame.columns:
+        raise ValueError(f"spec field 'label_column': {field_name} table lacks column "
+                         f"{spec.label_column!r}")
+    labels = frame.get_column(spec.label_column)
+    # Null labels (days without ground truth) become NaN: unknown, skipped by the labelled head.
+    return X, labels.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def _write_model_dir(outcome: TrainingOutcome, output_dir: Path,
+                     bundle_categories: dict[str, list[str]] | None) -> Path:
+    """Save (and bundle) into a staging directory, then swap it in: a reader never sees half a
+    model."""
+    from anomaly_pipeline.detectors.base import META_FILE
+
+    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / META_FILE).exists():
+        raise FileExistsError(f"spec field 'output_dir': {output_dir} is a non-empty directory "
+                              f"that holds no saved detector; refusing to overwrite it")
+    staging = output_dir.with_name(f".{output_dir.name}.staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    outcome.detector.save(staging)
+    if bundle_categories is not None:
+        from anomaly_pipeline.bundle import finalize_bundle
+
+        finalize_bundle(outcome.detector, staging, outcome.train_frame, bundle_categories)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    staging.rename(output_dir)
+    return output_dir
+
+
+def _params(spec: TrainingSpec, outcome: TrainingOutcome) -> dict[str, str]:
+    """Flat MLflow params (unscoped): the spec's choices plus the sizes of the data."""
+    params: dict[str, Any] = {"label_column": spec.label_column,
+                              "threshold_percentile": outcome.detector.threshold_percentile,
+                              "n_train": outcome.train_frame.height,
+                              "n_val": outcome.n_val, "world_size": outcome.report.world_size}
+    if spec.kind != "sequence":
+        params["n_features"] = len(spec.feature_names)
+    params.update({f"model.{k}": v for k, v in spec.model_params.items()})
+    params.update({f"trainer.{k}": v for k, v in spec.trainer.to_dict().items()})
+    return {key: json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+            for key, value in params.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Lightning detectors: they rank injected anomalies first, round-trip through save/load, and the
+semi-supervised head learns a labelled abuse shape that reconstruction alone misses."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from anomaly_pipeline.detectors.autoencoder import AutoencoderDetector
+from anomaly_pipeline.detectors.registry import load_detector, make_detector
+from anomaly_pipeline.detectors.sequence import SequenceDetector, sequence_tensors
+from anomaly_pipeline.nn.settings import TrainerSettings
+from nn_synthetic import TOKEN, funnel_tokens, low_rank_table, sequence_frame
+
+FAST = {"accelerator": "cpu", "devices": 1, "max_epochs": 30, "batch_size": 128,
+        "learning_rate": 0.01, "patience": 5}
+
+
+def _auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
+    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(abnormal_scores))]
+    return float(roc_auc_score(labels, np.r_[normal_scores, abnormal_scores]))
+
+
+@pytest.fixture(scope="module")
+def tabular() -> dict[str, np.ndarray]:
+    """Rows on a rank-3 plane; 'shaped' rows are on the plane but in a labelled corner of it,
+    'off_plane' rows break the correlations (what an autoencoder is for)."""
+    rng = np.random.default_rng(0)
+    normal, _ = low_rank_table(rng, 2000)
+    shaped, _ = low_rank_table(rng, 100, shift=3.0)
+    test_normal, _ = low_rank_table(rng, 300)
+    test_shaped, _ = low_rank_table(rng, 30, shift=3.0)
+    off_plane = low_rank_table(rng, 30)[0] + rng.normal(scale=1.5, size=(30, 12))
+    return {"normal": normal, "shaped": shaped, "test_normal": test_normal,
+            "test_shaped": test_shaped, "off_plane": off_plane.astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def unsupervised(tabular: dict[str, np.ndarray]) -> AutoencoderDetector:
+    X = np.r_[tabular["normal"], tabular["shaped"]]
+    y = np.r_[np.zeros(2000), np.ones(100)]  # ignored: alpha = 0
+    return AutoencoderDetector(hidden_dims=[16], latent_dim=3, trainer=FAST).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def semi_supervised(tabular: dict[str, np.ndarray]) -> AutoencoderDetector:
+    X = np.r_[tabular["normal"], tabular["shaped"]]
+    y = np.r_[np.zeros(2000), np.ones(100)]
+    return AutoencoderDetector(hidden_dims=[16], latent_dim=3, alpha=1.0,
+                               trainer=FAST).fit(X, y)
+
+
+def test_autoencoder_ranks_off_plane_rows_first(unsupervised: AutoencoderDetector,
+                                                tabular: dict[str, np.ndarray]) -> None:
+    assert not unsupervised.supervised
+    normal = unsupervised.decision_function(tabular["test_normal"])
+    abnormal = unsupervised.decision_function(tabular["off_plane"])
+    assert _auc(normal, abnormal) > 0.98
+    assert (unsupervised.predict(tabular["off_plane"]).mean()
+            > 5 * unsupervised.predict(tabular["test_normal"]).mean())
+
+
+def test_autoencoder_score_is_mean_of_feature_contributions(
+        unsupervised: AutoencoderDetector, tabular: dict[str, np.ndarray]) -> None:
+    contributions = unsupervised.feature_contributions(tabular["off_plane"])
+    assert contributions.shape == tabular["off_plane"].shape
+    assert (contributions >= 0).all()
+    np.testing.assert_allclose(contributions.mean(axis=1),
+                               unsupervised.decision_function(tabular["off_plane"]), rtol=1e-5)
+
+
+def test_autoencoder_report_and_early_stopping(unsupervised: AutoencoderDetector) -> None:
+    report = unsupervised.training_report_
+    assert report is not None and 1 <= report.epochs_run <= FAST["max_epochs"]
+    assert report.best_val_loss == pytest.approx(min(r.val_loss for r in report.history))
+    assert report.history[-1].train_loss < report.history[0].train_loss
+    assert report.samples_per_second > 0 and report.world_size == 1
+
+
+def test_semi_supervised_head_learns_labelled_shape(
+        unsupervised: AutoencoderDetector, semi_supervised: AutoencoderDetector,
+        tabular: dict[str, np.ndarray]) -> None:
+    assert semi_supervised.supervised
+    normal, shaped = tabular["test_normal"], tabular["test_shaped"]
+    auc_unsupervised = _auc(unsupervised.decision_function(normal),
+                            unsupervised.decision_function(shaped))
+    auc_semi = _auc(semi_supervised.decision_function(normal),
+                    semi_supervised.decision_function(shaped))
+    assert auc_semi > auc_unsupervised + 0.15, (auc_semi, auc_unsupervised)
+    # The head must not cost the reconstruction its ability to flag unseen abuse.
+    assert _auc(semi_supervised.decision_function(normal),
+                semi_supervised.decision_function(tabular["off_plane"])) > 0.95
+
+
+def test_unknown_labels_are_skipped_by_the_head(tabular: dict[str, np.ndarray]) -> None:
+    X = np.r_[tabular["normal"][:400], tabular["shaped"][:40]]
+    y = np.r_[np.full(300, np.nan), np.zeros(100), np.ones(40)]  # most normal rows unlabelled
+    detector = AutoencoderDetector(alpha=1.0, trainer={**FAST, "max_epochs": 3}).fit(X, y)
+    assert detector.supervised
+    assert np.isfinite(detector.decision_function(X)).all()
+    assert all(np.isfinite(r.train_loss) for r in detector.training_report_.history)
+    with pytest.raises(ValueError, match=r"only 0 \(normal\), 1 \(abnormal\) or NaN"):
+        AutoencoderDetector(alpha=1.0).fit(X, np.full(len(X), 2.0))
+
+
+def test_labels_without_positives_train_unsupervised(tabular: dict[str, np.ndarray]) -> None:
+    detector = AutoencoderDetector(alpha=1.0, trainer={**FAST, "max_epochs": 2})
+    detector.fit(tabular["normal"][:300], np.zeros(300))
+    assert not detector.supervised
+
+
+@pytest.mark.parametrize("fixture", ["unsupervised", "semi_supervised"])
+def test_autoencoder_save_load_gives_identical_scores(
+        fixture: str, request: pytest.FixtureRequest, tabular: dict[str, np.ndarray],
+        tmp_path) -> None:
+    detector: AutoencoderDetector = request.getfixturevalue(fixture)
+    X = np.r_[tabular["test_normal"], tabular["off_plane"]]
+    loaded = load_detector(detector.save(tmp_path / "model"))
+    assert isinstance(loaded, AutoencoderDetector)
+    np.testing.assert_array_equal(loaded.decision_function(X), detector.decision_function(X))
+    assert loaded.threshold_ == detector.threshold_
+    assert loaded.training_report_ == detector.training_report_
+
+
+def test_autoencoder_rejects_wrong_width(unsupervised: AutoencoderDetector) -> None:
+    with pytest.raises(ValueError, match="12 columns"):
+        unsupervised.decision_function(np.zeros((3, 5)))
+
+
+def test_autoencoder_semi_supervised_needs_validation_labels(
+        tabular: dict[str, np.ndarray]) -> None:
+    X, y = tabular["normal"][:200], np.r_[np.zeros(190), np.ones(10)]
+    with pytest.raises(ValueError, match="y_val is required"):
+        AutoencoderDetector(alpha=1.0, trainer=FAST).fit(X, y, X_val=X[:50])
+
+
+# -- sequences ------------------------------------------------------------------------------
+MAX_LEN = 24
+
+
+@pytest.fixture(scope="module")
+def sequences() -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(4, 20, size=700)
+    train = sequence_frame([funnel_tokens(rng, int(n)) for n in lengths], MAX_LEN)
+    normal = [funnel_tokens(rng, int(n)) for n in rng.integers(4, 20, size=150)]
+    bots = ([[TOKEN["view"]] * 20] * 10                            # scraping: views only
+            + [[TOKEN["cart"], TOKEN["purchase"]] * 8] * 10)       # brushing: buy, buy, buy
+    return {"train": train, "normal": sequence_frame(normal, MAX_LEN),
+            "bots": sequence_frame(bots, MAX_LEN),
+            "bots_left_padded": sequence_frame(bots, MAX_LEN, pad_left=True)}
+
+
+@pytest.fixture(scope="module", params=["gru", "transformer"])
+def sequence_detector(request: pytest.FixtureRequest,
+                      sequences: dict[str, pl.DataFrame]) -> SequenceDetector:
+    # score_batch_size=7: scoring must give the same result however rows are batched.
+    detector = make_detector("sequence", encoder=request.param,
+                             trainer={**FAST, "max_epochs": 6}, score_batch_size=7)
+    return detector.fit(sequences["train"])  # type: ignore[return-value]
+
+
+def test_sequence_detector_ranks_machine_sequences_first(
+        sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]) -> None:
+    normal = sequence_detector.decision_function(sequences["normal"])
+    bots = sequence_detector.decision_function(sequences["bots"])
+    assert _auc(normal, bots) > 0.98
+    assert np.isfinite(normal).all() and (normal > 0).all()
+
+
+def test_sequence_padding_side_does_not_matter(sequence_detector: SequenceDetector,
+                                               sequences: dict[str, pl.DataFrame]) -> None:
+    np.testing.assert_allclose(sequence_detector.decision_function(sequences["bots_left_padded"]),
+                               sequence_detector.decision_function(sequences["bots"]), rtol=1e-6)
+
+
+def test_sequence_save_load_gives_identical_scores(sequence_detector: SequenceDetector,
+                                                   sequences: dict[str, pl.DataFrame],
+                                                   tmp_path) -> None:
+    loaded = load_detector(sequence_detector.save(tmp_path / "model"))
+    assert isinstance(loaded, SequenceDetector)
+    frame = pl.concat([sequences["normal"], sequences["bots"]])
+    np.testing.assert_array_equal(loaded.decision_function(frame),
+                                  sequence_detector.decision_function(frame))
+
+
+@pytest.mark.parametrize(("frame", "message"), [
+    (pl.DataFrame({"tokens": [[1, 2]], "log_gaps": [[0.0, 1.0]]}),
+     r"lacks column\(s\) \['category_change'\]"),
+    (sequence_frame([[1, 99]], 4), r"'tokens' must hold ids in \[0, 11\]"),
+    (sequence_frame([[]], 4), "at least one event per row"),
+    (pl.DataFrame({"tokens": [[1, 2], [1]], "log_gaps": [[0.0, 1.0], [0.0]],
+                   "category_change": [[0, 1], [0]]}), "padded to one length"),
+])
+def test_sequence_input_errors_name_the_column(frame: pl.DataFrame, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sequence_tensors(frame)
+
+
+# -- settings -------------------------------------------------------------------------------
+def test_trainer_settings_validation_and_world() -> None:
+    with pytest.raises(ValueError, match=r"unknown trainer setting\(s\) \['epochs'\]"):
+        TrainerSettings.from_dict({"epochs": 3})
+    with pytest.raises(ValueError, match="'precision' must be one of"):
+        TrainerSettings(precision="fp8")
+    with pytest.raises(ValueError, match="'devices'"):
+        TrainerSettings(devices=0)
+    settings = TrainerSettings(precision="bf16-mixed").for_world(world_size=4, local_world_size=2)
+    assert (settings.devices, settings.num_nodes, settings.strategy) == (2, 2, "ddp")
+    assert settings.trainer_kwargs()["precision"] == "bf16-mixed"
+    assert TrainerSettings.from_dict(settings.to_dict()) == settings
