@@ -1,0 +1,1 @@
+"""Evaluation stage: every candidate side by side on the holdout days, the champion gate."""

@@ -1,0 +1,1 @@
+"""Feature stage: the dbt project (staging → sessions → user_day_features) and behaviour sequences."""

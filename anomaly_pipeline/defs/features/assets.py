@@ -1,0 +1,59 @@
+"""Behaviour sequences and the pandera contract on the feature mart."""
+
+import dagster as dg
+from pydantic import Field
+
+from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+
+FEATURES_TABLE = "features.user_day_features"
+STG_EVENTS_TABLE = "features.stg_events"
+SEQUENCES_TABLE = "features.behaviour_sequences"
+
+
+class SequenceConfig(dg.Config):
+    max_len: int = Field(default=64, ge=2, le=4096,
+                         description="Events kept per user-day (most recent); shorter days are padded.")
+
+
+@dg.asset(
+    group_name="features", partitions_def=daily_partitions, backfill_policy=single_run_backfill,
+    pool=WAREHOUSE_POOL, deps=["stg_events"], kinds={"duckdb", "polars"},
+    description="Per (user, day): ordered event-type tokens, log time gaps and category-change "
+                "flags, padded/truncated to max_len, validated by a pandera contract.",
+)
+def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfig,
+                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from anomaly_pipeline.sequences import BehaviourSequencesModel, build_sequences
+
+    days = partition_days(context)
+    events = warehouse.read_days(STG_EVENTS_TABLE, days, columns=[
+        "user_key", "event_day", "event_time", "event_type", "category_id"])
+    sequences = BehaviourSequencesModel.validate(build_sequences(events, max_len=config.max_len),
+                                                 lazy=True)
+    warehouse.replace_partitions(SEQUENCES_TABLE, sequences, days)
+    truncated = int(sequences["truncated"].sum()) if sequences.height else 0
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": sequences.height, "max_len": config.max_len,
+        "truncated_user_days": truncated})
+
+
+@dg.asset_check(asset="user_day_features", blocking=True, partitions_def=daily_partitions,
+                description="pandera contract of the feature mart (keys, non-null features, ranges); "
+                            "blocks every downstream asset when it fails.")
+def user_day_features_contract(context: dg.AssetCheckExecutionContext,
+                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    import pandera.errors
+
+    from anomaly_pipeline.feature_contract import validate_features
+
+    days = partition_days(context)
+    frame = warehouse.read_days(FEATURES_TABLE, days)
+    if frame.is_empty():
+        return dg.AssetCheckResult(passed=False, description=f"no feature rows for {days[0]}..{days[-1]}")
+    try:
+        validate_features(frame)
+    except pandera.errors.SchemaErrors as err:
+        return dg.AssetCheckResult(passed=False, description=str(err)[:2000], metadata={
+            "failure_cases": dg.MetadataValue.md(f"```\n{err.failure_cases.head(20)}\n```")})
+    return dg.AssetCheckResult(passed=True, metadata={"rows": frame.height, "days": len(days)})

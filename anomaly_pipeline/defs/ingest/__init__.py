@@ -1,0 +1,1 @@
+"""Ingest stage: landing files → raw_events (+ quarantine) and event_labels."""

@@ -1,0 +1,1 @@
+"""Monitoring and automation: drift statistics, sensors, the daily schedule."""

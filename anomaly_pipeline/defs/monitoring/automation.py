@@ -1,0 +1,122 @@
+"""Sensors and schedules: drift-triggered retraining, landing-zone arrivals, the daily run,
+and failure alerts. Sensors only read Dagster's event log and file metadata (no heavy work)."""
+
+import os
+import re
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from anomaly_pipeline.defs.jobs import daily_job, training_job
+from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK
+from anomaly_pipeline.defs.resources import AlertWebhookResource
+from anomaly_pipeline.paths import data_home
+from anomaly_pipeline.retraining import (
+    DriftObservation,
+    RetrainingCursor,
+    decide_retraining,
+)
+
+DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("feature_drift"), DRIFT_CHECK)
+#: Seconds after a drift-triggered retraining during which a new drift episode is ignored.
+COOLDOWN_ENV = "ANOMALY_PIPELINE_RETRAIN_COOLDOWN_S"
+DEFAULT_COOLDOWN_S = 24 * 3600
+SCHEDULE_HOUR_ENV, SCHEDULE_TZ_ENV = "ANOMALY_PIPELINE_SCHEDULE_HOUR", "ANOMALY_PIPELINE_SCHEDULE_TZ"
+#: How many recent drift-check evaluations the sensor reads per tick.
+HISTORY_LIMIT = 200
+_DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def drift_observations(instance: dg.DagsterInstance) -> list[DriftObservation]:
+    """Completed drift-check evaluations, newest first (event-log metadata only)."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        DRIFT_CHECK_KEY, limit=HISTORY_LIMIT,
+        status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
+    return [DriftObservation(record_id=r.id, timestamp=r.create_timestamp,
+                             drifted=r.status == AssetCheckExecutionRecordStatus.FAILED,
+                             partition=r.partition) for r in records]
+
+
+@dg.sensor(job=training_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="One retraining run (training_set → models → evaluation → champion gate) "
+                       "per drift episode of feature_drift's check, with a cooldown. Stop this "
+                       "sensor to pause drift-triggered retraining.")
+def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    cooldown = float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_S))
+    decision = decide_retraining(drift_observations(context.instance),
+                                 RetrainingCursor.from_json(context.cursor),
+                                 now=time.time(), cooldown_s=cooldown)
+    requests = []
+    if decision.request and decision.trigger is not None:
+        requests.append(dg.RunRequest(
+            run_key=f"drift-check-{decision.trigger.record_id}",
+            tags={"anomaly_pipeline/trigger": "drift",
+                  "anomaly_pipeline/drift_partition": decision.trigger.partition or ""}))
+    return dg.SensorResult(run_requests=requests, cursor=decision.cursor.to_json(),
+                           skip_reason=None if requests else decision.reason)
+
+
+@dg.sensor(job=daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="A new or re-delivered day file in landing/events runs that day's "
+                       "partition once (run key = file name + modification time).")
+def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    landing = data_home().landing_events
+    partitions = set(daily_job.partitions_def.get_partition_keys(
+        dynamic_partitions_store=context.instance)) if landing.exists() else set()
+    requests = []
+    for path in sorted(landing.glob("*")) if landing.exists() else []:
+        match = _DAY_IN_NAME.search(path.name)
+        if not (path.is_file() and match and match.group(1) in partitions):
+            continue
+        requests.append(dg.RunRequest(run_key=f"{path.name}:{path.stat().st_mtime_ns}",
+                                      partition_key=match.group(1),
+                                      tags={"anomaly_pipeline/landing_file": path.name}))
+    return dg.SensorResult(run_requests=requests,
+                           skip_reason=None if requests else f"no day file in {landing}")
+
+
+def _schedule_hour() -> int:
+    return int(os.environ.get(SCHEDULE_HOUR_ENV, "2"))
+
+
+@dg.schedule(job=daily_job, cron_schedule=f"0 {_schedule_hour()} * * *",
+             execution_timezone=os.environ.get(SCHEDULE_TZ_ENV, "UTC"),
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Yesterday's partition (UTC day) every day at the configured hour.")
+def daily_scoring_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    scheduled = context.scheduled_execution_time or datetime.now(ZoneInfo("UTC"))
+    yesterday = (scheduled.astimezone(ZoneInfo("UTC")) - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"daily-{yesterday}", partition_key=yesterday)
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Posts every failed run (id, job, failing steps and errors) to "
+                                   "the alert webhook, or logs it when none is configured.")
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
+                             alert_webhook: AlertWebhookResource) -> None:
+    from anomaly_pipeline.alerts import post_webhook
+
+    steps = [{"step": e.step_key, "error": (e.event_specific_data.error.message.strip()
+                                             if e.event_specific_data and e.event_specific_data.error
+                                             else "")[:1000]}
+             for e in context.get_step_failure_events()]
+    run = context.dagster_run
+    payload = {"text": f"Dagster run {run.run_id} of {run.job_name} failed"
+                       + (f" in {', '.join(s['step'] for s in steps)}" if steps else ""),
+               "run_id": run.run_id, "job": run.job_name, "failed_steps": steps,
+               "message": context.failure_event.message}
+    if alert_webhook.enabled:
+        post_webhook(alert_webhook.url, payload, timeout=alert_webhook.timeout_s,
+                     retries=alert_webhook.retries)
+    else:
+        context.log.error(payload["text"] + f": {steps}")
+
+
+SENSORS = [drift_retraining_sensor, landing_zone_sensor, run_failure_alert_sensor]
+SCHEDULES = [daily_scoring_schedule]

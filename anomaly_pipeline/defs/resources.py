@@ -1,0 +1,131 @@
+"""Resources: where the data lives (one data directory), DuckDB writes, MLflow, the alert webhook."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.paths import DataHome, data_home
+
+#: Concurrency pool of every asset that writes the DuckDB file: DuckDB allows one writing process
+#: per file, so writers queue instead of failing on the lock (see resources/dagster.yaml).
+WAREHOUSE_POOL = "duckdb_warehouse"
+#: Training runs saturate the machine's cores (torchrun); one at a time.
+TRAINING_POOL = "model_training"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The data directory and its DuckDB file.
+
+    ``home`` defaults to ``$ANOMALY_PIPELINE_HOME`` (then ``./.anomaly_pipeline``); setting it in
+    run config points one run at another data directory.
+    """
+
+    home: str | None = None
+
+    @property
+    def data_home(self) -> DataHome:
+        return data_home(self.home).ensure()
+
+    @property
+    def path(self) -> Path:
+        return self.data_home.warehouse
+
+    def replace_partitions(self, table: str, frame: pl.DataFrame, days: list[date]) -> int:
+        return warehouse.replace_partitions(self.path, table, frame, days)
+
+    def read_days(self, table: str, days: list[date], columns: list[str] | None = None) -> pl.DataFrame:
+        return warehouse.read_days(self.path, table, days, columns=columns)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run a read query and return a polars frame."""
+        with warehouse.connect(self.path) as conn:
+            return conn.execute(sql, params or []).pl()
+
+
+class AlertWebhookResource(dg.ConfigurableResource):
+    """Optional HTTP endpoint that receives each day's new alerts as JSON (off when url is empty)."""
+
+    url: str = ""
+    timeout_s: float = 5.0
+    retries: int = 2
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+@dg.resource(config_schema={"experiment_name": dg.Field(str, default_value="anomaly_pipeline"),
+                            "home": dg.Field(dg.Noneable(str), default_value=None)})
+def mlflow_tracking(init_context: dg.InitResourceContext) -> Any:
+    """dagster-mlflow's ``mlflow_tracking``, imported lazily and pointed at the data directory.
+
+    Why a wrapper: importing ``dagster_mlflow`` imports mlflow (seconds), which every step of every
+    run would pay if it happened at code-location load; and the experiment must be created with an
+    artifact location inside the data directory before dagster-mlflow's ``set_experiment`` would
+    create it with MLflow's cwd-relative default. One Dagster run maps to one MLflow run (the
+    resource finds the run by its ``dagster_run_id`` tag); assets end it themselves because
+    dagster-mlflow's run-finished hook does not fit asset backfills (dagster #21872).
+    """
+    import mlflow
+    from dagster_mlflow import mlflow_tracking as dagster_mlflow_tracking
+
+    home = data_home(init_context.resource_config["home"]).ensure()
+    name = init_context.resource_config["experiment_name"]
+    mlflow.set_tracking_uri(home.mlflow_tracking_uri)
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=home.mlflow_artifacts.as_uri())
+    config = {"experiment_name": name, "mlflow_tracking_uri": home.mlflow_tracking_uri,
+              "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
+              "extra_tags": {}}
+    return dagster_mlflow_tracking.resource_fn(_MlflowInitContext(init_context, config))
+
+
+class _MlflowInitContext:
+    """The init context dagster-mlflow expects: our run and logger, its own config."""
+
+    def __init__(self, ours: dg.InitResourceContext, config: dict[str, Any]) -> None:
+        self.log = ours.log
+        self.dagster_run = ours.dagster_run
+        self.run_id = ours.run_id
+        self.resource_config = config
+
+
+@contextmanager
+def active_mlflow_run(mlflow_resource: Any) -> Iterator[str]:
+    """Make the Dagster run's MLflow run active for one asset body, and end it afterwards.
+
+    dagster-mlflow resumes the run when a step initialises the resource; with the in-process
+    executor a second asset reuses the resource after the first ended the run, so every asset
+    re-activates it here rather than letting MLflow silently start a new run.
+    """
+    import mlflow
+
+    active = mlflow.active_run()
+    run_id = mlflow_resource.mlflow_run_id or (active.info.run_id if active else None)
+    if run_id is None:  # the resource's run was ended by an earlier asset of this process
+        found = mlflow.search_runs(
+            experiment_ids=[mlflow_resource.experiment.experiment_id],
+            filter_string=f"tags.dagster_run_id = '{mlflow_resource.dagster_run_id}'",
+            output_format="list")
+        run_id = found[0].info.run_id if found else mlflow.start_run(
+            run_name=mlflow_resource.run_name,
+            tags={"dagster_run_id": mlflow_resource.dagster_run_id}).info.run_id
+        active = mlflow.active_run()
+    # dagster-mlflow leaves mlflow_run_id unset when it started the run itself.
+    mlflow_resource.mlflow_run_id = run_id
+    if active is None or active.info.run_id != run_id:
+        if active is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=run_id)
+    try:
+        yield run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()

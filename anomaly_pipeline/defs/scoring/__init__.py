@@ -1,0 +1,1 @@
+"""Scoring stage: champion scores per day (points, flag, reasons, outcome) and alerts."""

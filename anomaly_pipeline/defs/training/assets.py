@@ -1,0 +1,210 @@
+"""training_set, baseline_models and the torchrun-launched anomaly_model."""
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError
+from pydantic import Field
+
+from anomaly_pipeline.defs.resources import TRAINING_POOL, WarehouseResource, active_mlflow_run
+
+CANDIDATES_FILE = "candidates.json"
+
+
+class TrainingSetConfig(dg.Config):
+    window_days: int = Field(default=14, ge=3, description="Feature days in the window (newest last).")
+    end_day: str | None = Field(default=None, description="Last day of the window (YYYY-MM-DD); "
+                                                           "default: the newest feature day.")
+    validation_days: int = Field(default=2, ge=1)
+    holdout_days: int = Field(default=3, ge=1, description="Newest days, kept for evaluation only.")
+
+
+@dg.asset(group_name="training", deps=["user_day_features", "behaviour_sequences", "stg_labels"],
+          kinds={"polars", "parquet"})
+def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
+                 warehouse: WarehouseResource) -> dict[str, Any]:
+    """A window of feature days split by time into train / validation / holdout Parquet files."""
+    from anomaly_pipeline.training_set import build_training_set, feature_days
+
+    days = feature_days(warehouse.path)
+    if config.end_day:
+        days = [d for d in days if d <= date.fromisoformat(config.end_day)]
+    days = days[-config.window_days:]
+    if not days:
+        raise dg.Failure("no feature days materialised yet: materialise user_day_features first")
+    out_dir = warehouse.data_home.artifacts / "training_sets" / context.run_id
+    info = build_training_set(warehouse.path, days, out_dir, validation_days=config.validation_days,
+                              holdout_days=config.holdout_days)
+    context.add_output_metadata({
+        "directory": dg.MetadataValue.path(info.directory),
+        "days": dg.MetadataValue.json(info.days), "rows": dg.MetadataValue.json(info.rows),
+        "abnormal_rows": dg.MetadataValue.json(info.abnormal_rows),
+        "features": len(info.feature_names)})
+    return {"directory": info.directory}
+
+
+class BaselineConfig(dg.Config):
+    kinds: list[str] = Field(default=["gaussian", "isolation_forest", "lof"])
+    threshold_percentile: float = Field(default=97.0, gt=0, lt=100,
+                                        description="Training-score percentile of the flag threshold.")
+    params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind constructor params.")
+
+
+def _register(detector: Any, model_dir: Path, train: Any, categories: dict[str, list[str]], *,
+              tags: dict[str, str]) -> dict[str, Any]:
+    """Finish the bundle, log it to the active MLflow run and register a model version."""
+    from anomaly_pipeline.bundle import finalize_bundle
+    from anomaly_pipeline.model_registry import REGISTERED_MODEL, log_detector
+
+    finalize_bundle(detector, model_dir, train, categories)
+    ref = log_detector(model_dir, artifact_path=f"models/{detector.kind}",
+                       registered_model_name=REGISTERED_MODEL, tags=tags)
+    return {"kind": detector.kind, "version": str(ref.version), "run_id": ref.run_id,
+            "model_dir": str(model_dir)}
+
+
+@dg.asset(group_name="training", required_resource_keys={"mlflow"}, pool=TRAINING_POOL,
+          kinds={"scikitlearn", "mlflow"})
+def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
+                    training_set: dict[str, Any]) -> list[dict[str, Any]]:
+    """Gaussian / IsolationForest / LOF fitted on the training split, each registered in MLflow."""
+    import mlflow
+    import polars as pl
+
+    from anomaly_pipeline.detectors.preprocess import feature_matrix
+    from anomaly_pipeline.detectors.registry import make_detector
+    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+    from anomaly_pipeline.training_set import TrainingSetInfo
+
+    info = TrainingSetInfo.read(training_set["directory"])
+    train = pl.read_parquet(info.path("train"))
+    X = feature_matrix(train, FEATURE_COLUMNS)
+    refs = []
+    with active_mlflow_run(context.resources.mlflow):
+        mlflow.log_params({"training_set": info.directory, "train_rows": train.height})
+        for kind in config.kinds:
+            detector = make_detector(kind, threshold_percentile=config.threshold_percentile,
+                                     **config.params.get(kind, {}))
+            detector.fit(X, feature_names=list(FEATURE_COLUMNS))
+            model_dir = Path(info.directory).parent.parent / "models" / context.run_id / kind
+            detector.save(model_dir)
+            refs.append(_register(detector, model_dir, train, info.categories,
+                                  tags={"kind": kind, "dagster_run_id": context.run_id,
+                                        "training_set": info.directory}))
+            context.log.info(f"registered {kind} as version {refs[-1]['version']}")
+    context.add_output_metadata({"models": dg.MetadataValue.json(refs)})
+    return refs
+
+
+class AnomalyModelConfig(dg.Config):
+    """Lightning training, launched with torchrun (CPU or GPU; one or many devices)."""
+
+    kinds: list[str] = Field(default=["autoencoder", "sequence"],
+                             description="Lightning detectors to train: autoencoder, sequence.")
+    accelerator: str = Field(default="cpu", description="auto | cpu | gpu")
+    devices: int = Field(default=1, ge=1, description="Processes per node (torchrun nproc_per_node).")
+    num_nodes: int = Field(default=1, ge=1)
+    rdzv_endpoint: str | None = Field(default=None, description="host:port of the c10d rendezvous "
+                                      "when num_nodes > 1 (run the same job on every node).")
+    precision: str = Field(default="32-true", description="32-true | bf16-mixed | 16-mixed | …")
+    max_epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=512, ge=1, description="Per device.")
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=3, ge=0)
+    seed: int = 7
+    alpha: float = Field(default=0.0, ge=0, description="Weight of the semi-supervised BCE head "
+                         "(autoencoder); used only when the training window has labels.")
+    threshold_percentile: float = Field(default=97.0, gt=0, lt=100)
+    model_params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind params.")
+
+
+def torchrun_command(config: AnomalyModelConfig, spec_path: Path) -> list[str]:
+    """The torchrun invocation for one training spec (standalone on one node, c10d across nodes)."""
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.devices}"]
+    if config.num_nodes == 1:
+        command.append("--standalone")
+    else:
+        if not config.rdzv_endpoint:
+            raise dg.Failure("num_nodes > 1 needs rdzv_endpoint (host:port reachable by every node)")
+        command += [f"--nnodes={config.num_nodes}", "--rdzv-backend=c10d",
+                    f"--rdzv-endpoint={config.rdzv_endpoint}"]
+    return command + ["-m", "anomaly_pipeline.train", "--spec", str(spec_path)]
+
+
+def _tee_log(command: list[str], log_path: Path) -> list[str]:
+    """Run ``command`` with its output both streamed and copied to ``log_path`` (exit code kept)."""
+    return ["bash", "-o", "pipefail", "-c", '"$@" 2>&1 | tee "$0"', str(log_path), *command]
+
+
+def _error_excerpt(log_path: Path, limit: int = 4000) -> str:
+    """The first traceback in the log (a rank's root cause; torchrun's own comes after it)."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    start = text.find("Traceback (most recent call last)")
+    return text[start:start + limit] if start >= 0 else text[-limit:]
+
+
+@dg.asset(group_name="training", required_resource_keys={"mlflow", "pipes_subprocess_client"},
+          pool=TRAINING_POOL, kinds={"pytorch", "mlflow"})
+def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
+                  training_set: dict[str, Any]) -> dg.Output[list[dict[str, Any]]]:
+    """Lightning detectors trained in a torchrun process group; rank 0 logs and registers.
+
+    DDP never runs inside this process (Lightning would re-execute the Dagster command line on
+    rank 1, see STACK.md): the asset writes a spec, starts torchrun through Dagster Pipes, and
+    collects what rank 0 reports.
+    """
+    from anomaly_pipeline.model_registry import REGISTERED_MODEL
+    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+    from anomaly_pipeline.training_set import TrainingSetInfo
+
+    info = TrainingSetInfo.read(training_set["directory"])
+    run_dir = Path(info.directory).parent.parent / "models" / context.run_id
+    refs, reported = [], {}
+    with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
+        for kind in config.kinds:
+            kind_dir = run_dir / kind
+            kind_dir.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "kind": kind, "train_path": str(info.path("train")),
+                "val_path": str(info.path("validation")),
+                "feature_names": list(FEATURE_COLUMNS),
+                "label_column": "label" if config.alpha > 0 else None,
+                "threshold_percentile": config.threshold_percentile,
+                "model_params": {**({"alpha": config.alpha} if kind == "autoencoder" else {}),
+                                 **config.model_params.get(kind, {})},
+                "trainer": {"accelerator": config.accelerator, "devices": config.devices,
+                            "num_nodes": config.num_nodes,
+                            "strategy": "ddp" if config.devices * config.num_nodes > 1 else "auto",
+                            "precision": config.precision, "max_epochs": config.max_epochs,
+                            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
+                            "patience": config.patience, "seed": config.seed,
+                            "checkpoint_dir": str(kind_dir / "checkpoints")},
+                "output_dir": str(kind_dir / "model"),
+                "bundle_categories": info.categories,
+                "mlflow": {"tracking_uri": context.resources.mlflow.tracking_uri,
+                           "run_id": mlflow_run_id, "experiment_name": None,
+                           "registered_model_name": REGISTERED_MODEL},
+            }
+            spec_path = kind_dir / "spec.json"
+            spec_path.write_text(json.dumps(spec, indent=2))
+            log_path = kind_dir / "train.log"
+            try:
+                invocation = context.resources.pipes_subprocess_client.run(
+                    context=context, command=_tee_log(torchrun_command(config, spec_path), log_path),
+                    extras={"kind": kind})
+            except DagsterPipesExecutionError as err:
+                raise dg.Failure(description=f"{kind} training failed: {err}",
+                                 metadata={"child_error": dg.MetadataValue.text(_error_excerpt(log_path)),
+                                           "log": dg.MetadataValue.path(str(log_path))}) from err
+            result = invocation.get_materialize_result()
+            reported[kind] = {k: v.value for k, v in (result.metadata or {}).items()}
+            refs.append({"kind": kind, "version": str(reported[kind]["model_version"]),
+                         "run_id": mlflow_run_id, "model_dir": str(reported[kind]["model_dir"])})
+    # An explicit Output: with Pipes results in flight, Dagster would read a bare list as events.
+    return dg.Output(refs, metadata={
+        "models": dg.MetadataValue.json(refs), "training": dg.MetadataValue.json(reported),
+        "devices": config.devices, "num_nodes": config.num_nodes, "accelerator": config.accelerator})

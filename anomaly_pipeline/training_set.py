@@ -1,0 +1,130 @@
+"""The training set: a window of feature days, joined with sequences and labels, split by time.
+
+Why a time split (train → validation → holdout, oldest to newest) and not a random one: a model
+is always applied to days after the ones it learnt from, and behaviour drifts; a random split would
+leak tomorrow's patterns into training and flatter the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS
+
+FEATURES_TABLE = "features.user_day_features"
+SEQUENCES_TABLE = "features.behaviour_sequences"
+LABELS_TABLE = "features.stg_labels"
+COVERAGE_TABLE = "raw.label_coverage"
+STG_EVENTS_TABLE = "features.stg_events"
+#: Event-level columns whose unseen values signal drift (new channel, new event type).
+CATEGORICAL_COLUMNS = ("channel", "event_type")
+SEQUENCE_COLUMNS = ("tokens", "log_gaps", "category_change")
+SPLITS = ("train", "validation", "holdout")
+INFO_FILE = "training_set.json"
+
+
+@dataclass(frozen=True)
+class TrainingSetInfo:
+    """Where a training set lives and what it holds (also written as JSON beside the Parquet)."""
+
+    directory: str
+    days: dict[str, list[str]]
+    rows: dict[str, int]
+    labelled_rows: dict[str, int]
+    abnormal_rows: dict[str, int]
+    feature_names: list[str]
+    #: Values of the event-level categorical columns seen in the training days (drift reference).
+    categories: dict[str, list[str]]
+
+    def path(self, split: str) -> Path:
+        return Path(self.directory) / f"{split}.parquet"
+
+    @classmethod
+    def read(cls, directory: str | Path) -> "TrainingSetInfo":
+        return cls(**json.loads((Path(directory) / INFO_FILE).read_text()))
+
+
+def feature_days(warehouse_path: Path) -> list[date]:
+    """Days present in the feature mart, oldest first."""
+    with warehouse.connect(warehouse_path) as conn:
+        if not warehouse.table_exists(conn, FEATURES_TABLE):
+            return []
+        rows = conn.execute(f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def split_days(days: list[date], *, validation_days: int, holdout_days: int) -> dict[str, list[date]]:
+    """Oldest days train, then validation, newest holdout; at least one training day."""
+    if len(days) < validation_days + holdout_days + 1:
+        raise ValueError(f"{len(days)} feature day(s) cannot hold {validation_days} validation + "
+                         f"{holdout_days} holdout day(s) and one training day; materialise more days")
+    n_train = len(days) - validation_days - holdout_days
+    return {"train": days[:n_train], "validation": days[n_train:n_train + validation_days],
+            "holdout": days[n_train + validation_days:]}
+
+
+def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
+    """Features + sequences + label columns for ``days``.
+
+    ``label`` is 1 for a labelled abnormal user-day, 0 for a user-day of a labelled day without a
+    label, and null on days with no ground truth at all.
+    """
+    features = warehouse.read_days(warehouse_path, FEATURES_TABLE, days,
+                                   columns=[*KEY_COLUMNS, *FEATURE_COLUMNS])
+    sequences = warehouse.read_days(warehouse_path, SEQUENCES_TABLE, days,
+                                    columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS])
+    labels = warehouse.read_days(warehouse_path, LABELS_TABLE, days,
+                                 columns=[*KEY_COLUMNS, "anomaly_type"])
+    coverage = warehouse.read_days(warehouse_path, COVERAGE_TABLE, days,
+                                   columns=["event_day", "labelled"])
+    if features.is_empty():
+        raise ValueError(f"no feature rows for {days[0]}..{days[-1]}")
+    frame = features.join(sequences, on=list(KEY_COLUMNS), how="left") if not sequences.is_empty() \
+        else features
+    if labels.is_empty():
+        labels = pl.DataFrame(schema={"user_key": pl.String, "event_day": pl.Date,
+                                      "anomaly_type": pl.String})
+    if coverage.is_empty():
+        coverage = pl.DataFrame(schema={"event_day": pl.Date, "labelled": pl.Boolean})
+    frame = (frame.join(labels, on=list(KEY_COLUMNS), how="left")
+             .join(coverage, on="event_day", how="left")
+             .with_columns(label=pl.when(pl.col("anomaly_type").is_not_null()).then(1)
+                           .when(pl.col("labelled")).then(0).otherwise(None).cast(pl.Int8))
+             .drop("labelled"))
+    return frame.sort(list(KEY_COLUMNS))
+
+
+def category_values(warehouse_path: Path, days: list[date],
+                    column: str) -> list[str | None]:
+    """Every event's value of a categorical ``column`` on ``days`` (for unseen-share drift)."""
+    frame = warehouse.read_days(warehouse_path, STG_EVENTS_TABLE, days, columns=[column])
+    return frame.get_column(column).to_list() if not frame.is_empty() else []
+
+
+def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
+                       validation_days: int, holdout_days: int) -> TrainingSetInfo:
+    """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split = split_days(days, validation_days=validation_days, holdout_days=holdout_days)
+    rows, labelled, abnormal = {}, {}, {}
+    for name, split_day_list in split.items():
+        frame = load_user_days(warehouse_path, split_day_list)
+        frame.write_parquet(out_dir / f"{name}.parquet")
+        rows[name] = frame.height
+        labelled[name] = int(frame["label"].is_not_null().sum())
+        abnormal[name] = int((frame["label"] == 1).sum())
+    info = TrainingSetInfo(directory=str(out_dir),
+                           days={k: [d.isoformat() for d in v] for k, v in split.items()},
+                           rows=rows, labelled_rows=labelled, abnormal_rows=abnormal,
+                           feature_names=list(FEATURE_COLUMNS),
+                           categories={c: sorted({v for v in category_values(
+                               warehouse_path, split["train"], c) if v is not None})
+                               for c in CATEGORICAL_COLUMNS})
+    (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
+    return info

@@ -1,0 +1,126 @@
+"""Shared fixtures: a simulated data directory taken through the real pipeline once per session.
+
+Tests that need features, a trained champion or a populated Dagster instance build on
+``ingested_pipeline`` / ``trained_pipeline`` instead of re-running dbt and training each time
+(each dbt invocation costs seconds on the 2-core CI machine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Demo mode supplies the documented pseudonym key to the dbt subprocesses of the pipeline tests;
+# privacy tests that need a real key set their own.
+os.environ.setdefault("ANOMALY_PIPELINE_DEMO", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+#: The simulated window of the session pipeline: enough days for train / validation / holdout.
+PIPELINE_START = date(2026, 10, 1)
+PIPELINE_DAYS = 6
+PIPELINE_USERS = 400
+
+
+@dataclass
+class Pipeline:
+    """A data directory, its Dagster instance and the resources that point at it."""
+
+    root: Path
+    days: list[date]
+    instance: Any
+    resources: dict[str, Any]
+    simulation: Any
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def range_tags(self, days: list[date] | None = None) -> dict[str, str]:
+        days = days or self.days
+        return {"dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[-1].isoformat()}
+
+
+def pipeline_resources(root: Path) -> dict[str, Any]:
+    """The code location's resources, every one pointed at ``root``."""
+    import dagster as dg
+
+    from anomaly_pipeline.defs.features.dbt import dbt_resource
+    from anomaly_pipeline.defs.resources import (
+        AlertWebhookResource,
+        WarehouseResource,
+        mlflow_tracking,
+    )
+
+    return {
+        "warehouse": WarehouseResource(home=str(root)),
+        "dbt": dbt_resource(),
+        "mlflow": mlflow_tracking.configured({"home": str(root)}),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        "alert_webhook": AlertWebhookResource(),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(root / "dagster_storage")),
+    }
+
+
+def all_definitions() -> list[Any]:
+    """Assets and asset checks of the code location (what `materialize` needs)."""
+    from anomaly_pipeline.definitions import defs
+
+    return [*defs.assets, *defs.asset_checks]
+
+
+def materialize(pipeline: Pipeline, selection: Any, *, tags: dict[str, str] | None = None,
+                partition_key: str | None = None, run_config: dict | None = None,
+                raise_on_error: bool = True) -> Any:
+    import dagster as dg
+
+    return dg.materialize(all_definitions(), selection=selection, instance=pipeline.instance,
+                          resources=pipeline.resources, tags=tags, partition_key=partition_key,
+                          run_config=run_config, raise_on_error=raise_on_error)
+
+
+#: Training settings small enough for CI: baselines, the autoencoder and the sequence model.
+FAST_TRAINING = {
+    "training_set": {"config": {"window_days": PIPELINE_DAYS, "validation_days": 1,
+                                "holdout_days": 2}},
+    "anomaly_model": {"config": {"max_epochs": 3, "batch_size": 256, "devices": 1}},
+}
+
+
+@pytest.fixture(scope="session")
+def ingested_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Six simulated days through ingest, dbt features and sequences (one single-run backfill)."""
+    import dagster as dg
+
+    from anomaly_pipeline.defs.jobs import INGEST_FEATURES
+    from anomaly_pipeline.paths import data_home
+    from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing
+
+    root = tmp_path_factory.mktemp("pipeline")
+    home = data_home(root).ensure()
+    simulation = simulate(SimulationConfig(start_day=PIPELINE_START, n_days=PIPELINE_DAYS,
+                                           n_users=PIPELINE_USERS, seed=11, anomaly_share=0.05))
+    write_landing(simulation, home.landing_events, home.landing_labels)
+    days = [PIPELINE_START + timedelta(days=i) for i in range(PIPELINE_DAYS)]
+    with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
+        pipeline = Pipeline(root=root, days=days, instance=instance,
+                            resources=pipeline_resources(root), simulation=simulation)
+        materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags())
+        yield pipeline
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(ingested_pipeline: Pipeline) -> Pipeline:
+    """The ingested pipeline with a trained, evaluated and promoted champion."""
+    from anomaly_pipeline.defs.jobs import TRAINING
+
+    materialize(ingested_pipeline, TRAINING, run_config={"ops": FAST_TRAINING})
+    return ingested_pipeline
