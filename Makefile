@@ -8,7 +8,7 @@ export ANOMALY_PIPELINE_HOME ?= $(CURDIR)/.anomaly_pipeline
 export DAGSTER_HOME ?= $(ANOMALY_PIPELINE_HOME)/dagster
 DBT_MANIFEST := dbt_features/target/manifest.json
 
-.PHONY: install demo dev test test-fast bench-features bench-train mlflow-ui clean
+.PHONY: install demo dev test test-fast bench-features bench-train bench-sensors mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -50,6 +50,9 @@ bench-features: install
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_train.py
+
+bench-sensors: install
+	$(BIN)/python benchmarks/bench_sensors.py
 
 ## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
 mlflow-ui: install

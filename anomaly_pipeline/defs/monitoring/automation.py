@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from anomaly_pipeline.defs.jobs import daily_job, training_job
 from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK
@@ -102,9 +103,8 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
                              alert_webhook: AlertWebhookResource) -> None:
     from anomaly_pipeline.alerts import post_webhook
 
-    steps = [{"step": e.step_key, "error": (e.event_specific_data.error.message.strip()
-                                             if e.event_specific_data and e.event_specific_data.error
-                                             else "")[:1000]}
+    steps = [{"step": e.step_key,
+              "error": _error_chain(e.event_specific_data.error if e.event_specific_data else None)}
              for e in context.get_step_failure_events()]
     run = context.dagster_run
     payload = {"text": f"Dagster run {run.run_id} of {run.job_name} failed"
@@ -116,6 +116,19 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
                      retries=alert_webhook.retries)
     else:
         context.log.error(payload["text"] + f": {steps}")
+
+
+def _error_chain(error: SerializableErrorInfo | None, limit: int = 1000) -> str:
+    """The error's messages, root cause first.
+
+    Dagster wraps an asset's exception in a step-execution error whose own message only names the
+    op; the cause that tells on-call what broke would otherwise be lost from the alert.
+    """
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return " <- ".join(reversed(messages))[:limit]
 
 
 SENSORS = [drift_retraining_sensor, landing_zone_sensor, run_failure_alert_sensor]

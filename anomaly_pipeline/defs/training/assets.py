@@ -116,8 +116,9 @@ class AnomalyModelConfig(dg.Config):
     learning_rate: float = Field(default=1e-3, gt=0)
     patience: int = Field(default=3, ge=0)
     seed: int = 7
-    alpha: float = Field(default=0.0, ge=0, description="Weight of the semi-supervised BCE head "
-                         "(autoencoder); used only when the training window has labels.")
+    alpha: float = Field(default=1.0, ge=0, description="Weight of the semi-supervised BCE head "
+                         "of the autoencoder (L = reconstruction + alpha·BCE); it trains only on "
+                         "labelled rows, so without labels the model is unsupervised; 0 disables.")
     threshold_percentile: float = Field(default=97.0, gt=0, lt=100)
     model_params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind params.")
 

@@ -1,0 +1,162 @@
+"""The whole graph on simulated days: scores for every user-day, idempotent reruns, reasons that
+name each anomaly type's signature, alerts posted to a real local webhook, the champion gate."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.defs.jobs import SCORING, TRAINING
+from anomaly_pipeline.defs.resources import AlertWebhookResource
+from conftest import FAST_TRAINING, Pipeline, materialize
+
+pytestmark = pytest.mark.slow
+
+SCORE_TABLES = ("scoring.daily_anomaly_scores", "scoring.anomaly_alerts", "monitoring.feature_drift")
+
+#: Reason codes that describe each simulated anomaly type's behavioural signature.
+SIGNATURES: dict[str, set[str]] = {
+    "click_bot": {"high_view_rate", "machine_regular_intervals", "rapid_events",
+                  "rapid_fire_events", "high_event_volume", "high_view_count", "high_click_count",
+                  "night_activity"},
+    "account_takeover": {"new_device_and_ip_network", "new_device", "new_ip_network",
+                         "high_purchase_count", "high_spend", "high_order_value",
+                         "high_purchase_per_view", "many_devices", "many_ip_networks"},
+    "order_brushing": {"high_purchase_per_view", "shared_device", "shared_ip_network",
+                       "high_purchase_count", "high_cart_to_purchase", "many_reviews",
+                       "extreme_ratings"},
+    "scraping": {"many_distinct_items", "many_distinct_categories", "high_view_rate",
+                 "high_view_count", "high_event_volume", "long_view_burst",
+                 "high_views_per_session", "rapid_events", "machine_regular_intervals"},
+    "coupon_abuse": {"purchase_right_after_signup", "shared_device", "shared_ip_network",
+                     "many_coupons", "repeated_signups", "high_purchase_per_view"},
+    "fake_review": {"many_reviews", "extreme_ratings", "unusual_rating"},
+}
+
+
+def _count(path: Path, table: str) -> int:
+    with warehouse.connect(path, read_only=True) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def scored_pipeline(trained_pipeline: Pipeline) -> Pipeline:
+    """Scores, alerts and drift for the last two days, one partition per run."""
+    for day in trained_pipeline.days[-2:]:
+        assert materialize(trained_pipeline, SCORING, partition_key=day.isoformat()).success
+    return trained_pipeline
+
+
+def test_every_user_day_gets_a_score_from_the_champion(scored_pipeline: Pipeline) -> None:
+    days = scored_pipeline.days[-2:]
+    features = warehouse.read_days(scored_pipeline.warehouse, "features.user_day_features", days,
+                                   columns=["user_key", "event_day"])
+    scores = warehouse.read_days(scored_pipeline.warehouse, "scoring.daily_anomaly_scores", days)
+    assert scores.height == features.height > 0
+    assert scores.join(features, on=["user_key", "event_day"], how="anti").is_empty()
+    assert scores["score"].is_between(0, 1000).all()
+    assert set(scores["outcome"]) <= {"allow", "review", "block"}
+    champion = scored_pipeline.instance.get_latest_materialization_event(
+        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
+    assert set(scores["model_version"]) == {str(champion)}
+    flagged = scores.filter(pl.col("flagged"))
+    assert flagged.height and flagged["reasons"].list.len().min() >= 1
+
+
+def test_rerunning_a_day_duplicates_nothing(scored_pipeline: Pipeline) -> None:
+    before = {t: _count(scored_pipeline.warehouse, t) for t in SCORE_TABLES}
+    day = scored_pipeline.days[-1].isoformat()
+    assert materialize(scored_pipeline, SCORING, partition_key=day).success
+    assert {t: _count(scored_pipeline.warehouse, t) for t in SCORE_TABLES} == before
+
+
+def test_top_reason_names_each_anomaly_types_signature(trained_pipeline: Pipeline) -> None:
+    days = trained_pipeline.days
+    assert materialize(trained_pipeline, dg.AssetSelection.assets("daily_anomaly_scores"),
+                       tags=trained_pipeline.range_tags(days)).success
+    with warehouse.connect(trained_pipeline.warehouse, read_only=True) as conn:
+        flagged = conn.execute("""
+            SELECT l.anomaly_type, s.reason_codes[1] AS top_code
+            FROM scoring.daily_anomaly_scores s
+            JOIN features.stg_labels l USING (user_key, event_day)
+            WHERE s.flagged""").pl()
+    covered = set(flagged["anomaly_type"])
+    assert len(covered) >= 4, f"only {covered} flagged"
+    for anomaly_type, group in flagged.group_by("anomaly_type"):
+        hits = group["top_code"].is_in(list(SIGNATURES[anomaly_type[0]])).mean()
+        assert hits >= 0.6, (anomaly_type[0], group["top_code"].value_counts())
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    _Collector.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/alerts", _Collector.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_alerts_are_posted_to_the_webhook_once_per_user(scored_pipeline: Pipeline,
+                                                        webhook: tuple[str, list[dict]]) -> None:
+    url, received = webhook
+    day = scored_pipeline.days[-1]
+    resources = {**scored_pipeline.resources, "alert_webhook": AlertWebhookResource(url=url)}
+    result = dg.materialize(_definitions(), selection=dg.AssetSelection.assets("anomaly_alerts"),
+                            instance=scored_pipeline.instance, resources=resources,
+                            partition_key=day.isoformat())
+    assert result.success
+    stored = warehouse.read_days(scored_pipeline.warehouse, "scoring.anomaly_alerts", [day])
+    assert len(received) == 1
+    payload = received[0]
+    assert payload["alert_count"] == stored.height > 0
+    assert {a["alert_id"] for a in payload["alerts"]} == set(stored["alert_id"])
+    assert stored["user_key"].is_unique().all()
+
+
+def _definitions() -> list:
+    from conftest import all_definitions
+
+    return all_definitions()
+
+
+def test_gate_keeps_the_champion_against_a_worse_challenger(trained_pipeline: Pipeline) -> None:
+    champion_before = trained_pipeline.instance.get_latest_materialization_event(
+        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
+    worse = {"training_set": FAST_TRAINING["training_set"],
+             "baseline_models": {"config": {"kinds": ["lof"], "params": {"lof": {"n_neighbors": 2}}}},
+             "anomaly_model": {"config": {**FAST_TRAINING["anomaly_model"]["config"],
+                                          "kinds": ["sequence"], "max_epochs": 1}}}
+    result = materialize(trained_pipeline, TRAINING, run_config={"ops": worse},
+                         raise_on_error=False)
+    gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "champion_gate")
+    assert not gate.passed
+    assert "champion" in (gate.description or "")
+    assert not result.asset_materializations_for_node("champion_model")
+    champion_after = trained_pipeline.instance.get_latest_materialization_event(
+        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
+    assert champion_after == champion_before
