@@ -25,7 +25,7 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 #: The simulated window of the session pipeline: enough days for train / validation / holdout.
 PIPELINE_START = date(2026, 10, 1)
-PIPELINE_DAYS = 6
+PIPELINE_DAYS = 7
 PIPELINE_USERS = 400
 
 
@@ -97,7 +97,7 @@ FAST_TRAINING = {
 
 @pytest.fixture(scope="session")
 def ingested_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """Six simulated days through ingest, dbt features and sequences (one single-run backfill)."""
+    """Seven simulated days through ingest, dbt features and sequences (one single-run backfill)."""
     import dagster as dg
 
     from anomaly_pipeline.defs.jobs import INGEST_FEATURES

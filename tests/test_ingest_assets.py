@@ -101,3 +101,24 @@ def test_missing_landing_file_names_the_day(bare_home: Pipeline) -> None:
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert f"no landing file for {DAY}" in failure.event_specific_data.error.to_string()
+
+
+@pytest.mark.slow
+def test_backfilling_seven_days_in_one_run_duplicates_nothing(ingested_pipeline: Pipeline) -> None:
+    """The on-call path: the whole range again, as one run (single-run backfill policy)."""
+    from anomaly_pipeline.defs.jobs import INGEST_FEATURES
+
+    assert len(ingested_pipeline.days) == 7
+    tables = (RAW_EVENTS_TABLE, QUARANTINE_TABLE, "features.stg_events", "features.sessions",
+              "features.user_day_features", "features.behaviour_sequences")
+    before = {t: _counts(ingested_pipeline.warehouse, t) for t in tables}
+    runs_before = len(ingested_pipeline.instance.get_runs())
+    result = materialize(ingested_pipeline, INGEST_FEATURES, tags=ingested_pipeline.range_tags())
+    assert result.success
+    assert len(ingested_pipeline.instance.get_runs()) == runs_before + 1
+    assert {t: _counts(ingested_pipeline.warehouse, t) for t in tables} == before
+    with warehouse.connect(ingested_pipeline.warehouse, read_only=True) as conn:
+        duplicated = conn.execute("""SELECT count(*) FROM (SELECT user_key, event_day
+            FROM features.user_day_features GROUP BY 1, 2 HAVING count(*) > 1)""").fetchone()[0]
+        days = conn.execute("SELECT count(DISTINCT event_day) FROM raw.raw_events").fetchone()[0]
+    assert duplicated == 0 and days == 7
