@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from anomaly_pipeline.nn.loss_module import LossModule
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -32,7 +33,7 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class AutoencoderModule(pl.LightningModule):
+class AutoencoderModule(LossModule):
     """Encoder ``n_features → hidden_dims… → latent_dim``, mirrored decoder, optional head.
 
     ``pos_weight`` is None for unsupervised training (no head, batches are ``(x,)``); otherwise
@@ -77,19 +78,6 @@ class AutoencoderModule(pl.LightningModule):
                 pos_weight=self.pos_weight, reduction="none")
             loss = loss + self.alpha * (bce * known).sum() / known.sum().clamp_min(1)
         return loss
-
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
 
     @torch.inference_mode()
     def squared_errors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 from typing import Final
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from anomaly_pipeline.nn.loss_module import LossModule
 
 ENCODERS: Final[tuple[str, ...]] = ("gru", "transformer")
 
@@ -43,7 +44,7 @@ class _SinusoidalPositions(nn.Module):
         return table
 
 
-class NextEventModule(pl.LightningModule):
+class NextEventModule(LossModule):
     """Causal GRU or Transformer encoder with a next-event-type softmax head.
 
     Token ids: 0 = padding, 1…``n_event_types`` = event types; ``n_event_types + 1`` is the start
@@ -106,19 +107,6 @@ class NextEventModule(pl.LightningModule):
     def _loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         nll, mask = self.event_nll(*batch)
         return nll.sum() / mask.sum().clamp_min(1)
-
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
 
     @torch.inference_mode()
     def sequence_nll(self, tokens: torch.Tensor, gaps: torch.Tensor,
