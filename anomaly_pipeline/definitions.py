@@ -5,6 +5,11 @@ import warnings
 
 import dagster as dg
 
+# Single-run backfill policies and partitioned asset checks are beta/preview features we rely on
+# on purpose; filtered before the stage modules below define them.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
 from anomaly_pipeline.defs import jobs
 from anomaly_pipeline.defs.evaluation import assets as evaluation
 from anomaly_pipeline.defs.features import assets as features
@@ -16,10 +21,6 @@ from anomaly_pipeline.defs.resources import AlertWebhookResource, WarehouseResou
 from anomaly_pipeline.defs.scoring import assets as scoring
 from anomaly_pipeline.defs.training import assets as training
 from anomaly_pipeline.paths import data_home
-
-# Single-run backfill policies and partitioned checks are beta/preview features we rely on on purpose.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 WEBHOOK_ENV = "ANOMALY_PIPELINE_ALERT_WEBHOOK"
 STAGES = (ingest, dbt_features, features, training, evaluation, scoring, monitoring)

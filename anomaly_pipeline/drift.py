@@ -119,6 +119,26 @@ def feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequ
                          if rows else pl.DataFrame(schema=DRIFT_SCHEMA))
 
 
+def unseen_categories(seen: dict[str, list[str]],
+                      current: dict[str, list[str | None]]) -> pl.DataFrame:
+    """Drift rows (``DRIFT_SCHEMA``) of the categorical columns: the unseen share only.
+
+    For when only *which* categories the reference saw is known, not how often (a model bundle
+    stores the set): a PSI of shares against that list would compare the day's mix with a uniform
+    one and flag every calm day, so PSI stays null. Nulls are left out of the share because the
+    reference set holds no null either.
+    """
+    rows = []
+    for column, values in current.items():
+        known = set(seen.get(column, []))
+        present = [v for v in values if v is not None]
+        if present:
+            rows.append({"feature": column, "kind": CATEGORICAL, "ref_n": len(known),
+                         "cur_n": len(present),
+                         "unseen_share": sum(v not in known for v in present) / len(present)})
+    return pl.DataFrame(rows, schema=DRIFT_SCHEMA)
+
+
 def score_drift(reference_scores: Sequence[float] | np.ndarray,
                 current_scores: Sequence[float] | np.ndarray,
                 bins: int = PSI_BINS) -> pl.DataFrame:

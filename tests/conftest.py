@@ -7,10 +7,13 @@ Tests that need features, a trained champion or a populated Dagster instance bui
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,32 @@ def trained_pipeline(ingested_pipeline: Pipeline) -> Pipeline:
 
     materialize(ingested_pipeline, TRAINING, run_config={"ops": FAST_TRAINING})
     return ingested_pipeline
+
+
+class _WebhookCollector(BaseHTTPRequestHandler):
+    """Records every JSON body POSTed to it (a stand-in alert receiver on 127.0.0.1)."""
+
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A real HTTP server on 127.0.0.1 (free port), stopped after the test: (url, bodies)."""
+    _WebhookCollector.received = []
+    server = HTTPServer(("127.0.0.1", 0), _WebhookCollector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", _WebhookCollector.received
+    finally:
+        server.shutdown()
+        server.server_close()

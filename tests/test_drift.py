@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from anomaly_pipeline.drift import (DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift,
-                                    feature_drift, plot_drift, psi, score_drift)
+from anomaly_pipeline.drift import (
+    DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift, feature_drift, plot_drift, psi,
+    score_drift, unseen_categories,
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,16 @@ def test_plot_returns_png_of_the_most_drifted(frames: tuple[pl.DataFrame, pl.Dat
     table = feature_drift(reference, current, ["stable", "shifted", "halved"])
     png = plot_drift(reference, current, table, top_n=2)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_unseen_categories_against_a_reference_set_leaves_psi_null() -> None:
+    """The champion's bundle lists the categories training saw; only the unseen share is
+    measured against that list (a PSI against it would flag every calm day)."""
+    seen = {"channel": ["Ads", "SEO"], "event_type": ["view", "cart"]}
+    rows = unseen_categories(seen, {"channel": ["SEO", "AppStore", None, "Ads"],
+                                    "event_type": ["view"] * 90 + ["cart"] * 10})
+    by_feature = {r["feature"]: r for r in rows.iter_rows(named=True)}
+    assert by_feature["channel"]["unseen_share"] == pytest.approx(1 / 3)  # null is not unseen
+    assert by_feature["event_type"]["unseen_share"] == 0.0
+    assert rows["psi"].null_count() == rows.height
+    assert unseen_categories(seen, {"channel": [None, None]}).is_empty()

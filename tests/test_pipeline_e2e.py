@@ -3,10 +3,6 @@ name each anomaly type's signature, alerts posted to a real local webhook, the c
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -93,32 +89,6 @@ def test_top_reason_names_each_anomaly_types_signature(trained_pipeline: Pipelin
     for anomaly_type, group in flagged.group_by("anomaly_type"):
         hits = group["top_code"].is_in(list(SIGNATURES[anomaly_type[0]])).mean()
         assert hits >= 0.6, (anomaly_type[0], group["top_code"].value_counts())
-
-
-class _Collector(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict]]]:
-    _Collector.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/alerts", _Collector.received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_alerts_are_posted_to_the_webhook_once_per_user(scored_pipeline: Pipeline,

@@ -26,7 +26,10 @@ class DriftConfig(dg.Config):
                         description="PSI and KS per feature and for the score distribution, and "
                                     "the unseen-category share, of each day vs the champion's "
                                     "training reference.", kinds={"duckdb", "scipy"})],
+    # Partitioned like the asset, so a day's evaluation is recorded against that day (the
+    # sensor tags its retraining run with it); a range run records one evaluation for the range.
     check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset="feature_drift",
+                                   partitions_def=daily_partitions,
                                    description="Fails when the day drifted beyond the thresholds "
                                                "(read by drift_retraining_sensor).")],
     partitions_def=daily_partitions, backfill_policy=single_run_backfill, pool=WAREHOUSE_POOL,
@@ -35,7 +38,7 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
                   warehouse: WarehouseResource):
     from anomaly_pipeline.bundle import ScoringBundle
     from anomaly_pipeline.drift import DriftThresholds, assess, feature_drift as drift_table
-    from anomaly_pipeline.drift import plot_drift, score_drift
+    from anomaly_pipeline.drift import plot_drift, score_drift, sort_by_drift, unseen_categories
     from anomaly_pipeline.evaluation import png_to_markdown
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.model_registry import champion_bundle_dir
@@ -57,12 +60,14 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
         if current.is_empty():
             raise dg.Failure(f"no features for {day}: materialise user_day_features first")
         scores = warehouse.read_days(SCORES_TABLE, [day], columns=["raw_score"])
-        table = drift_table(reference, current, FEATURE_COLUMNS, categorical={
-            c: (categories.get(c, []), category_values(warehouse.path, [day], c))
-            for c in CATEGORICAL_COLUMNS})
+        table = pl.concat([drift_table(reference, current, FEATURE_COLUMNS),
+                           unseen_categories(categories, {
+                               c: category_values(warehouse.path, [day], c)
+                               for c in CATEGORICAL_COLUMNS})])
         if not scores.is_empty():
             table = pl.concat([score_drift(reference["raw_score"].to_numpy(),
                                            scores["raw_score"].to_numpy()), table])
+        table = sort_by_drift(table)
         verdicts[day] = assess(table, thresholds)
         tables.append(table.with_columns(event_day=pl.lit(day), drifted=pl.lit(verdicts[day].drifted),
                                          model_version=pl.lit(str(champion[0].version))))
@@ -84,3 +89,4 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
                   "drifted_days": dg.MetadataValue.json(drifted_days),
                   "drifted_features": dg.MetadataValue.json(
                       sorted({f for v in verdicts.values() for f in v.drifted_features}))})
+

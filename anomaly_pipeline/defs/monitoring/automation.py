@@ -65,7 +65,8 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
 
 @dg.sensor(job=daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="A new or re-delivered day file in landing/events runs that day's "
-                       "partition once (run key = file name + modification time).")
+                       "partition once (run key = file name + modification time); hidden "
+                       "files (deliveries in progress) are ignored.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = data_home().landing_events
     partitions = set(daily_job.partitions_def.get_partition_keys(
@@ -73,7 +74,10 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     requests = []
     for path in sorted(landing.glob("*")) if landing.exists() else []:
         match = _DAY_IN_NAME.search(path.name)
-        if not (path.is_file() and match and match.group(1) in partitions):
+        # Hidden files are deliveries still being written (".events_<day>.parquet.<pid>.tmp");
+        # raw_events ignores them too, so a run for one would find no complete file.
+        if path.name.startswith(".") or not (path.is_file() and match
+                                             and match.group(1) in partitions):
             continue
         requests.append(dg.RunRequest(run_key=f"{path.name}:{path.stat().st_mtime_ns}",
                                       partition_key=match.group(1),
