@@ -47,6 +47,8 @@ def test_two_rank_training_is_one_dagster_run_and_one_mlflow_run(fresh_home: Pip
     metadata = result.asset_materializations_for_node("anomaly_model")[0].metadata
     training = metadata["training"].value["autoencoder"]
     assert training["world_size"] == 2 and training["epochs_run"] >= 1
+    assert training["samples_per_second"] > 0 and training["best_val_loss"] > 0
+    assert metadata["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
     assert len(fresh_home.instance.get_runs()) == 1
     assert _mlflow_state(fresh_home.root) == (1, 1)
 

@@ -96,6 +96,16 @@ class _MlflowInitContext:
         self.resource_config = config
 
 
+#: Where `make mlflow-ui` serves the MLflow UI; run links in asset metadata point there.
+MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def mlflow_run_link(mlflow_resource: Any, run_id: str) -> dg.MetadataValue:
+    """A link to the run in the MLflow UI (``make mlflow-ui``)."""
+    experiment_id = mlflow_resource.experiment.experiment_id
+    return dg.MetadataValue.url(f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run_id}")
+
+
 @contextmanager
 def active_mlflow_run(mlflow_resource: Any) -> Iterator[str]:
     """Make the Dagster run's MLflow run active for one asset body, and end it afterwards.

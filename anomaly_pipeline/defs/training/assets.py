@@ -10,7 +10,12 @@ import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
-from anomaly_pipeline.defs.resources import TRAINING_POOL, WarehouseResource, active_mlflow_run
+from anomaly_pipeline.defs.resources import (
+    TRAINING_POOL,
+    WarehouseResource,
+    active_mlflow_run,
+    mlflow_run_link,
+)
 
 CANDIDATES_FILE = "candidates.json"
 
@@ -84,7 +89,7 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
     train = pl.read_parquet(info.path("train"))
     X = feature_matrix(train, FEATURE_COLUMNS)
     refs = []
-    with active_mlflow_run(context.resources.mlflow):
+    with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
         mlflow.log_params({"training_set": info.directory, "train_rows": train.height})
         for kind in config.kinds:
             detector = make_detector(kind, threshold_percentile=config.threshold_percentile,
@@ -96,7 +101,9 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
                                   tags={"kind": kind, "dagster_run_id": context.run_id,
                                         "training_set": info.directory}))
             context.log.info(f"registered {kind} as version {refs[-1]['version']}")
-    context.add_output_metadata({"models": dg.MetadataValue.json(refs)})
+    context.add_output_metadata({"models": dg.MetadataValue.json(refs),
+                                 "mlflow_run": mlflow_run_link(context.resources.mlflow,
+                                                               mlflow_run_id)})
     return refs
 
 
@@ -208,4 +215,5 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     # An explicit Output: with Pipes results in flight, Dagster would read a bare list as events.
     return dg.Output(refs, metadata={
         "models": dg.MetadataValue.json(refs), "training": dg.MetadataValue.json(reported),
+        "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
         "devices": config.devices, "num_nodes": config.num_nodes, "accelerator": config.accelerator})
