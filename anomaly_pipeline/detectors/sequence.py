@@ -1,4 +1,4 @@
-"""Sequence detector: how surprising a user-day's order of actions is to a next-event model.
+"""Sequence detector: how atypical a user-day's actions and their timing are to a next-event model.
 
 Input type (``fit``, ``decision_function``): a polars DataFrame with the ``behaviour_sequences``
 list columns (docs/contracts.md), one row per user-day, other columns ignored:
@@ -9,8 +9,13 @@ list columns (docs/contracts.md), one row per user-day, other columns ignored:
 
 all three padded to one length (``max_len``) per frame. Padding may sit on either side: rows are
 compacted so real events come first, keeping their order. Every row needs at least one event.
-Score = mean negative log-likelihood of the row's events under ``nn.sequence.NextEventModule``
-(higher = more surprising = more abnormal), computed in batches of ``score_batch_size`` rows.
+``nn.sequence.NextEventModule`` predicts each event's type, log-gap bin and category-change flag
+from the events before it. Score = ``Σ_k z_k²`` over those three parts, where ``z_k`` is the
+row's summed surprisal (−log p) of part k minus the summed surprisal the model expected, in units
+of its standard deviation: high both for rows more surprising than ordinary traffic (impossible
+orders, odd timing) and for rows far *more predictable* than it (bots repeating view, click at a
+metronome pace), which a plain mean negative log-likelihood would call the most normal of all.
+See ``nn.sequence`` for the derivation. Computed in batches of ``score_batch_size`` rows.
 Labels are ignored: the model learns what ordinary traffic looks like.
 """
 
@@ -36,7 +41,7 @@ SEQUENCE_COLUMNS: Final[tuple[str, ...]] = ("tokens", "log_gaps", "category_chan
 
 
 class SequenceDetector(LightningDetectorMixin, Detector):
-    """Next-event-type model (``encoder="gru"`` or ``"transformer"``) over behaviour sequences.
+    """Next-event model (``encoder="gru"`` or ``"transformer"``) over behaviour sequences.
 
     Parameters
     ----------
@@ -44,6 +49,8 @@ class SequenceDetector(LightningDetectorMixin, Detector):
     embed_dim / hidden_dim / num_layers: sizes of the token embedding and the encoder.
     num_heads: attention heads (transformer only; must divide ``hidden_dim``).
     dropout: dropout inside the encoder.
+    gap_bins: equal-width bins of the log gap on ``[0, log1p(1 day)]`` that the gap head
+        predicts (24: each bin spans a factor of about 1.6 in seconds).
     trainer: ``TrainerSettings`` (or its dict).
     score_batch_size: rows per forward pass when scoring.
     """
@@ -52,7 +59,7 @@ class SequenceDetector(LightningDetectorMixin, Detector):
 
     def __init__(self, threshold_percentile: float = 99.0, encoder: str = "gru",
                  embed_dim: int = 16, hidden_dim: int = 32, num_layers: int = 1,
-                 num_heads: int = 4, dropout: float = 0.0,
+                 num_heads: int = 4, dropout: float = 0.0, gap_bins: int = 24,
                  trainer: TrainerSettings | Mapping[str, Any] | None = None,
                  score_batch_size: int = DEFAULT_SCORE_BATCH_SIZE) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
@@ -62,11 +69,14 @@ class SequenceDetector(LightningDetectorMixin, Detector):
                             ("num_layers", num_layers), ("num_heads", num_heads)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(gap_bins, int) and gap_bins >= 2):
+            raise ValueError(f"gap_bins must be an integer >= 2, got {gap_bins!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.config = {"n_event_types": len(EVENT_TYPES), "encoder": encoder,
                        "embed_dim": embed_dim, "hidden_dim": hidden_dim,
-                       "num_layers": num_layers, "num_heads": num_heads, "dropout": dropout}
+                       "num_layers": num_layers, "num_heads": num_heads, "dropout": dropout,
+                       "gap_bins": gap_bins}
         self._init_lightning(trainer, score_batch_size)
         self.module_: NextEventModule | None = None
 
@@ -83,7 +93,13 @@ class SequenceDetector(LightningDetectorMixin, Detector):
             train = tuple(a[train_rows] for a in arrays)
             val = tuple(a[val_rows] for a in arrays)
         config = {**self.config, "learning_rate": self.trainer_settings.learning_rate}
-        self.module_ = self._train(lambda: NextEventModule(**config), train, val)
+
+        def build() -> NextEventModule:
+            module = NextEventModule(**config)
+            module.init_output_priors(*train)
+            return module
+
+        self.module_ = self._train(build, train, val)
 
     def decision_function(self, X: Any) -> np.ndarray:
         if self.module_ is None:
@@ -92,8 +108,8 @@ class SequenceDetector(LightningDetectorMixin, Detector):
         scores = np.empty(len(tokens), dtype=np.float64)
         with torch_threads(self.trainer_settings.cpu_threads):
             for rows in chunked(len(tokens), self.score_batch_size):
-                scores[rows] = self.module_.sequence_nll(tokens[rows], gaps[rows],
-                                                         changes[rows]).numpy()
+                scores[rows] = self.module_.typicality_score(tokens[rows], gaps[rows],
+                                                             changes[rows]).numpy()
         return scores
 
     def _save_state(self, path: Path) -> None:
