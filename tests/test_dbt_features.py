@@ -272,3 +272,20 @@ def test_a_later_day_alone_reads_its_history_from_built_tables(
     run_dbt(["run", *dbt_day_vars(DAY2, DAY2)], warehouse)
     rebuilt = _query(warehouse, "select * from features.user_day_features order by all")
     assert rebuilt.equals(features)
+
+
+def test_a_schema_change_fails_the_run_and_keeps_the_rows(
+    tmp_path: Path,
+) -> None:
+    """The day_partitions materialization refuses to insert into a table whose columns differ
+    from the model's, and the failed run leaves the table's rows in place."""
+    warehouse = build_warehouse(tmp_path, fixture_events())
+    day1 = [*dbt_day_vars(DAY1, DAY1), "--select", "stg_events"]
+    run_dbt(["run", *day1], warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("alter table features.stg_events add column extra integer")
+        before = con.sql("select count(*) from features.stg_events").fetchone()
+    result = run_dbt(["run", *day1], warehouse, check=False)
+    assert result.returncode != 0
+    assert "differ from the table's" in result.stdout and "--full-refresh" in result.stdout
+    assert _query(warehouse, "select count(*) as n from features.stg_events")["n"][0] == before[0]

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms: the functions, the DuckDB UDFs, and a scan of the built warehouse."""
+"""Keyed pseudonyms: the functions, the DuckDB functions, and a scan of the built warehouse."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from anomaly_pipeline.privacy import (
     DEMO_PSEUDONYM_KEY,
     PSEUDONYM_KEY_ENV,
     PseudonymKeyError,
+    hmac_sha256_pads,
     ip_network,
     ip_network_keys,
     pseudonym_key,
@@ -97,6 +98,47 @@ def test_udfs_match_the_python_functions(monkeypatch: pytest.MonkeyPatch) -> Non
     other = _connection_with_udfs(monkeypatch, OTHER_KEY)
     assert other.sql("select pseudonymize('10.1.2.3')").fetchone() != con.sql(
         "select pseudonymize('10.1.2.3')").fetchone()
+
+
+@pytest.mark.parametrize("key", [KEY, b"x" * 64, "long-kéy".encode() * 20])
+def test_native_sql_pseudonyms_equal_the_python_ones(
+    monkeypatch: pytest.MonkeyPatch, key: bytes,
+) -> None:
+    """The SQL macros (DuckDB's SHA-256 over the HMAC pads) agree with privacy.py on every path:
+    keys longer than a SHA-256 block, non-ASCII text, and addresses that the dotted-quad fast path
+    must hand to the Python parser (padding, leading zeros, IPv6, IPv4-mapped IPv6)."""
+    con = _connection_with_udfs(monkeypatch, key)
+    values = ["a", "", "Ünïcode", None, "user-1", "0.0.0.0", "255.255.255.255", "10.1.2.3",
+              " 10.0.0.255 ", "1.2.3.4\n", "010.1.1.1", "1.2.3.04", "256.1.1.1", "1.2.3",
+              "2001:db8:abcd:12::1", "::ffff:1.2.3.4", "not-an-ip"]
+    con.register("ids", pl.DataFrame({"v": values}).to_arrow())
+    rows = con.sql("select pseudonymize(v) as key, ip_network_key(v) as network_key from ids").pl()
+    assert rows["key"].to_list() == pseudonymize_many(values, key)
+    assert rows["network_key"].to_list() == ip_network_keys(values, key)
+
+
+def test_pseudonym_functions_reach_cursors_but_never_the_database_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """dbt runs models on cursors: they get the functions too. The macros hold the key pads, so
+    they must stay TEMP: nothing of the key may land in the warehouse file."""
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, KEY.decode())
+    plugin = Plugin("dbt_plugin", {})
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        plugin.configure_connection(con)
+        cursor = con.cursor()
+        plugin.configure_cursor(cursor)
+        assert cursor.sql("select pseudonymize('user-1'), ip_network_key('10.1.2.3')").fetchone() \
+            == (pseudonymize("user-1", KEY), pseudonymize("10.1.2.0/24", KEY))
+        cursor.execute("create table t as select pseudonymize('user-1') as user_key")
+        cursor.execute("checkpoint")
+    with duckdb.connect(str(database)) as con:
+        assert not con.sql("select * from duckdb_functions() where function_name in "
+                           "('pseudonymize', 'ip_network_key')").fetchall()
+    contents = database.read_bytes()
+    assert not any(pad in contents or pad.hex().encode() in contents
+                   for pad in hmac_sha256_pads(KEY))
 
 
 DAY1, DAY2 = date(2024, 5, 1), date(2024, 5, 2)

@@ -38,10 +38,3 @@
 {% macro history_start_day() -%}
     {{- return("(" ~ start_day() ~ " - " ~ var('history_days') ~ ")") -}}
 {%- endmacro %}
-
-{#- Pre-hook of every partitioned model: clear the range being rebuilt (see dbt_project.yml). -#}
-{% macro delete_partition_range() -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where event_day between {{ start_day() }} and {{ end_day() }}
-    {%- endif -%}
-{%- endmacro %}
