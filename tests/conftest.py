@@ -41,6 +41,8 @@ class Pipeline:
     instance: Any
     resources: dict[str, Any]
     simulation: Any
+    #: report.md of the session's first training run (set by ``trained_pipeline``).
+    evaluation_report: Path | None = None
 
     @property
     def warehouse(self) -> Path:
@@ -125,7 +127,9 @@ def trained_pipeline(ingested_pipeline: Pipeline) -> Pipeline:
     """The ingested pipeline with a trained, evaluated and promoted champion."""
     from anomaly_pipeline.defs.jobs import TRAINING
 
-    materialize(ingested_pipeline, TRAINING, run_config={"ops": FAST_TRAINING})
+    result = materialize(ingested_pipeline, TRAINING, run_config={"ops": FAST_TRAINING})
+    (evaluation,) = result.asset_materializations_for_node("model_evaluation")
+    ingested_pipeline.evaluation_report = Path(evaluation.metadata["report_path"].value)
     return ingested_pipeline
 
 
