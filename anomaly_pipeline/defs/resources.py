@@ -42,11 +42,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def read_days(self, table: str, days: list[date], columns: list[str] | None = None) -> pl.DataFrame:
         return warehouse.read_days(self.path, table, days, columns=columns)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
-        """Run a read query and return a polars frame."""
-        with warehouse.connect(self.path) as conn:
-            return conn.execute(sql, params or []).pl()
-
 
 class AlertWebhookResource(dg.ConfigurableResource):
     """Optional HTTP endpoint that receives each day's new alerts as JSON (off when url is empty)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+# Not exported at the top level in 1.13; PipesSubprocessClient raises it on a non-zero exit.
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
@@ -16,8 +17,6 @@ from anomaly_pipeline.defs.resources import (
     active_mlflow_run,
     mlflow_run_link,
 )
-
-CANDIDATES_FILE = "candidates.json"
 
 
 class TrainingSetConfig(dg.Config):
