@@ -11,6 +11,7 @@ Runs the same jobs a data engineer launches from the Dagster UI, on the persiste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -52,7 +53,10 @@ def run_job(name: str, *, tags: dict[str, str] | None = None,
     from anomaly_pipeline.definitions import defs
 
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    # dagster-dbt echoes dbt's own log lines to stdout (for compute logs); keep them in a file.
+    with dg.DagsterInstance.get() as instance, \
+            open(data_home().root / "demo.log", "a", encoding="utf-8") as log, \
+            contextlib.redirect_stdout(log):
         result = defs.resolve_job_def(name).execute_in_process(
             instance=instance, tags=tags or {}, raise_on_error=False,
             # the full event log stays in the instance (`make dev` → Runs); the terminal gets
@@ -120,7 +124,7 @@ def summary(days: list[date]) -> str:
         lines += ["", f"Full report: {latest / 'report.md'} (plots beside it)",
                   "In the UI (`make dev`, http://127.0.0.1:3000): Assets → model_evaluation → "
                   "latest materialization → 'report'; MLflow: `make mlflow-ui`."]
-    lines.append(f"Data directory: {home.root}")
+    lines.append(f"Data directory: {home.root} (dbt's output of the runs: {home.root / 'demo.log'})")
     return "\n".join(lines)
 
 

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
@@ -52,7 +58,10 @@ class FeatureTranslator(DagsterDbtTranslator):
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=FeatureTranslator(),
+    # dbt's source tests (not-null / accepted values on raw_events and event_labels) become
+    # checks of those ingest assets instead of bare observations.
+    dagster_dbt_translator=FeatureTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     pool=WAREHOUSE_POOL,
