@@ -74,8 +74,7 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
     all_days = pl.concat(tables)
     warehouse.replace_partitions(DRIFT_TABLE, all_days, days)
     last = tables[-1].drop("event_day", "drifted", "model_version")
-    plot = plot_drift(reference, warehouse.read_days("features.user_day_features", [days[-1]],
-                                                     columns=FEATURE_COLUMNS), last)
+    plot = plot_drift(reference, current, last)  # the loop's last day
     drifted_days = [str(d) for d, v in verdicts.items() if v.drifted]
     yield dg.MaterializeResult(asset_key="feature_drift", metadata={
         "dagster/row_count": all_days.height,
