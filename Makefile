@@ -8,7 +8,8 @@ export ANOMALY_PIPELINE_HOME ?= $(CURDIR)/.anomaly_pipeline
 export DAGSTER_HOME ?= $(ANOMALY_PIPELINE_HOME)/dagster
 DBT_MANIFEST := dbt_features/target/manifest.json
 
-.PHONY: install demo dev test test-fast bench-features bench-train bench-sensors mlflow-ui clean
+.PHONY: install demo dev test test-fast bench-features bench-train bench-sensors bench-cold-start \
+        mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -53,6 +54,9 @@ bench-train: install
 
 bench-sensors: install
 	$(BIN)/python benchmarks/bench_sensors.py
+
+bench-cold-start: install
+	$(BIN)/python benchmarks/bench_cold_start.py
 
 ## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
 mlflow-ui: install

@@ -19,10 +19,11 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from anomaly_pipeline.detectors.base import META_FILE, Detector
+from anomaly_pipeline.detectors.base import META_FILE, Detector, flag_threshold
 from anomaly_pipeline.detectors.gaussian import GaussianDetector
 from anomaly_pipeline.detectors.isolation_forest import IsolationForestDetector
 from anomaly_pipeline.detectors.lof import LOFDetector
+from anomaly_pipeline.detectors.rank_ensemble import RankEnsembleDetector
 from anomaly_pipeline.detectors.preprocess import FeatureScaler, feature_matrix
 from anomaly_pipeline.detectors.registry import (
     DETECTOR_KINDS, SEQUENCE_KINDS, TABULAR_KINDS, detector_class, load_detector, make_detector,
@@ -39,6 +40,7 @@ CONFIGS = {
     "gaussian_full": ("gaussian", {"covariance": "full"}),
     "isolation_forest": ("isolation_forest", {"n_estimators": 200, "random_state": 0}),
     "lof": ("lof", {"n_neighbors": 20}),
+    "rank_ensemble": ("rank_ensemble", {"member_params": {"lof": {"n_neighbors": 20}}}),
 }
 
 
@@ -186,6 +188,70 @@ def test_gaussian_constant_training_column_does_not_break_the_density(fitted, da
         scores = detector.decision_function(rows)
         assert np.isfinite(scores).all()
         assert (scores > detector.decision_function(data["test"][:3])).all()
+
+
+def test_rank_ensemble_scores_a_row_the_same_whatever_it_is_scored_with(fitted, data) -> None:
+    """Ranks are taken against each member's training scores, never against the batch."""
+    ensemble = fitted["rank_ensemble"]
+    alone = np.array([ensemble.decision_function(row[None, :])[0] for row in data["test"][-5:]])
+    np.testing.assert_array_equal(alone, ensemble.decision_function(data["test"])[-5:])
+
+
+def test_rank_ensemble_is_the_mean_of_member_training_ranks(fitted, data) -> None:
+    ensemble = fitted["rank_ensemble"]
+    assert [d.kind for d in ensemble.detectors_] == ["gaussian", "isolation_forest", "lof"]
+    rows = data["test"][:50]
+    ranks = []
+    for member in ensemble.detectors_:
+        train = member.decision_function(data["train"])
+        score = member.decision_function(rows)
+        # inside the training range: the empirical CDF, mapped onto [0, 0.9]
+        inside = score <= train.max()
+        rank = np.full(score.shape, np.nan)
+        rank[inside] = 0.9 * np.interp(score[inside], np.sort(train),
+                                       np.linspace(0, 1, train.size))
+        ranks.append(rank)
+    expected = np.mean(ranks, axis=0)
+    known = ~np.isnan(expected)
+    assert known.sum() > 40
+    np.testing.assert_allclose(ensemble.decision_function(rows)[known], expected[known], atol=2e-3)
+
+
+def test_rank_ensemble_keeps_extremes_ordered_beyond_the_training_range(fitted, data) -> None:
+    ensemble = fitted["rank_ensemble"]
+    row = data["test"][:1].copy()
+    extremes = np.repeat(row, 3, axis=0)
+    extremes[:, COL["purchase_amount_sum"]] = [1e5, 1e7, 1e9]
+    extremes[:, COL["n_events"]] = [1e3, 1e4, 1e5]
+    scores = ensemble.decision_function(extremes)
+    assert np.all(np.diff(scores) > 0) and scores.max() <= 1.0
+
+
+def test_rank_ensemble_contributions_come_from_members_that_have_them(fitted, data) -> None:
+    ensemble, gaussian = fitted["rank_ensemble"], fitted["gaussian_full"]
+    np.testing.assert_allclose(ensemble.feature_contributions(data["test"]),
+                               gaussian.feature_contributions(data["test"]))
+    forests = make_detector("rank_ensemble", members=["isolation_forest", "lof"]).fit(
+        data["train"], feature_names=FEATURES)
+    assert forests.feature_contributions(data["test"]) is None
+
+
+@pytest.mark.parametrize("members", [[], ["gaussian", "gaussian"], ["sequence"],
+                                     ["rank_ensemble"], ["nope"]])
+def test_rank_ensemble_rejects_bad_members(members: list[str]) -> None:
+    with pytest.raises(ValueError, match="members must be distinct tabular detector kinds"):
+        RankEnsembleDetector(members=members)
+
+
+def test_flag_threshold_never_lands_on_a_tie() -> None:
+    """Thousands of equal scores at the percentile must not all be flagged (a flood)."""
+    scores = np.concatenate([np.linspace(0, 1, 900), np.full(80, 2.0), np.linspace(3, 4, 20)])
+    threshold = flag_threshold(scores, 95.0)
+    assert threshold == 3.0
+    assert np.mean(scores >= threshold) <= 0.05
+    continuous = np.random.default_rng(0).normal(size=1000)
+    assert flag_threshold(continuous, 97.0) == np.percentile(continuous, 97.0)
+    assert flag_threshold(np.full(10, 1.0), 90.0) == 1.0  # nothing lies above a constant
 
 
 def test_gaussian_rejects_bad_parameters() -> None:

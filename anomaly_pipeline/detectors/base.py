@@ -1,8 +1,8 @@
 """The one interface every detector implements (PyOD-style).
 
 A detector is fitted on a training window and then scores user-days: ``decision_function`` returns
-one raw score per row, higher meaning more abnormal; ``predict`` flags rows above the threshold
-fitted at ``threshold_percentile`` of the training scores. ``save``/``load`` round-trip a fitted
+one raw score per row, higher meaning more abnormal; ``predict`` flags rows at or above the
+threshold fitted at ``threshold_percentile`` of the training scores (``flag_threshold``). ``save``/``load`` round-trip a fitted
 detector through a directory (``meta.json`` + detector-specific files) so that the same directory
 can be logged to MLflow and loaded by the scoring asset.
 """
@@ -44,8 +44,7 @@ class Detector(ABC):
         if feature_names is not None:
             self.feature_names = list(feature_names)
         self._fit(X, y)
-        self.threshold_ = float(np.percentile(self.decision_function(X),
-                                              self.threshold_percentile))
+        self.threshold_ = flag_threshold(self.decision_function(X), self.threshold_percentile)
         return self
 
     @abstractmethod
@@ -58,10 +57,10 @@ class Detector(ABC):
         """One float per row; higher = more abnormal."""
 
     def predict(self, X: Any) -> np.ndarray:
-        """1 where the score exceeds the fitted threshold, else 0."""
+        """1 where the score is at or above the fitted threshold, else 0."""
         if self.threshold_ is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted")
-        return (self.decision_function(X) > self.threshold_).astype(np.int8)
+        return (self.decision_function(X) >= self.threshold_).astype(np.int8)
 
     def feature_contributions(self, X: Any) -> np.ndarray | None:
         """Per-row, per-feature share of the score (n_rows × n_features), or None if unavailable.
@@ -106,6 +105,25 @@ class Detector(ABC):
     @abstractmethod
     def _load_state(self, path: Path) -> None:
         """Read fitted state written by ``_save_state``."""
+
+
+def flag_threshold(train_scores: np.ndarray, percentile: float) -> float:
+    """The raw score at or above which a row is flagged: the ``percentile`` of training scores,
+    moved up to the next distinct score when it lands on a tie.
+
+    Why: a detector whose scores tie (a sequence model giving thousands of short sessions the
+    same surprisal) can put its percentile exactly on a mass of equal scores; flagging "at or
+    above" it would then flag that whole mass, far more than the ``1 − percentile`` share the
+    threshold promises. Past the tie, the flagged training share never exceeds that share
+    (unless the tie is the maximum, where nothing lies above it).
+    """
+    scores = np.asarray(train_scores, dtype=np.float64)
+    threshold = float(np.percentile(scores, percentile))
+    expected = 1.0 - percentile / 100.0
+    above = scores[scores > threshold]
+    if np.mean(scores >= threshold) > expected + 1e-12 and above.size:
+        threshold = float(above.min())
+    return threshold
 
 
 def read_kind(path: str | Path) -> str:

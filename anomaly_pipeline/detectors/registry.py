@@ -23,10 +23,17 @@ DETECTOR_KINDS: Final[Mapping[str, str]] = MappingProxyType({
     "lof": "anomaly_pipeline.detectors.lof:LOFDetector",
     "autoencoder": "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector",
     "sequence": "anomaly_pipeline.detectors.sequence:SequenceDetector",
+    "rank_ensemble": "anomaly_pipeline.detectors.rank_ensemble:RankEnsembleDetector",
 })
 
 #: Kinds that score the user_day_features matrix.
-TABULAR_KINDS: Final[tuple[str, ...]] = ("gaussian", "isolation_forest", "lof", "autoencoder")
+TABULAR_KINDS: Final[tuple[str, ...]] = ("gaussian", "isolation_forest", "lof", "autoencoder",
+                                         "rank_ensemble")
+#: The kind the champion gate promotes when there is no champion and no labelled held-out
+#: user-days to rank candidates: the best label-free detector on average over the simulator's
+#: difficulty levels and anomaly types (``make bench-cold-start`` measures it; README, "Cold
+#: start"). Its default parameters are the measured configuration.
+COLD_START_KIND: Final[str] = "rank_ensemble"
 #: Kinds that score behaviour_sequences.
 SEQUENCE_KINDS: Final[tuple[str, ...]] = ("sequence",)
 
