@@ -108,12 +108,19 @@ class Policy:
                 seen.setdefault(clause.feature)
         return list(seen)
 
-    def apply(self, frame: pl.DataFrame, score_column: str = "score") -> pl.DataFrame:
+    def apply(self, frame: pl.DataFrame, score_column: str = "score",
+              flag_column: str | None = None) -> pl.DataFrame:
         """``frame`` plus ``outcome`` (allow/review/block) and ``matched_rule`` (nullable).
 
         ``outcome`` is the band of the score, raised to the strictest matching hard rule's
         outcome; ``matched_rule`` names that rule (the first in file order among equally strict
         ones) when it raised the outcome, and is null when the band decided.
+
+        With ``flag_column`` (the model's flag), the flag is the edge between ``allow`` and the
+        other bands, so band and flag never disagree: an unflagged row's band is ``allow``, a
+        flagged row's is at least ``review``; the bands above grade flagged rows. The policy's
+        band edges are fixed points while each model's flag threshold is its own, so without
+        this a score between the two would be flagged yet allowed, or reviewed yet unflagged.
         """
         self._check_frame(frame, score_column)
         score = pl.col(score_column)
@@ -122,6 +129,10 @@ class Policy:
             upper_ok = score <= band.upper if band is self.bands[-1] else score < band.upper
             band_rank = pl.when((score >= band.lower) & upper_ok).then(
                 pl.lit(_rank(band.outcome), pl.Int8)).otherwise(band_rank)
+        if flag_column is not None:
+            band_rank = pl.when(pl.col(flag_column)).then(
+                pl.max_horizontal(band_rank, pl.lit(_rank("review"), pl.Int8))
+            ).otherwise(pl.lit(_rank("allow"), pl.Int8))
         # strictest rules first, file order within equal strictness: the first match wins
         ordered = sorted(self.hard_rules, key=lambda r: -_rank(r.outcome))
         rule_rank: pl.Expr = pl.lit(-1, pl.Int8)

@@ -42,8 +42,10 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
                     model: ModelIdentity, *, scored_at: datetime | None = None) -> pl.DataFrame:
     """Score ``frame`` (features, plus sequence columns for sequence models) → ``SCORE_SCHEMA``.
 
-    The flag is the detector's fitted threshold; the outcome comes from the policy's score bands
-    and hard rules, which may be stricter than the flag (a hard rule can block an unflagged user).
+    ``flagged`` holds exactly when the 0–1000 score is at or above the model's threshold on that
+    scale (equal raw scores get equal points, so ties are flagged alike), and the policy's bands
+    agree with it (``Policy.apply`` with the flag); hard rules may still be stricter than the
+    flag (a hard rule can block an unflagged user, naming itself in ``matched_rule``).
     """
     scored_at = scored_at or datetime.now(timezone.utc)
     if frame.is_empty():
@@ -58,12 +60,12 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
     scored = frame.select(*KEY_COLUMNS, *FEATURE_COLUMNS).with_columns(
         score=pl.Series(points, dtype=pl.Float64),
         raw_score=pl.Series(raw, dtype=pl.Float64),
-        flagged=pl.Series(raw > detector.threshold_, dtype=pl.Boolean),
+        flagged=pl.Series(points >= bundle.threshold_points, dtype=pl.Boolean),
         threshold=pl.lit(bundle.threshold_points, dtype=pl.Float64),
         reasons=pl.Series(explanation.texts, dtype=pl.List(pl.String)),
         reason_codes=pl.Series(explanation.codes, dtype=pl.List(pl.String)),
     )
-    decided = policy.apply(scored, score_column="score")
+    decided = policy.apply(scored, score_column="score", flag_column="flagged")
     return decided.with_columns(
         model_name=pl.lit(model.name), model_version=pl.lit(model.version),
         model_kind=pl.lit(model.kind),

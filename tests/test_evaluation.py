@@ -135,11 +135,11 @@ def test_bootstrap_skips_single_class_resamples() -> None:
     assert any("bootstrap resamples held a single class" in note for note in result.notes)
 
 
-def test_operating_threshold_flags_strictly_above() -> None:
+def test_operating_threshold_flags_at_or_above() -> None:
     frame = tiny_frame([0.2, 0.5, 0.5, 0.9], [0, 0, 1, 1])
     result = evaluate_detector(frame, threshold=0.5, ks=(1,), n_bootstrap=0)
-    assert (result.confusion.tp, result.confusion.fp) == (1, 0)
-    assert result.threshold_table[0].flagged == 1
+    assert (result.confusion.tp, result.confusion.fp) == (2, 1)
+    assert result.threshold_table[0].flagged == 3
 
 
 def test_precision_at_k_by_hand() -> None:
@@ -181,7 +181,7 @@ def test_threshold_table_rows_are_monotone_and_respect_fpr_targets(
     for row in fpr_rows:
         assert row.fpr <= row.target
         assert row.tpr == pytest.approx(tpr[fpr <= row.target].max())
-        flagged = s > row.threshold
+        flagged = s >= row.threshold
         assert row.flagged == flagged.sum()
         assert row.fpr == pytest.approx(flagged[y == 0].mean())
     for row in evaluation.threshold_table:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from anomaly_pipeline.detectors.base import flag_threshold
+from anomaly_pipeline.paths import repo_path
+from anomaly_pipeline.policy import load_policy
 from anomaly_pipeline.scaling import ScoreScaler
+
+#: The shipped policy's bands (hard rules read features this test does not build).
+BANDS_ONLY = replace(load_policy(repo_path("resources/policy.yaml")), hard_rules=())
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +94,32 @@ def test_bad_input_is_rejected_with_a_clear_message(train: np.ndarray) -> None:
         ScoreScaler.from_dict({k: v for k, v in state.items() if k != "quantiles"})
     with pytest.raises(ValueError, match="strictly increasing"):
         ScoreScaler.from_dict({**state, "quantiles": state["quantiles"][::-1]})
+
+
+# -- ties, the flag and the bands (property test) ------------------------------------------------
+#: Scores drawn from few distinct values tie heavily, as a sequence model's do (28,548 user-days
+#: of one real day shared one score).
+_TIED = st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 7.25, 30.0]), min_size=2, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(train=_TIED, new=_TIED, percentile=st.sampled_from([50.0, 90.0, 95.0, 97.0, 99.0]))
+def test_ties_never_make_the_flag_and_the_band_disagree(train: list[float], new: list[float],
+                                                         percentile: float) -> None:
+    train_scores, raw = np.array(train), np.array(new + train[:5])
+    threshold = flag_threshold(train_scores, percentile)
+    scaler = ScoreScaler().fit(train_scores, threshold=threshold)
+    points = scaler.transform(raw)
+    flagged = points >= scaler.threshold_points_
+
+    # equal raw scores get equal points, and the points flag is the detector's raw flag
+    for value in np.unique(raw):
+        assert len(set(points[raw == value].tolist())) == 1
+    np.testing.assert_array_equal(flagged, raw >= threshold)
+    # the threshold never sits on a tie it would flag wholesale
+    expected = 1 - percentile / 100
+    assert np.mean(train_scores >= threshold) <= expected + 1e-9 or threshold == max(train)
+    # the policy's bands agree with the flag: review or block exactly when flagged
+    frame = pl.DataFrame({"score": points, "flagged": flagged})
+    outcome = BANDS_ONLY.apply(frame, flag_column="flagged")["outcome"].to_numpy()
+    np.testing.assert_array_equal(outcome != "allow", flagged)

@@ -93,7 +93,7 @@ def evaluate_detector(frame: pl.DataFrame, *, threshold: float,
 
     ``frame`` has ``user_key, event_day, score, label, anomaly_type`` (see
     ``validate_scored_frame``); ``threshold`` is the detector's operating threshold in score units
-    (flag = score > threshold). ``ks`` are the cut-offs for precision@k over the labelled user-days
+    (flag = score >= threshold). ``ks`` are the cut-offs for precision@k over the labelled user-days
     ranked by score. ``n_bootstrap`` resamples (seeded by ``seed``) give 95 % intervals for ROC-AUC
     and PR-AUC; 0 skips them. ``previous``, a frame of ``user_key, event_day, score`` from the
     model being replaced, adds a rank-stability figure.

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anomaly_pipeline.detectors.registry import COLD_START_KIND
+
 from .results import DetectorEvaluation
 
 #: Slack for float comparisons, so a gain of exactly the margin (0.815 - 0.805) passes.
@@ -147,3 +149,66 @@ def pick_challenger(evaluations: Mapping[str, DetectorEvaluation]) -> Challenger
     if unranked:
         reason += f"; skipped without measurable quality: {', '.join(unranked)}"
     return ChallengerChoice(name, reason)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """What the gate does with one training run's candidates.
+
+    ``action``: "promote" (``promoted`` becomes the champion), "keep" (the champion stays — a
+    normal outcome, not a failure) or "error" (the gate cannot decide; the run must fail with
+    ``reason``). ``cold_start_default`` names the label-free default when it was promoted
+    because nothing could be measured.
+    """
+
+    action: str
+    promoted: str | None
+    reason: str
+    challenger_reason: str
+    cold_start_default: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "promoted": self.promoted, "reason": self.reason,
+                "challenger_reason": self.challenger_reason,
+                "cold_start_default": self.cold_start_default, "details": self.details}
+
+
+def gate_verdict(evaluations: Mapping[str, DetectorEvaluation],
+                 champion: DetectorEvaluation | None, *, cold_start_kind: str = COLD_START_KIND,
+                 champion_unfit: str | None = None, min_pr_auc_gain: float = 0.01,
+                 max_type_recall_drop: float = 0.05) -> GateVerdict:
+    """Promote, keep or fail, with the reason.
+
+    With labels, the best measurable candidate (``pick_challenger``) faces the champion under
+    ``decide_promotion``. Without labelled held-out user-days nothing can be ranked: a champion
+    stays, unless ``champion_unfit`` says (the alert guard's reason on the held-out days) that it
+    does not know this data — a champion from another source would keep every alert withheld,
+    and retraining on the source is the guard's own advice; with no champion yet, or an unfit
+    one, the label-free default ``cold_start_kind`` is promoted so that scoring can start, and
+    the reason says so. It is an error only when that default was not among the candidates.
+    """
+    choice = pick_challenger(evaluations)
+    if choice.name is not None:
+        decision = decide_promotion(evaluations[choice.name], champion,
+                                    min_pr_auc_gain=min_pr_auc_gain,
+                                    max_type_recall_drop=max_type_recall_drop)
+        return GateVerdict("promote" if decision.promote else "keep",
+                           choice.name if decision.promote else None, decision.reason,
+                           choice.reason, details=decision.details)
+    if champion is not None and champion_unfit is None:
+        return GateVerdict("keep", None, f"keeping the champion: {choice.reason}", choice.reason)
+    situation = ("no champion yet" if champion is None else
+                 f"the champion does not know this data ({champion_unfit})")
+    if cold_start_kind not in evaluations:
+        return GateVerdict("error", None, f"{situation} and {choice.reason}; the label-free "
+                           f"default {cold_start_kind!r} was not trained, so there is nothing to "
+                           f"promote: add {cold_start_kind!r} to baseline_models' kinds "
+                           f"(trained: {', '.join(sorted(evaluations))})", choice.reason)
+    return GateVerdict("promote", cold_start_kind, f"cold start: {situation} and {choice.reason}"
+                       f"; promoting the label-free default {cold_start_kind!r}, the best "
+                       "detector without labels on average over the simulator's difficulty "
+                       "levels and anomaly types (README, 'Cold start'); retrain once labelled "
+                       "days exist and the gate compares by PR-AUC", choice.reason,
+                       cold_start_default=cold_start_kind,
+                       details={"cold_start_default": cold_start_kind})

@@ -1,7 +1,7 @@
 """Quality metrics on labelled user-days, all computed by scikit-learn.
 
 Inputs are numpy arrays: ``y`` (0/1 ints) and ``scores`` (floats, higher = more abnormal). A
-user-day is flagged when its score is strictly above the threshold, matching ``Detector.predict``.
+user-day is flagged when its score is at or above the threshold, matching ``Detector.predict``.
 Nothing here re-implements a metric; the module only chooses the inputs (which rows, which
 threshold, which resample) and turns sklearn's answers into result objects.
 """
@@ -30,8 +30,8 @@ CI_PERCENTILES = (2.5, 97.5)
 
 
 def flags_at(scores: np.ndarray, threshold: float) -> np.ndarray:
-    """1 where the score is strictly above ``threshold`` (the ``Detector.predict`` rule)."""
-    return (scores > threshold).astype(np.int8)
+    """1 where the score is at or above ``threshold`` (the ``Detector.predict`` rule)."""
+    return (scores >= threshold).astype(np.int8)
 
 
 def confusion_at(y: np.ndarray, scores: np.ndarray, threshold: float) -> ConfusionCounts:

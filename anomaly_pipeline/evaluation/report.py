@@ -3,7 +3,7 @@
 ``render_report`` returns self-contained Markdown (images inlined as base64) so that one metadata
 value shows everything in the Dagster UI. ``write_report`` writes the same Markdown, each PNG as a
 file and ``evaluation.json`` into one directory, which the training layer logs to MLflow with
-``log_artifacts``; the champion gate later reads the JSON back with ``load_evaluations``.
+``log_artifacts``; the demo and tests read the JSON back with ``load_evaluations``.
 """
 
 from __future__ import annotations

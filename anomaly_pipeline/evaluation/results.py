@@ -58,7 +58,7 @@ class ThresholdRow:
 
     ``target`` is the score percentile (e.g. 99.5) for ``percentile`` rows, the false-positive-rate
     bound (e.g. 0.01) for ``fpr_target`` rows, and ``None`` for the ``operating`` row. A user-day
-    is flagged when its score is strictly above ``threshold`` (as ``Detector.predict`` does).
+    is flagged when its score is at or above ``threshold`` (as ``Detector.predict`` does).
     ``flagged`` and ``flagged_per_day`` count every held-out user-day; ``tpr``, ``fpr`` and
     ``precision`` use the labelled ones and are ``None`` without labels.
     """

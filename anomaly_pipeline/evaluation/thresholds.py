@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from .metrics import confusion_at, false_positive_rate, precision_recall_f1_at
+from .metrics import confusion_at, false_positive_rate, flags_at, precision_recall_f1_at
 from .results import ThresholdKind, ThresholdRow
 
 SCORE_PERCENTILES: Final[tuple[float, ...]] = (90.0, 95.0, 99.0, 99.5)
@@ -25,20 +25,19 @@ FPR_TARGETS: Final[tuple[float, ...]] = (0.001, 0.01, 0.05)
 
 def thresholds_for_fpr_targets(y: np.ndarray, scores: np.ndarray,
                                targets: Sequence[float]) -> list[float]:
-    """For each FPR target, the threshold with the best TPR at FPR ≤ target (strict-``>`` rule).
+    """For each FPR target, the threshold with the best TPR at FPR ≤ target (``>=`` rule).
 
-    sklearn's ``roc_curve`` flags ``score >= t`` at each distinct score ``t``; the same set of
-    user-days is flagged by ``score > t'`` where ``t'`` is the next lower distinct score, which is
-    what is returned, so the row's FPR is exactly the curve's FPR and never above the target.
+    sklearn's ``roc_curve`` flags ``score >= t`` at each distinct score ``t``, the rule of
+    ``flags_at``, so the row's FPR is exactly the curve's FPR and never above the target. The
+    curve's first point (flag nothing) has threshold +inf; it becomes the value just above the
+    highest score, which flags nothing too and stays a finite number.
     """
     fpr, _, curve_thresholds = roc_curve(y, scores, drop_intermediate=False)
     result = []
     for target in targets:
         best = int(np.flatnonzero(fpr <= target)[-1])  # fpr[0] == 0: flag nothing
-        if best + 1 < len(curve_thresholds):
-            result.append(float(curve_thresholds[best + 1]))
-        else:  # every user-day flagged: go just below the lowest score
-            result.append(float(np.nextafter(curve_thresholds[-1], -np.inf)))
+        result.append(float(curve_thresholds[best]) if best > 0
+                      else float(np.nextafter(np.max(scores), np.inf)))
     return result
 
 
@@ -46,7 +45,7 @@ def threshold_row(name: str, kind: ThresholdKind, target: float | None, threshol
                   scores: np.ndarray, n_days: int, y: np.ndarray | None = None,
                   labelled_scores: np.ndarray | None = None) -> ThresholdRow:
     """Volume over all ``scores``; TPR/FPR/precision over ``labelled_scores`` when given."""
-    flagged = int((scores > threshold).sum())
+    flagged = int(flags_at(scores, threshold).sum())
     tpr = fpr = precision = None
     if y is not None and labelled_scores is not None:
         precision, tpr, _ = precision_recall_f1_at(y, labelled_scores, threshold)
