@@ -8,7 +8,7 @@ leak tomorrow's patterns into training and flatter the evaluation.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +41,8 @@ class TrainingSetInfo:
     feature_names: list[str]
     #: Values of the event-level categorical columns seen in the training days (drift reference).
     categories: dict[str, list[str]]
+    #: User-days available per split before sampling down to the row cap (= ``rows`` if none).
+    available_rows: dict[str, int] = field(default_factory=dict)
 
     def path(self, split: str) -> Path:
         return Path(self.directory) / f"{split}.parquet"
@@ -100,6 +102,25 @@ def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
     return frame.sort(list(KEY_COLUMNS))
 
 
+def load_capped(warehouse_path: Path, days: list[date], max_rows: int | None,
+                seed: int = 0) -> tuple[pl.DataFrame, int]:
+    """``load_user_days`` of ``days``, sampled down to about ``max_rows``; also the rows available.
+
+    Beyond the cap every day keeps an equal quota (a random sample of its user-days, seeded),
+    so a long window stays a window of all its days rather than of its busiest ones, and the
+    days are read one at a time so memory follows the cap, not the window.
+    """
+    available = sum(warehouse.count_by_day(warehouse_path, FEATURES_TABLE, days).values())
+    if max_rows is None or available <= max_rows:
+        return load_user_days(warehouse_path, days), available
+    quota = max(1, max_rows // len(days))
+    parts = []
+    for day in days:
+        frame = load_user_days(warehouse_path, [day])
+        parts.append(frame.sample(min(quota, frame.height), seed=seed))
+    return pl.concat(parts, how="diagonal_relaxed").sort(list(KEY_COLUMNS)), available
+
+
 def category_values(warehouse_path: Path, days: list[date],
                     column: str) -> list[str | None]:
     """Every event's value of a categorical ``column`` on ``days`` (for unseen-share drift)."""
@@ -108,13 +129,17 @@ def category_values(warehouse_path: Path, days: list[date],
 
 
 def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
-                       validation_days: int, holdout_days: int) -> TrainingSetInfo:
-    """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``."""
+                       validation_days: int, holdout_days: int,
+                       max_rows: int | None = None) -> TrainingSetInfo:
+    """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``.
+
+    ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     split = split_days(days, validation_days=validation_days, holdout_days=holdout_days)
-    rows, labelled, abnormal = {}, {}, {}
+    rows, labelled, abnormal, available = {}, {}, {}, {}
     for name, split_day_list in split.items():
-        frame = load_user_days(warehouse_path, split_day_list)
+        frame, available[name] = load_capped(warehouse_path, split_day_list, max_rows)
         frame.write_parquet(out_dir / f"{name}.parquet")
         rows[name] = frame.height
         labelled[name] = int(frame["label"].is_not_null().sum())
@@ -125,6 +150,7 @@ def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
                            feature_names=list(FEATURE_COLUMNS),
                            categories={c: sorted({v for v in category_values(
                                warehouse_path, split["train"], c) if v is not None})
-                               for c in CATEGORICAL_COLUMNS})
+                               for c in CATEGORICAL_COLUMNS},
+                           available_rows=available)
     (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
     return info

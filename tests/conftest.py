@@ -92,6 +92,23 @@ def materialize(pipeline: Pipeline, selection: Any, *, tags: dict[str, str] | No
                           run_config=run_config, raise_on_error=raise_on_error)
 
 
+def failure_sensor_context(instance: Any, run: Any, webhook_url: str = "") -> Any:
+    """The context the daemon would give run_failure_alert_sensor, from the run's RUN_FAILURE
+    event in the event log."""
+    import dagster as dg
+
+    from anomaly_pipeline.defs.monitoring.automation import run_failure_alert_sensor
+    from anomaly_pipeline.defs.resources import AlertWebhookResource
+
+    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    (failure,) = [r.event_log_entry.dagster_event for r in records.records]
+    return dg.build_run_status_sensor_context(
+        sensor_name=run_failure_alert_sensor.name, dagster_event=failure,
+        dagster_instance=instance, dagster_run=run,
+        resources={"alert_webhook": AlertWebhookResource(url=webhook_url, retries=0)},
+    ).for_run_failure()
+
+
 #: Training settings small enough for CI: baselines, the autoencoder and the sequence model.
 FAST_TRAINING = {
     "training_set": {"config": {"window_days": PIPELINE_DAYS, "validation_days": 1,

@@ -22,9 +22,8 @@ from anomaly_pipeline.defs.monitoring.automation import (
     landing_zone_sensor,
     run_failure_alert_sensor,
 )
-from anomaly_pipeline.defs.resources import AlertWebhookResource
 from anomaly_pipeline.paths import HOME_ENV, data_home
-from conftest import Pipeline, materialize, pipeline_resources
+from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")
 
@@ -123,22 +122,10 @@ def failed_run(tmp_path: Path, instance: dg.DagsterInstance) -> dg.DagsterRun:
     return instance.get_run_by_id(result.run_id)
 
 
-def _failure_context(instance: dg.DagsterInstance, run: dg.DagsterRun,
-                     webhook_url: str = "") -> dg.RunFailureSensorContext:
-    """The context the daemon would build, from the run's RUN_FAILURE event in the event log."""
-    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    (failure,) = [r.event_log_entry.dagster_event for r in records.records]
-    return dg.build_run_status_sensor_context(
-        sensor_name=run_failure_alert_sensor.name, dagster_event=failure,
-        dagster_instance=instance, dagster_run=run,
-        resources={"alert_webhook": AlertWebhookResource(url=webhook_url, retries=0)},
-    ).for_run_failure()
-
-
 def test_failed_run_is_posted_to_the_webhook(failed_run: dg.DagsterRun, instance: dg.DagsterInstance,
                                              webhook: tuple[str, list[dict]]) -> None:
     url, received = webhook
-    run_failure_alert_sensor(_failure_context(instance, failed_run, url))
+    run_failure_alert_sensor(failure_sensor_context(instance, failed_run, url))
     assert len(received) == 1
     payload = received[0]
     assert payload["run_id"] == failed_run.run_id
@@ -151,7 +138,7 @@ def test_failed_run_is_posted_to_the_webhook(failed_run: dg.DagsterRun, instance
 def test_failed_run_without_webhook_is_logged(failed_run: dg.DagsterRun,
                                               instance: dg.DagsterInstance,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    run_failure_alert_sensor(_failure_context(instance, failed_run))
+    run_failure_alert_sensor(failure_sensor_context(instance, failed_run))
     logged = capsys.readouterr().err
     assert "ERROR" in logged and failed_run.run_id in logged
     assert f"no landing file for {DAYS[0]}" in logged

@@ -289,3 +289,24 @@ def test_a_schema_change_fails_the_run_and_keeps_the_rows(
     assert result.returncode != 0
     assert "differ from the table's" in result.stdout and "--full-refresh" in result.stdout
     assert _query(warehouse, "select count(*) as n from features.stg_events")["n"][0] == before[0]
+
+
+def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
+    """Partitions stay UTC days; the hour is the source's local hour (New York: UTC-5 in March
+    2024, before daylight saving)."""
+    warehouse = build_warehouse(tmp_path, fixture_events())
+    local = ["--vars", json.dumps({"start_day": DAY1.isoformat(), "end_day": DAY2.isoformat(),
+                                   "source_timezone": "America/New_York"})]
+    run_dbt(["run", "--select", "+user_day_features", *local], warehouse)
+    features = _query(warehouse, "select * from features.user_day_features order by all")
+    # alice's 01:00 UTC events are 20:00 the evening before; her 09:00 / 09:10 UTC are 04:00 local
+    assert _row(features, "alice", DAY1)["night_share"] == pytest.approx(2 / 6)
+    # bob's 02:00–03:00 UTC (night in UTC) is 21:00–22:00 local; the UTC day stays his partition
+    assert _row(features, "bob", DAY1)["night_share"] == 0.0
+    assert features["event_day"].unique().sort().to_list() == [DAY1, DAY2]
+
+    bad = ["--vars", json.dumps({"start_day": DAY1.isoformat(), "end_day": DAY1.isoformat(),
+                                 "source_timezone": "UTC'; drop table x; --"})]
+    result = run_dbt(["run", "--select", "user_day_features", *bad], warehouse, check=False)
+    assert result.returncode != 0
+    assert "source_timezone must be an IANA timezone name" in result.stdout

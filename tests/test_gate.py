@@ -1,4 +1,5 @@
-"""The champion gate: decide_promotion and pick_challenger (anomaly_pipeline.evaluation.gate)."""
+"""The champion gate: decide_promotion, pick_challenger and gate_verdict
+(anomaly_pipeline.evaluation.gate)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from anomaly_pipeline.evaluation import (
     DetectorEvaluation,
     decide_promotion,
     evaluate_detector,
+    gate_verdict,
     pick_challenger,
 )
+from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.evaluation.results import Estimate
 
 N_USER_DAYS = 3000
@@ -166,3 +169,55 @@ def test_pick_challenger_without_labels_returns_none(unlabelled: DetectorEvaluat
     assert "no detector has measurable quality" in choice.reason
     with pytest.raises(ValueError, match="at least one evaluation"):
         pick_challenger({})
+
+
+# -- gate_verdict --------------------------------------------------------------------------------
+def test_cold_start_promotes_the_label_free_default_and_says_so(
+        unlabelled: DetectorEvaluation) -> None:
+    verdict = gate_verdict({"gaussian": unlabelled, COLD_START_KIND: unlabelled}, None)
+    assert (verdict.action, verdict.promoted) == ("promote", COLD_START_KIND)
+    assert verdict.cold_start_default == COLD_START_KIND
+    assert verdict.details["cold_start_default"] == COLD_START_KIND
+    assert "cold start" in verdict.reason and "label-free default" in verdict.reason
+    assert "no labelled held-out user-days" in verdict.reason
+
+
+def test_cold_start_without_the_default_is_an_error_that_names_the_fix(
+        unlabelled: DetectorEvaluation) -> None:
+    verdict = gate_verdict({"gaussian": unlabelled}, None)
+    assert (verdict.action, verdict.promoted) == ("error", None)
+    assert f"add {COLD_START_KIND!r} to baseline_models' kinds" in verdict.reason
+
+
+def test_without_labels_a_champion_is_kept_not_failed(champion: DetectorEvaluation,
+                                                      unlabelled: DetectorEvaluation) -> None:
+    verdict = gate_verdict({COLD_START_KIND: unlabelled}, champion)
+    assert (verdict.action, verdict.promoted, verdict.cold_start_default) == ("keep", None, None)
+    assert "keeping the champion" in verdict.reason
+
+
+def test_with_labels_the_gate_compares_pr_auc_as_before(champion: DetectorEvaluation) -> None:
+    better = evaluate({"account_takeover": 4.0, "click_bot": 4.0})
+    worse = evaluate({"account_takeover": 1.0, "click_bot": 1.0})
+    promoted = gate_verdict({"gaussian": better, COLD_START_KIND: worse}, champion)
+    assert (promoted.action, promoted.promoted, promoted.cold_start_default) == \
+        ("promote", "gaussian", None)
+    assert promoted.reason == decide_promotion(better, champion).reason
+    kept = gate_verdict({COLD_START_KIND: worse}, champion)
+    assert (kept.action, kept.promoted) == ("keep", None)
+    assert kept.reason == decide_promotion(worse, champion).reason
+    first = gate_verdict({"lof": worse, "gaussian": better}, None)
+    assert (first.action, first.promoted) == ("promote", "gaussian")
+
+
+def test_an_unfit_champion_without_labels_gives_way_to_the_label_free_default(
+        champion: DetectorEvaluation, unlabelled: DetectorEvaluation) -> None:
+    unfit = "60.0% of 500 user-days flagged, 20.0× the expected 3.0% (limit 3×)"
+    verdict = gate_verdict({COLD_START_KIND: unlabelled}, champion, champion_unfit=unfit)
+    assert (verdict.action, verdict.promoted) == ("promote", COLD_START_KIND)
+    assert verdict.cold_start_default == COLD_START_KIND
+    assert f"the champion does not know this data ({unfit})" in verdict.reason
+    # with labels the gate compares as before, fit or not
+    better = evaluate({"account_takeover": 4.0, "click_bot": 4.0})
+    labelled = gate_verdict({"gaussian": better}, champion, champion_unfit=unfit)
+    assert labelled.reason == decide_promotion(better, champion).reason

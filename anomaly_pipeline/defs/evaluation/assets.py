@@ -12,11 +12,20 @@ from anomaly_pipeline.defs.resources import WarehouseResource, active_mlflow_run
 GATE_CHECK = "champion_gate"
 
 
+class GateConfig(dg.Config):
+    """The champion gate's margins (the verdict is reached with the evaluation it judges)."""
+
+    min_pr_auc_gain: float = Field(default=0.01, description="PR-AUC the challenger must add.")
+    max_type_recall_drop: float = Field(default=0.05, description="Largest tolerated recall drop "
+                                        "on any anomaly type.")
+
+
 @dg.asset(group_name="evaluation", required_resource_keys={"mlflow"}, kinds={"mlflow"})
-def model_evaluation(context: dg.AssetExecutionContext, training_set: dict[str, Any],
-                     baseline_models: list[dict[str, Any]],
+def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
+                     training_set: dict[str, Any], baseline_models: list[dict[str, Any]],
                      anomaly_model: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every candidate and the current champion, scored on the same held-out (newest) days.
+    """Every candidate and the current champion, scored on the same held-out (newest) days, and
+    the gate's verdict on them (promote, keep the champion, or the cold-start default).
 
     The report (metrics with bootstrap CIs, threshold tables, confusion matrices, per-type recall,
     plots) is shown here as Markdown and logged to MLflow; with no labels it says that quality
@@ -25,11 +34,12 @@ def model_evaluation(context: dg.AssetExecutionContext, training_set: dict[str, 
     import mlflow
     import polars as pl
 
+    from anomaly_pipeline.alert_guard import judge_day
     from anomaly_pipeline.bundle import ScoringBundle
     from anomaly_pipeline.evaluation import (
         compare_detectors,
         evaluate_detector,
-        pick_challenger,
+        gate_verdict,
         render_report,
         save_evaluations,
         write_report,
@@ -43,12 +53,18 @@ def model_evaluation(context: dg.AssetExecutionContext, training_set: dict[str, 
     home_artifacts = Path(info.directory).parent.parent
     champion = champion_bundle_dir(context.resources.mlflow.tracking_uri,
                                    home_artifacts / "champion_cache")
-    champion_scores, champion_eval = None, None
+    champion_scores, champion_eval, champion_fit = None, None, None
     if champion is not None:
         champion_bundle = ScoringBundle.load(champion[1])
         champion_scores = evaluation_frame(champion_bundle, holdout)
         champion_eval = evaluate_detector(champion_scores,
                                           threshold=champion_bundle.threshold_points)
+        # Would the alert guard withhold the champion's alerts on these days? (see gate_verdict)
+        champion_fit = judge_day(
+            "held-out days", champion_scores["score"].to_numpy() >= champion_bundle.threshold_points,
+            champion_bundle.raw_scores(holdout),
+            ScoringBundle.reference(champion[1])[0]["raw_score"].to_numpy(),
+            threshold_percentile=champion_bundle.detector.threshold_percentile)
     evaluations = {}
     for ref in [*baseline_models, *anomaly_model]:
         bundle = ScoringBundle.load(ref["model_dir"])
@@ -56,12 +72,18 @@ def model_evaluation(context: dg.AssetExecutionContext, training_set: dict[str, 
             if champion_scores is not None else None
         evaluations[ref["kind"]] = evaluate_detector(
             evaluation_frame(bundle, holdout), threshold=bundle.threshold_points, previous=previous)
-    choice = pick_challenger(evaluations)
+    verdict = gate_verdict(evaluations, champion_eval, min_pr_auc_gain=config.min_pr_auc_gain,
+                           max_type_recall_drop=config.max_type_recall_drop,
+                           champion_unfit="; ".join(champion_fit.causes)
+                           if champion_fit and not champion_fit.passed else None)
     report_dir = home_artifacts / "evaluations" / context.run_id
     shown = {**evaluations, **({f"champion (v{champion[0].version})": champion_eval}
                                if champion_eval is not None else {})}
     paths = write_report(report_dir, shown, title=f"Holdout {info.days['holdout'][0]} – "
                                                   f"{info.days['holdout'][-1]}")
+    gate_md = f"**Champion gate: {verdict.action}.** {verdict.reason}"
+    paths.report.write_text(paths.report.read_text(encoding="utf-8") + f"\n\n{gate_md}\n",
+                            encoding="utf-8")
     save_evaluations(report_dir / "candidates.json", evaluations)
     if champion_eval is not None:
         save_evaluations(report_dir / "champion.json", {"champion": champion_eval})
@@ -72,56 +94,56 @@ def model_evaluation(context: dg.AssetExecutionContext, training_set: dict[str, 
                                     f"{name}.roc_auc": evaluation.roc_auc.value})
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
     by_kind = {ref["kind"]: ref for ref in [*baseline_models, *anomaly_model]}
+    champion_version = str(champion[0].version) if champion else None
     context.add_output_metadata({
-        "report": dg.MetadataValue.md(render_report(shown, title="Model evaluation")),
+        "report": dg.MetadataValue.md(gate_md + "\n\n"
+                                      + render_report(shown, title="Model evaluation")),
         "summary": dg.MetadataValue.md(str(compare_detectors(shown))),
         "report_path": dg.MetadataValue.path(str(paths.report)),
-        "challenger": choice.name or "none", "challenger_reason": choice.reason,
-        "champion_version": str(champion[0].version) if champion else "none"})
-    return {"report_dir": str(report_dir), "challenger": by_kind.get(choice.name),
-            "challenger_reason": choice.reason,
-            "champion_version": str(champion[0].version) if champion else None}
-
-
-class GateConfig(dg.Config):
-    min_pr_auc_gain: float = Field(default=0.01, description="PR-AUC the challenger must add.")
-    max_type_recall_drop: float = Field(default=0.05, description="Largest tolerated recall drop "
-                                        "on any anomaly type.")
+        "gate_action": verdict.action, "gate_reason": verdict.reason,
+        "cold_start_default": verdict.cold_start_default or "no",
+        "challenger_reason": verdict.challenger_reason,
+        "champion_version": champion_version or "none"})
+    return {"report_dir": str(report_dir), "gate": verdict.to_dict(),
+            "promoted": by_kind.get(verdict.promoted), "champion_version": champion_version}
 
 
 @dg.asset_check(asset=model_evaluation, name=GATE_CHECK, blocking=True,
                 description="Promote the challenger only if it beats the champion's PR-AUC by the "
-                            "margin and regresses on no anomaly type beyond the tolerance.")
-def champion_gate(config: GateConfig, model_evaluation: dict[str, Any]) -> dg.AssetCheckResult:
-    from anomaly_pipeline.evaluation import decide_promotion, load_evaluations
-
-    report_dir = Path(model_evaluation["report_dir"])
-    challenger = model_evaluation["challenger"]
-    if challenger is None:
-        return dg.AssetCheckResult(passed=False, description="no challenger: "
-                                   + model_evaluation["challenger_reason"])
-    candidates = load_evaluations(report_dir / "candidates.json")
-    champion_file = report_dir / "champion.json"
-    champion = load_evaluations(champion_file)["champion"] if champion_file.exists() else None
-    decision = decide_promotion(candidates[challenger["kind"]], champion,
-                                min_pr_auc_gain=config.min_pr_auc_gain,
-                                max_type_recall_drop=config.max_type_recall_drop)
-    return dg.AssetCheckResult(passed=decision.promote, description=decision.reason, metadata={
-        "challenger": f"{challenger['kind']} v{challenger['version']}",
+                            "margin and regresses on no anomaly type beyond the tolerance; with "
+                            "no labels and no champion, promote the label-free default. Keeping "
+                            "the champion passes; only a gate that cannot decide fails.")
+def champion_gate(model_evaluation: dict[str, Any]) -> dg.AssetCheckResult:
+    gate, promoted = model_evaluation["gate"], model_evaluation["promoted"]
+    metadata = {
+        "decision": gate["action"],
+        "promoted": f"{promoted['kind']} v{promoted['version']}" if promoted else "none",
         "champion": model_evaluation["champion_version"] or "none",
-        "details": dg.MetadataValue.json(json.loads(json.dumps(decision.details, default=str)))})
+        "cold_start_default": gate["cold_start_default"] or "no",
+        "challenger_reason": gate["challenger_reason"],
+        "details": dg.MetadataValue.json(json.loads(json.dumps(gate["details"], default=str)))}
+    if gate["action"] == "error":
+        # Raised, not a failed result: the step's error (and so the failure alert) is the reason.
+        raise dg.Failure(description=f"champion gate: {gate['reason']}", metadata=metadata)
+    return dg.AssetCheckResult(passed=True, description=gate["reason"], metadata=metadata)
 
 
 @dg.asset(group_name="evaluation", deps=[model_evaluation], kinds={"mlflow"},
+          output_required=False,
           description="The registered model version that scores production days (MLflow alias "
-                      "'champion'); only materialised when the champion gate passes.")
+                      "'champion'); materialised only when the champion gate promotes.")
 def champion_model(context: dg.AssetExecutionContext, model_evaluation: dict[str, Any],
-                   warehouse: WarehouseResource) -> dict[str, Any]:
+                   warehouse: WarehouseResource):
     from anomaly_pipeline.model_registry import REGISTERED_MODEL, set_champion
 
-    challenger = model_evaluation["challenger"]
-    set_champion(warehouse.data_home.mlflow_tracking_uri, challenger["version"])
-    context.add_output_metadata({"model": REGISTERED_MODEL, "version": challenger["version"],
-                                 "kind": challenger["kind"],
-                                 "previous_version": model_evaluation["champion_version"] or "none"})
-    return {"name": REGISTERED_MODEL, **challenger}
+    promoted = model_evaluation["promoted"]
+    if promoted is None:
+        context.log.info(f"champion v{model_evaluation['champion_version']} kept: "
+                         f"{model_evaluation['gate']['reason']}")
+        return
+    set_champion(warehouse.data_home.mlflow_tracking_uri, promoted["version"])
+    yield dg.Output({"name": REGISTERED_MODEL, **promoted}, metadata={
+        "model": REGISTERED_MODEL, "version": promoted["version"], "kind": promoted["kind"],
+        "previous_version": model_evaluation["champion_version"] or "none",
+        "cold_start_default": model_evaluation["gate"]["cold_start_default"] or "no",
+        "reason": model_evaluation["gate"]["reason"]})

@@ -15,6 +15,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from pydantic import Field
 
 from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
@@ -55,6 +56,13 @@ class FeatureTranslator(DagsterDbtTranslator):
         return "features"
 
 
+class DbtFeaturesConfig(dg.Config):
+    source_timezone: str | None = Field(default=None, description="IANA timezone of the "
+                                        "source's local time for time-of-day features (e.g. "
+                                        "Asia/Shanghai); default: the data home's source.json "
+                                        "(written by onboarding), else UTC.")
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -67,9 +75,16 @@ class FeatureTranslator(DagsterDbtTranslator):
     pool=WAREHOUSE_POOL,
 )
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                       warehouse: WarehouseResource):
-    """`dbt build` of the selected models for the run's day range (one invocation per range)."""
+                       warehouse: WarehouseResource, config: DbtFeaturesConfig):
+    """`dbt build` of the selected models for the run's day range (one invocation per range),
+    with time-of-day features in the source's timezone (config, else the data home's
+    source.json, else UTC)."""
+    from anomaly_pipeline.source_settings import SourceSettings, read_source_settings
+
     days = partition_days(context)
     os.environ[WAREHOUSE_ENV] = str(warehouse.path)
-    dbt_vars = {"start_day": days[0].isoformat(), "end_day": days[-1].isoformat()}
+    timezone = (SourceSettings(timezone=config.source_timezone).timezone if config.source_timezone
+                else read_source_settings(warehouse.data_home).timezone)
+    dbt_vars = {"start_day": days[0].isoformat(), "end_day": days[-1].isoformat(),
+                "source_timezone": timezone}
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

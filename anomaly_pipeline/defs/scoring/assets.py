@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from anomaly_pipeline.alert_guard import GuardLimits
 from anomaly_pipeline.paths import repo_path
 
 from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
@@ -15,22 +16,43 @@ from anomaly_pipeline.defs.resources import (
     WarehouseResource,
 )
 ALERTS_TABLE = "scoring.anomaly_alerts"
+GUARD_TABLE = "scoring.alert_guard"
+GUARD_CHECK = "alert_guard"
 
 
 class ScoringConfig(dg.Config):
     policy_file: str = Field(default="resources/policy.yaml",
                              description="Rules file (relative to the project root or absolute): score "
                              "bands → block/review/allow + hard rules.")
+    max_flag_multiple: float = Field(default=GuardLimits.max_flag_multiple, ge=1,
+                                     description="Alert guard: a day whose "
+                                     "flagged share exceeds this multiple of the expected share "
+                                     "(1 − the threshold's percentile) gets no alerts.")
+    max_score_psi: float = Field(default=GuardLimits.max_score_psi, gt=0,
+                                 description="Alert guard: a day whose score "
+                                 "distribution PSI against the champion's training reference "
+                                 "exceeds this gets no alerts.")
+    guard_min_user_days: int = Field(default=GuardLimits.min_user_days, ge=1,
+                                     description="Alert guard: days with "
+                                     "fewer user-days are not judged on their flagged share.")
 
 
-@dg.asset(
-    group_name="scoring", partitions_def=daily_partitions, backfill_policy=single_run_backfill,
-    pool=WAREHOUSE_POOL, deps=["user_day_features", "behaviour_sequences", "champion_model"],
-    kinds={"duckdb", "mlflow"},
-    description="Per (user, day): score 0–1000, flag, top-3 reasons, outcome, champion version.",
+@dg.multi_asset(
+    specs=[dg.AssetSpec("daily_anomaly_scores", group_name="scoring",
+                        deps=["user_day_features", "behaviour_sequences", "champion_model"],
+                        kinds={"duckdb", "mlflow"},
+                        description="Per (user, day): score 0–1000, flag, top-3 reasons, outcome, "
+                                    "champion version; and the alert guard's verdict per day.")],
+    check_specs=[dg.AssetCheckSpec(GUARD_CHECK, asset="daily_anomaly_scores",
+                                   partitions_def=daily_partitions,
+                                   description="Fails for a day whose flagged share or score "
+                                               "distribution says the champion does not know "
+                                               "this data; anomaly_alerts posts nothing for it.")],
+    partitions_def=daily_partitions, backfill_policy=single_run_backfill, pool=WAREHOUSE_POOL,
 )
 def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfig,
-                         warehouse: WarehouseResource) -> dg.MaterializeResult:
+                         warehouse: WarehouseResource):
+    from anomaly_pipeline.alert_guard import judge_day
     from anomaly_pipeline.bundle import ScoringBundle
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.model_registry import REGISTERED_MODEL, champion_bundle_dir
@@ -51,12 +73,38 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
     scores = score_user_days(bundle, frame, policy,
                              ModelIdentity(REGISTERED_MODEL, str(ref.version), ref.kind))
     warehouse.replace_partitions(SCORES_TABLE, scores, days)
+    limits = GuardLimits(max_flag_multiple=config.max_flag_multiple,
+                         max_score_psi=config.max_score_psi,
+                         min_user_days=config.guard_min_user_days)
+    reference = ScoringBundle.reference(bundle_dir)[0]["raw_score"].to_numpy()
+    verdicts = []
+    for day in days:
+        today = scores.filter(pl.col("event_day") == day)
+        verdicts.append(judge_day(day, today["flagged"].to_numpy(), today["raw_score"].to_numpy(),
+                                  reference, limits=limits,
+                                  threshold_percentile=bundle.detector.threshold_percentile))
+    guard = pl.DataFrame([{"event_day": v.day, "passed": v.passed, "user_days": v.user_days,
+                           "flagged_share": v.flagged_share, "expected_share": v.expected_share,
+                           "score_psi": v.score_psi, "reason": v.reason,
+                           "model_version": str(ref.version)} for v in verdicts])
+    warehouse.replace_partitions(GUARD_TABLE, guard, days)
+    withheld = [v for v in verdicts if not v.passed]
     outcomes = dict(scores.group_by("outcome").len().iter_rows())
-    return dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(asset_key="daily_anomaly_scores", metadata={
         "dagster/row_count": scores.height, "model_version": str(ref.version),
         "model_kind": ref.kind, "flagged": int(scores["flagged"].sum()),
         "outcomes": dg.MetadataValue.json(outcomes),
+        "alerts_withheld_days": dg.MetadataValue.json([str(v.day) for v in withheld]),
         "top_users": dg.MetadataValue.md(_top_table(scores))})
+    yield dg.AssetCheckResult(
+        asset_key="daily_anomaly_scores", check_name=GUARD_CHECK, passed=not withheld,
+        description="; ".join(v.reason for v in (withheld or verdicts))[:2000],
+        metadata={"withheld_days": dg.MetadataValue.json([str(v.day) for v in withheld]),
+                  "flagged_share": dg.MetadataValue.json(
+                      {str(v.day): round(v.flagged_share, 4) for v in verdicts}),
+                  "expected_share": verdicts[0].expected_share if verdicts else None,
+                  "score_psi": dg.MetadataValue.json(
+                      {str(v.day): round(v.score_psi, 3) for v in verdicts})})
 
 
 def _top_table(scores: pl.DataFrame, n: int = 10) -> str:
@@ -70,13 +118,16 @@ def _top_table(scores: pl.DataFrame, n: int = 10) -> str:
 class AlertsConfig(dg.Config):
     reopen_after_days: int = Field(default=7, ge=1, description="An open alert suppresses new "
                                    "alerts for the same user for this many days.")
+    override_guard: bool = Field(default=False, description="Post alerts even for days the "
+                                 "alert guard withheld (this run only).")
 
 
 @dg.asset(
     group_name="scoring", partitions_def=daily_partitions, backfill_policy=single_run_backfill,
     pool=WAREHOUSE_POOL, deps=["daily_anomaly_scores"], kinds={"duckdb"},
     description="The day's block/review users not already under an open alert; posted as JSON "
-                "to the alert webhook when one is configured.",
+                "to the alert webhook when one is configured. None for a day the alert guard "
+                "withheld, unless overridden.",
 )
 def anomaly_alerts(context: dg.AssetExecutionContext, config: AlertsConfig,
                    warehouse: WarehouseResource,
@@ -90,14 +141,20 @@ def anomaly_alerts(context: dg.AssetExecutionContext, config: AlertsConfig,
     known = known if not known.is_empty() else empty_alerts()
     scores = warehouse.read_days(SCORES_TABLE, days,
                                  columns=["user_key", "event_day", "score", "outcome", "reasons"])
+    guard = warehouse.read_days(GUARD_TABLE, days)
+    withheld = {} if guard.is_empty() else dict(
+        guard.filter(~pl.col("passed")).select("event_day", "reason").iter_rows())
     raised = []
     for day in days:  # in order: a day's alerts suppress the next day's duplicates
+        if day in withheld and not config.override_guard:
+            context.log.warning(withheld[day])
+            continue
         today = scores.filter(pl.col("event_day") == day) if not scores.is_empty() else scores
         day_alerts = (new_alerts(today, known, config.reopen_after_days)
                       if not today.is_empty() else empty_alerts())
         raised.append(day_alerts)
         known = pl.concat([known, day_alerts])
-    alerts = pl.concat(raised)
+    alerts = pl.concat(raised) if raised else empty_alerts()
     warehouse.replace_partitions(ALERTS_TABLE, alerts, days)
     posted = None
     if alert_webhook.enabled and alerts.height:
@@ -107,4 +164,7 @@ def anomaly_alerts(context: dg.AssetExecutionContext, config: AlertsConfig,
         "dagster/row_count": alerts.height,
         "block": alerts.filter(pl.col("outcome") == "block").height,
         "review": alerts.filter(pl.col("outcome") == "review").height,
-        "webhook_status": posted if posted is not None else "not posted"})
+        "webhook_status": posted if posted is not None else "not posted",
+        "guard": ("overridden" if withheld and config.override_guard
+                  else "withheld " + ", ".join(map(str, withheld)) if withheld else "passed"),
+        "guard_reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in withheld.values()))})

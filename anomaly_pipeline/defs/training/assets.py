@@ -11,6 +11,7 @@ import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
+from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.defs.resources import (
     TRAINING_POOL,
     WarehouseResource,
@@ -20,7 +21,11 @@ from anomaly_pipeline.defs.resources import (
 
 
 class TrainingSetConfig(dg.Config):
-    window_days: int = Field(default=14, ge=3, description="Feature days in the window (newest last).")
+    window_days: int = Field(default=90, ge=3, description="Most feature days in the window: "
+                             "every available day up to this cap, newest last.")
+    max_rows: int | None = Field(default=200_000, ge=100, description="Most user-days per split "
+                                 "(train / validation / holdout); beyond it each day keeps an "
+                                 "equal random share. null keeps every user-day.")
     end_day: str | None = Field(default=None, description="Last day of the window (YYYY-MM-DD); "
                                                            "default: the newest feature day.")
     validation_days: int = Field(default=2, ge=1)
@@ -31,7 +36,8 @@ class TrainingSetConfig(dg.Config):
           kinds={"polars", "parquet"})
 def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                  warehouse: WarehouseResource) -> dict[str, Any]:
-    """A window of feature days split by time into train / validation / holdout Parquet files."""
+    """Every feature day up to ``window_days`` (newest last), split by time into train /
+    validation / holdout Parquet files, each sampled down to ``max_rows`` user-days."""
     from anomaly_pipeline.training_set import build_training_set, feature_days
 
     days = feature_days(warehouse.path)
@@ -42,17 +48,21 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
         raise dg.Failure("no feature days materialised yet: materialise user_day_features first")
     out_dir = warehouse.data_home.artifacts / "training_sets" / context.run_id
     info = build_training_set(warehouse.path, days, out_dir, validation_days=config.validation_days,
-                              holdout_days=config.holdout_days)
+                              holdout_days=config.holdout_days, max_rows=config.max_rows)
     context.add_output_metadata({
         "directory": dg.MetadataValue.path(info.directory),
         "days": dg.MetadataValue.json(info.days), "rows": dg.MetadataValue.json(info.rows),
+        "available_rows": dg.MetadataValue.json(info.available_rows),
         "abnormal_rows": dg.MetadataValue.json(info.abnormal_rows),
         "features": len(info.feature_names)})
     return {"directory": info.directory}
 
 
 class BaselineConfig(dg.Config):
-    kinds: list[str] = Field(default=["gaussian", "isolation_forest", "lof"])
+    kinds: list[str] = Field(default=["gaussian", "isolation_forest", "lof", COLD_START_KIND],
+                             description="Detectors to fit; keep the label-free default "
+                             f"{COLD_START_KIND!r}, which the gate promotes when there is no "
+                             "champion and no labels to compare candidates.")
     threshold_percentile: float = Field(default=97.0, gt=0, lt=100,
                                         description="Training-score percentile of the flag threshold.")
     params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind constructor params.")

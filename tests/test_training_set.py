@@ -1,0 +1,49 @@
+"""The training window: every day up to the cap, user-days sampled down to the row cap."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+from anomaly_pipeline.training_set import FEATURES_TABLE, TrainingSetInfo, build_training_set
+
+DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
+
+
+def _feature_warehouse(tmp_path: Path, users_per_day: list[int]) -> Path:
+    """A warehouse whose feature mart holds ``users_per_day[i]`` user-days on ``DAYS[i]``."""
+    rng = np.random.default_rng(0)
+    frames = [pl.DataFrame({"user_key": [f"u{d}_{i}" for i in range(n)], "event_day": [day] * n,
+                            **{c: rng.normal(size=n) for c in FEATURE_COLUMNS}})
+              for d, (day, n) in enumerate(zip(DAYS, users_per_day, strict=True))]
+    path = tmp_path / "warehouse.duckdb"
+    warehouse.replace_partitions(path, FEATURES_TABLE, pl.concat(frames), DAYS)
+    return path
+
+
+def test_every_day_is_kept_and_each_split_is_sampled_to_the_cap(tmp_path: Path) -> None:
+    path = _feature_warehouse(tmp_path, [500, 40, 500, 500, 500, 500, 500, 500, 500, 500])
+    info = build_training_set(path, DAYS, tmp_path / "ts", validation_days=1, holdout_days=2,
+                              max_rows=700)
+    assert info.available_rows == {"train": 3040, "validation": 500, "holdout": 1000}
+    assert info.rows["validation"] == 500  # under the cap: untouched
+    train = pl.read_parquet(info.path("train"))
+    per_day = dict(train.group_by("event_day").len().iter_rows())
+    # 700 rows over 7 days: a quota of 100 per day, a small day keeps all of its user-days
+    assert set(per_day) == set(DAYS[:7])
+    assert per_day[DAYS[1]] == 40 and {per_day[d] for d in DAYS[:7] if d != DAYS[1]} == {100}
+    assert info.rows["train"] == train.height == 640
+    assert info.rows["holdout"] == 700 and train["user_key"].is_unique().all()
+    assert TrainingSetInfo.read(info.directory) == info
+
+
+def test_without_a_cap_every_user_day_is_kept(tmp_path: Path) -> None:
+    path = _feature_warehouse(tmp_path, [30] * 10)
+    info = build_training_set(path, DAYS, tmp_path / "ts", validation_days=2, holdout_days=3,
+                              max_rows=None)
+    assert info.rows == info.available_rows == {"train": 150, "validation": 60, "holdout": 90}
