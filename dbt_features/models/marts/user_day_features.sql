@@ -31,8 +31,6 @@
 } -%}
 {%- set sharing_window_days = 7 -%}
 {%- set never_s = 604800 -%}
-{%- set us_per_hour = 3600 * 1000000 -%}
-{%- set us_per_day = 24 * us_per_hour -%}
 
 with event_days as (
 
@@ -50,9 +48,7 @@ with event_days as (
             avg((rating in (1, 5))::integer) filter (where event_type = 'review' and rating is not null),
             0
         ) as extreme_rating_share,
-        -- UTC hour from the epoch: hour() of a TIMESTAMPTZ goes through ICU, ~10x slower.
-        avg((epoch_us(event_time) % {{ us_per_day }} < 5 * {{ us_per_hour }})::integer)
-            as night_share,
+        avg(({{ local_hour('event_time') }} < 5)::integer) as night_share,
         (epoch_us(min(event_time) filter (where event_type = 'purchase'))
             - epoch_us(min(event_time) filter (where event_type = 'signup'))) / 1e6
             as first_purchase_delay_raw_s,
