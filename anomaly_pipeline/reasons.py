@@ -365,7 +365,7 @@ _TEMPLATES: Final[tuple[ReasonTemplate, ...]] = (
     _low("interval_min_s", "rapid_fire_events",
          lambda v: f"shortest gap between events {_duration(v)}", _duration),
     _high("night_share", "night_activity",
-          lambda v: f"{_pct(v)} of activity at night (00–05 UTC)", _pct),
+          lambda v: f"{_pct(v)} of activity at night (00–05 source local time)", _pct),
     ReasonTemplate(("first_purchase_delay_s",), _signup_delay),
     _high("distinct_items", "many_distinct_items",
           lambda v: f"{_int(v)} distinct items viewed"),

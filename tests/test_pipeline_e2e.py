@@ -58,6 +58,10 @@ def test_every_user_day_gets_a_score_from_the_champion(scored_pipeline: Pipeline
     scores = warehouse.read_days(scored_pipeline.warehouse, "scoring.daily_anomaly_scores", days)
     assert scores.height == features.height > 0
     assert scores.join(features, on=["user_key", "event_day"], how="anti").is_empty()
+    # flagged exactly at or above the threshold; where no hard rule decided, the band agrees
+    assert (scores["flagged"] == (scores["score"] >= scores["threshold"])).all()
+    banded = scores.filter(pl.col("matched_rule").is_null())
+    assert ((banded["outcome"] != "allow") == banded["flagged"]).all()
     assert scores["score"].is_between(0, 1000).all()
     assert set(scores["outcome"]) <= {"allow", "review", "block"}
     champion = scored_pipeline.instance.get_latest_materialization_event(

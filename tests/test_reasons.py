@@ -204,7 +204,8 @@ def test_night_activity_and_own_history_templates(coder: ReasonCoder,
                                                   population: pl.DataFrame) -> None:
     night_owl = _typical(population, night_share=0.86, n_events=40, events_vs_7d_median=2.5)
     texts = coder.explain(night_owl).texts[0]
-    assert any(t.startswith("86 % of activity at night (00–05 UTC), ") for t in texts)
+    assert any(t.startswith("86 % of activity at night (00–05 source local time), ")
+               for t in texts)
     assert "2.5× the user's 7-day median events (40 today)" in texts
 
 
