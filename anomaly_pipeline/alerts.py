@@ -7,7 +7,9 @@ user while it is open add no new alert, so on-call is not paged daily for one on
 writer's delete-then-insert per day never duplicates.
 
 ``post_webhook`` is plain ``urllib`` (no extra dependency) with retries on connection failures
-and 5xx answers only — a 4xx means the request itself is wrong and retrying cannot help.
+and 5xx answers only — a 4xx means the request itself is wrong and retrying cannot help. A webhook
+URL often carries its credential (a token in the path or query), so no message shows more of it
+than scheme and host, and what the receiver answers is redacted of the URL's parts.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import polars as pl
+
+from anomaly_pipeline.messages import display_url, redact, url_secrets
 
 #: Outcomes that raise an alert.
 ALERTING_OUTCOMES: Final[tuple[str, ...]] = ("review", "block")
 OPEN, CLOSED = "open", "closed"
 DEFAULT_REOPEN_AFTER_DAYS: Final[int] = 7
+#: The environment variable holding the webhook URL (alerts and run failures).
+WEBHOOK_ENV: Final = "ANOMALY_PIPELINE_ALERT_WEBHOOK"
+WEBHOOK_SCHEMES: Final = ("http", "https")
 
 ALERT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "alert_id": pl.String(),
@@ -43,6 +51,22 @@ _OPEN_COLUMNS: Final = ("user_key", "event_day", "status")
 
 class WebhookError(RuntimeError):
     """The webhook did not accept the alerts (non-2xx answer or no connection)."""
+
+
+def check_webhook_url(url: str) -> None:
+    """Raise ``ValueError`` unless ``url`` is an http(s) URL with a host (scheme in any case).
+
+    The message shows the scheme only: the rest of a webhook URL may be its credential.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError("webhook url is not a valid URL (its port is not a number)") from None
+    if parts.scheme.lower() not in WEBHOOK_SCHEMES:
+        raise ValueError(f"webhook url must be http(s), got scheme {parts.scheme.lower()[:10]!r}")
+    if not parts.hostname or not port_ok:
+        raise ValueError("webhook url has no host (expected http(s)://host[:port]/path)")
 
 
 def empty_alerts() -> pl.DataFrame:
@@ -130,13 +154,14 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5.0, ret
 
     Connection failures and 5xx answers are retried ``retries`` times with exponential backoff
     (``backoff_s``, doubled each time); a 4xx fails at once. Raises ``WebhookError`` naming the
-    URL, the attempts and the last status/body or connection error.
+    endpoint (scheme and host only), the attempts and the last status/body or connection error,
+    with every part of the URL that may be a credential redacted.
     """
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"webhook url must be http(s), got {url!r}")
+    check_webhook_url(url)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     body = json.dumps(payload, default=str).encode("utf-8")
+    endpoint, secrets = display_url(url), url_secrets(url)
     last_error = ""
     for attempt in range(retries + 1):
         if attempt:
@@ -148,13 +173,15 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5.0, ret
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             detail = exc.read(500).decode("utf-8", errors="replace").strip()
-            last_error = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+            last_error = redact(f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else ""),
+                                secrets)
             if exc.code < 500:
-                raise WebhookError(f"POST {url} rejected: {last_error}") from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                # ``from None``: the chained urllib error would print the full URL in tracebacks.
+                raise WebhookError(f"POST {endpoint} rejected: {last_error}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            last_error = f"connection failed: {reason}"
-    raise WebhookError(f"POST {url} failed after {retries + 1} attempt(s): {last_error}")
+            last_error = redact(f"connection failed: {reason}", secrets)
+    raise WebhookError(f"POST {endpoint} failed after {retries + 1} attempt(s): {last_error}")
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], name: str) -> None:

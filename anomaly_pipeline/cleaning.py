@@ -14,7 +14,13 @@ UTC offset, the form adapters stage it in.
 Rules are checked in the order of ``RULE_CODES`` and a row is quarantined under the first one it
 fails. ``duplicate_event_id`` is judged last, among the rows that pass every other rule: the
 first such row of an id is accepted and later ones are quarantined, so a valid event is never
-lost because an earlier, broken copy of it came first.
+lost because an earlier, broken copy of it came first. Ids are unique per partition day, not
+per file: ``accepted_earlier`` holds the ids already accepted from the day's earlier files, and a
+copy re-delivered in a later file is quarantined with a reason naming the file that holds the
+first one. Ids may repeat on other days (sources that restart their ids daily).
+
+Numbers have finite bounds (``schema.NumericBounds``: amount ≤ 1e9 and quantity ≤ 1e6 by
+default, rating 1–5): a finite but absurd amount such as 1e308 would overflow feature sums to inf.
 
 Late / early events: the partition day is the UTC date of ``event_time``. A row whose UTC date
 is not the partition day being loaded is quarantined as ``out_of_partition`` (never dropped and
@@ -37,11 +43,14 @@ import polars as pl
 from anomaly_pipeline.adapters.staged import STAGED_SCHEMA
 from anomaly_pipeline.adapters.timestamps import parse_iso8601
 from anomaly_pipeline.schema import (
+    DEFAULT_BOUNDS,
     EVENT_TYPES,
     MAX_STRING_LENGTH,
+    RATING_RANGE,
     RAW_EVENT_COLUMNS,
     RAW_EVENT_SCHEMA,
     UTC_MICROS,
+    NumericBounds,
 )
 
 QUARANTINE_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -94,6 +103,8 @@ _TEXT_COLUMNS: Final = tuple(
 _ROW, _TIME, _TYPE, _AMOUNT = "__row", "__event_time", "__event_type", "__amount"
 _QUANTITY_NUMBER, _QUANTITY = "__quantity_number", "__quantity"
 _RATING = "__rating"
+#: The earlier file of the day that already holds a row's event id (null when none does).
+_FIRST_FILE = "__first_file"
 #: Canonical column → the helper column holding its parsed value (others are taken as text).
 _PARSED: Final = {"event_time": _TIME, "event_type": _TYPE, "amount": _AMOUNT,
                   "quantity": _QUANTITY, "rating": _RATING}
@@ -174,7 +185,8 @@ def _prepare(staged: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rules(partition_day: date, now: datetime, max_future: timedelta) -> list[Rule]:
+def _rules(partition_day: date, now: datetime, max_future: timedelta,
+           bounds: NumericBounds) -> list[Rule]:
     """The rules in the order they are applied (``duplicate_event_id`` comes after them all)."""
     time, event_day = pl.col(_TIME), pl.col(_TIME).dt.date()
     latest = now + max_future
@@ -227,17 +239,24 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta) -> list[Ru
              _format("amount '{}' is not a finite number", value("amount"))),
         Rule("negative_amount", amount < 0,
              _format("amount {} is negative", value("amount"))),
+        Rule("amount_too_large", amount > bounds.max_amount,
+             _format(f"amount {{}} is above the bound max_amount={bounds.max_amount:g}",
+                     value("amount"))),
         Rule("bad_quantity",
              pl.col("quantity").is_not_null() & ~quantity_number.is_finite().fill_null(False),
              _format("quantity '{}' is not a finite number", value("quantity"))),
         Rule("negative_quantity", quantity_number < 0,
              _format("quantity {} is negative", value("quantity"))),
+        Rule("quantity_too_large", quantity_number > bounds.max_quantity,
+             _format(f"quantity {{}} is above the bound max_quantity={bounds.max_quantity}",
+                     value("quantity"))),
         Rule("non_integer_quantity", pl.col("quantity").is_not_null() & pl.col(_QUANTITY).is_null(),
              _format("quantity {} is not a whole number (or too large)", value("quantity"))),
         Rule("bad_rating", pl.col("rating").is_not_null() & pl.col(_RATING).is_null(),
              _format("rating '{}' is not a whole number", value("rating"))),
-        Rule("rating_out_of_range", ~pl.col(_RATING).is_between(1, 5),
-             _format("rating {} is outside 1-5", value("rating"))),
+        Rule("rating_out_of_range", ~pl.col(_RATING).is_between(*RATING_RANGE),
+             _format(f"rating {{}} is outside {RATING_RANGE[0]}-{RATING_RANGE[1]}",
+                     value("rating"))),
         Rule("malformed_ip", ~pl.col("ip").str.contains(IP_PATTERN),
              _format("ip '{}' is not an IPv4 or IPv6 address", value("ip"))),
     ]
@@ -245,14 +264,27 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta) -> list[Ru
 
 #: Every rule code, in the order a row is checked.
 RULE_CODES: Final[tuple[str, ...]] = (
-    *(rule.code for rule in _rules(date(2000, 1, 1), EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE)),
+    *(rule.code for rule in _rules(date(2000, 1, 1), EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE,
+                                   DEFAULT_BOUNDS)),
     DUPLICATE_EVENT_ID,
 )
 
 
 def _duplicate_reason() -> pl.Expr:
-    return _format("event_id '{}' repeats an earlier accepted row of this file",
-                   _shown(pl.col("event_id")))
+    event_id = _shown(pl.col("event_id"))
+    return (pl.when(pl.col(_FIRST_FILE).is_not_null())
+            .then(_format("event_id '{}' was already accepted from file {} of this day",
+                          event_id, pl.col(_FIRST_FILE)))
+            .otherwise(_format("event_id '{}' repeats an earlier accepted row of this file",
+                               event_id)))
+
+
+def _with_first_file(frame: pl.DataFrame, accepted_earlier: pl.DataFrame | None) -> pl.DataFrame:
+    """Add ``_FIRST_FILE``: the earlier file of the day that holds the row's event id."""
+    if accepted_earlier is None or accepted_earlier.is_empty():
+        return frame.with_columns(pl.lit(None, pl.String).alias(_FIRST_FILE))
+    earlier = accepted_earlier.select("event_id", pl.col("source_file").alias(_FIRST_FILE))
+    return frame.join(earlier, on="event_id", how="left", maintain_order="left")
 
 
 def _check_arguments(staged: pl.DataFrame, partition_day: date, now: datetime) -> None:
@@ -278,27 +310,31 @@ def clean(
     now: datetime,
     source_file: str,
     max_future: timedelta = DEFAULT_MAX_FUTURE,
+    bounds: NumericBounds = DEFAULT_BOUNDS,
+    accepted_earlier: pl.DataFrame | None = None,
 ) -> CleanResult:
     """Split a staged frame (``adapters.STAGED_SCHEMA``) into accepted and quarantined rows.
 
     ``partition_day`` is the UTC day being loaded, ``now`` the (timezone-aware) load time used
     for the future-time rule and as ``quarantined_at``, ``source_file`` the landing file named
-    in the quarantine table. Rows keep their input order in both outputs.
+    in the quarantine table, ``bounds`` the numeric bounds, ``accepted_earlier`` the ids
+    (``event_id``, ``source_file``) already accepted from earlier files of the same day. Rows
+    keep their input order in both outputs.
     """
     _check_arguments(staged, partition_day, now)
     now = now.astimezone(UTC)
-    rules = _rules(partition_day, now, max_future)
-    flagged = _prepare(staged).with_columns(
+    rules = _rules(partition_day, now, max_future, bounds)
+    flagged = _with_first_file(_prepare(staged), accepted_earlier).with_columns(
         pl.coalesce(pl.when(rule.fails).then(pl.lit(rule.code)) for rule in rules).alias(_RULE)
     )
     passing = flagged.filter(pl.col(_RULE).is_null())
-    first_of_id = passing["event_id"].is_first_distinct()
+    kept = passing["event_id"].is_first_distinct() & passing[_FIRST_FILE].is_null()
     failed = pl.concat([
         flagged.filter(pl.col(_RULE).is_not_null()),
-        passing.filter(~first_of_id).with_columns(pl.lit(DUPLICATE_EVENT_ID).alias(_RULE)),
+        passing.filter(~kept).with_columns(pl.lit(DUPLICATE_EVENT_ID).alias(_RULE)),
     ]).sort(_ROW)
 
-    accepted = passing.filter(first_of_id).select(
+    accepted = passing.filter(kept).select(
         pl.col(_PARSED.get(name, name)).cast(dtype).alias(name)
         for name, dtype in RAW_EVENT_SCHEMA.items()
     )

@@ -10,6 +10,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
+from anomaly_pipeline.alerts import WEBHOOK_ENV
 from anomaly_pipeline.defs import jobs
 from anomaly_pipeline.defs.evaluation import assets as evaluation
 from anomaly_pipeline.defs.features import assets as features
@@ -22,7 +23,6 @@ from anomaly_pipeline.defs.scoring import assets as scoring
 from anomaly_pipeline.defs.training import assets as training
 from anomaly_pipeline.paths import data_home
 
-WEBHOOK_ENV = "ANOMALY_PIPELINE_ALERT_WEBHOOK"
 STAGES = (ingest, dbt_features, features, training, evaluation, scoring, monitoring)
 
 defs = dg.Definitions(

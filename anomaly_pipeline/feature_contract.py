@@ -3,7 +3,9 @@
 Built by the dbt model ``dbt_features/models/marts/user_day_features.sql`` (which documents how
 each feature is defined) and read by training and scoring. Every feature is a non-null float
 (Float64), so a model can take the columns as one matrix; the ranges below are the ones the
-definitions guarantee, so a violation means a bug upstream, not unusual behaviour.
+definitions guarantee, so a violation means a bug upstream, not unusual behaviour. Every feature
+is also finite: ``ge=0`` alone lets inf through (a sum of absurd amounts overflows), and one inf
+would score its user-day as normal as any other.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Final
 
 import pandera.polars as pa
 import polars as pl
+from pandera.polars import PolarsData
 
 SECONDS_PER_DAY: Final = 86_400.0
 #: first_purchase_delay_s when the user did not sign up and buy the same day (one week).
@@ -19,6 +22,8 @@ NO_PURCHASE_DELAY_S: Final = 604_800.0
 HISTORY_WINDOW_DAYS: Final = 7
 
 KEY_COLUMNS: Final[tuple[str, str]] = ("user_key", "event_day")
+#: Every column but the keys: the features.
+_FEATURE_REGEX: Final = f"^(?!({'|'.join(KEY_COLUMNS)})$).+$"
 
 
 def _count() -> Any:
@@ -118,6 +123,12 @@ class UserDayFeaturesModel(pa.DataFrameModel):
     purchases_vs_7d_median: float = _positive_ratio()
     new_device: float = _flag()
     new_ip_network: float = _flag()
+
+    @pa.check(_FEATURE_REGEX, regex=True, name="finite")
+    @classmethod
+    def _finite(cls, data: PolarsData) -> pl.LazyFrame:
+        """No inf and no NaN in any feature."""
+        return data.lazyframe.select(pl.col(data.key).is_finite())
 
     class Config:
         strict = True

@@ -3,6 +3,10 @@
 Why here and not in the asset: the load is the part on-call engineers need to trust (nothing lost,
 nothing duplicated), so it is a plain function that tests can call directly; the Dagster asset only
 adds configuration and metadata.
+
+Which files a day reads and when they are complete is ``anomaly_pipeline.delivery``'s business;
+event ids are unique per partition day (a copy in a later file of the day is quarantined), and a
+re-delivery with no rows never silently replaces a day that holds rows.
 """
 
 from __future__ import annotations
@@ -15,9 +19,23 @@ from pathlib import Path
 import polars as pl
 
 from anomaly_pipeline import warehouse
-from anomaly_pipeline.adapters import read_source
+from anomaly_pipeline.adapters import MalformedSourceError, read_source
 from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA, clean
-from anomaly_pipeline.schema import LABEL_SCHEMA, RAW_EVENT_SCHEMA, LabelsModel, RawEventsModel
+from anomaly_pipeline.contract_errors import validate_or_explain
+from anomaly_pipeline.delivery import (
+    DEFAULT_SETTLE_S,
+    day_files,
+    require_day_files,
+    wait_until_settled,
+)
+from anomaly_pipeline.schema import (
+    DEFAULT_BOUNDS,
+    LABEL_SCHEMA,
+    RAW_TABLE_SCHEMA,
+    LabelsModel,
+    NumericBounds,
+    raw_events_schema,
+)
 
 RAW_EVENTS_TABLE = "raw.raw_events"
 QUARANTINE_TABLE = "raw.quarantined_events"
@@ -25,10 +43,6 @@ INGEST_LOG_TABLE = "raw.ingest_log"
 LABELS_TABLE = "raw.event_labels"
 LABEL_COVERAGE_TABLE = "raw.label_coverage"
 
-RAW_TABLE_SCHEMA: dict[str, pl.DataType] = {
-    **RAW_EVENT_SCHEMA, "event_day": pl.Date(), "source_file": pl.String(),
-    "loaded_at": pl.Datetime("us", "UTC"),
-}
 INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
     "event_day": pl.Date(), "source_file": pl.String(), "input_rows": pl.Int64(),
     "accepted_rows": pl.Int64(), "quarantined_rows": pl.Int64(),
@@ -36,8 +50,8 @@ INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class MissingLandingFileError(FileNotFoundError):
-    """A partition day has no landing file: the day cannot be materialised yet."""
+class EmptyRedeliveryError(ValueError):
+    """A day's landing files hold no rows while the warehouse holds rows for that day."""
 
 
 @dataclass
@@ -51,31 +65,29 @@ class IngestReport:
     rules: Counter[str] = field(default_factory=Counter)
 
 
-def landing_files(directory: Path, pattern: str, day: date) -> list[Path]:
-    """Files of ``directory`` matching ``pattern`` with ``{day}`` replaced by the ISO day."""
-    files = sorted(p for p in directory.glob(pattern.format(day=day.isoformat())) if p.is_file()
-                   and not p.name.startswith("."))
-    if not files:
-        raise MissingLandingFileError(
-            f"no landing file for {day} matching {pattern.format(day=day.isoformat())!r} in {directory}"
-        )
-    return files
-
-
 def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, source_format: str,
-                pattern: str, mapping: Path | None = None, now: datetime | None = None) -> IngestReport:
+                pattern: str, mapping: Path | None = None, bounds: NumericBounds = DEFAULT_BOUNDS,
+                allow_empty_day: bool = False, settle_s: float = DEFAULT_SETTLE_S,
+                now: datetime | None = None) -> IngestReport:
     """Read, clean and store the landing files of ``days``; replace those partitions atomically.
 
-    Every file is read and cleaned before anything is written, so a malformed file fails the whole
-    range and changes no table.
+    Every file is read and cleaned before anything is written, so a malformed file, a file still
+    being written (``delivery``), or a day whose files hold no rows while the warehouse holds rows
+    for it (unless ``allow_empty_day``) fails the whole range and changes no table.
     """
+    files_by_day = {day: require_day_files(landing_dir, pattern, day) for day in days}
+    wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
     now = now or datetime.now(timezone.utc)
     report = IngestReport()
     accepted_parts, quarantined_parts, log_rows = [], [], []
-    for day in days:
-        for path in landing_files(landing_dir, pattern, day):
+    for day, files in files_by_day.items():
+        accepted_today = pl.DataFrame(schema={"event_id": pl.String(), "source_file": pl.String()})
+        for path in files:
             staged = read_source(source_format, path, mapping=mapping)
-            result = clean(staged, partition_day=day, now=now, source_file=path.name)
+            result = clean(staged, partition_day=day, now=now, source_file=path.name,
+                           bounds=bounds, accepted_earlier=accepted_today)
+            accepted_today = pl.concat([accepted_today, result.accepted.select(
+                "event_id", source_file=pl.lit(path.name, pl.String))])
             accepted_parts.append(result.accepted.with_columns(
                 event_day=pl.lit(day), source_file=pl.lit(path.name),
                 loaded_at=pl.lit(now).cast(pl.Datetime("us", "UTC"))))
@@ -88,8 +100,10 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
             report.accepted_rows += result.accepted.height
             report.quarantined_rows += result.quarantined.height
             report.rules.update(result.quarantined["rule"].to_list())
+    if not allow_empty_day:
+        _refuse_empty_redelivery(warehouse_path, log_rows)
     accepted = pl.concat(accepted_parts) if accepted_parts else pl.DataFrame(schema=RAW_TABLE_SCHEMA)
-    RawEventsModel.validate(accepted.select(list(RAW_EVENT_SCHEMA)), lazy=True)
+    validate_or_explain(raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE, context=accepted)
     quarantined = (pl.concat(quarantined_parts) if quarantined_parts
                    else pl.DataFrame(schema=QUARANTINE_SCHEMA))
     log = pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA)
@@ -97,6 +111,31 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
     warehouse.replace_partitions(warehouse_path, QUARANTINE_TABLE, quarantined, days)
     warehouse.replace_partitions(warehouse_path, INGEST_LOG_TABLE, log, days)
     return report
+
+
+def _refuse_empty_redelivery(warehouse_path: Path, log_rows: list[dict]) -> None:
+    """Raise when a day's files hold no rows but the warehouse holds rows for that day.
+
+    Why: a header-only re-delivery (an export that failed upstream) would otherwise replace a
+    day's events with nothing, and every check downstream would pass on the empty day.
+    """
+    inputs: Counter[date] = Counter()
+    files: dict[date, list[str]] = {}
+    for row in log_rows:
+        inputs[row["event_day"]] += row["input_rows"]
+        files.setdefault(row["event_day"], []).append(row["source_file"])
+    empty = [day for day in files if inputs[day] == 0]
+    if not empty:
+        return
+    accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, empty)
+    quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, empty)
+    stored = {day: accepted[day] + quarantined[day] for day in empty if accepted[day] + quarantined[day]}
+    if stored:
+        raise EmptyRedeliveryError("; ".join(
+            f"day {day}: landing file(s) {files[day]} hold no rows, but {n} row(s) are stored for "
+            "that day" for day, n in stored.items())
+            + ". Nothing was replaced. Re-deliver the day's events, or set allow_empty_day: true "
+              "(raw_events config) if the day really has none")
 
 
 def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[int, int]]:
@@ -110,21 +149,39 @@ def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[
             if stored_ok[day] + stored_bad[day] != inputs.get(day, 0)}
 
 
+def _read_labels(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path).select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MalformedSourceError(path, f"not a labels file ({problem})") from None
+
+
 def load_labels(warehouse_path: Path, labels_dir: Path, days: list[date], *,
-                pattern: str = "labels_{day}.parquet") -> dict[date, int | None]:
+                pattern: str = "labels_{day}.parquet",
+                settle_s: float = DEFAULT_SETTLE_S) -> dict[date, int | None]:
     """Store the label files of ``days``; return labels per day (None = day not labelled).
 
     A day without a label file is *unlabelled* (quality cannot be measured on it), which is not the
     same as a labelled day without abnormal users; ``raw.label_coverage`` records the difference.
+    Files follow the same delivery convention as events (``anomaly_pipeline.delivery``).
     """
+    files_by_day = {day: day_files(labels_dir, pattern, day) for day in days}
+    wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
     frames, coverage = [], []
-    for day in days:
-        matches = sorted(labels_dir.glob(pattern.format(day=day.isoformat())))
+    for day, matches in files_by_day.items():
         if not matches:
             coverage.append({"event_day": day, "labelled": False, "n_labels": 0})
             continue
-        day_labels = pl.concat([pl.read_parquet(p) for p in matches]).select(list(LABEL_SCHEMA))
-        day_labels = LabelsModel.validate(day_labels.cast(LABEL_SCHEMA), lazy=True)
+        parts = [_read_labels(path) for path in matches]
+        day_labels = pl.concat(parts)
+        context = pl.DataFrame({
+            "source_file": [path.name for path, part in zip(matches, parts, strict=True)
+                            for _ in range(part.height)],
+            "event_day": [day] * day_labels.height}, schema={"source_file": pl.String(),
+                                                             "event_day": pl.Date()})
+        day_labels = validate_or_explain(LabelsModel.to_schema(), day_labels,
+                                         table=LABELS_TABLE, context=context)
         wrong_day = day_labels.filter(pl.col("event_day") != day)
         if wrong_day.height:
             raise ValueError(f"label file(s) {[p.name for p in matches]} hold {wrong_day.height} "

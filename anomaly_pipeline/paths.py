@@ -13,6 +13,8 @@ from pathlib import Path
 
 HOME_ENV = "ANOMALY_PIPELINE_HOME"
 DEFAULT_HOME = ".anomaly_pipeline"
+#: A folder of deploy-time files (mappings, rules) besides the checkout's resources/.
+CONFIG_DIR_ENV = "ANOMALY_PIPELINE_CONFIG_DIR"
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,34 @@ def repo_path(path: str | os.PathLike[str]) -> Path:
     """``path`` itself when absolute, else relative to the project checkout (not the cwd)."""
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else REPO_ROOT / candidate
+
+
+RESOURCES_DIR = REPO_ROOT / "resources"
+
+
+class ConfigPathError(ValueError):
+    """A configuration file named in run config lies outside the allowed folders."""
+
+
+def config_dirs() -> list[Path]:
+    """Folders a mapping or rules file may live in: resources/ and ``$ANOMALY_PIPELINE_CONFIG_DIR``."""
+    extra = os.environ.get(CONFIG_DIR_ENV)
+    return [RESOURCES_DIR.resolve(), *([Path(extra).expanduser().resolve()] if extra else [])]
+
+
+def config_file(path: str | os.PathLike[str], *, setting: str) -> Path:
+    """The file a Launchpad setting (``mapping_file``, ``policy_file``) names, resolved.
+
+    Relative paths are taken from the project checkout. Why the folder rule: run config is typed
+    by whoever can launch a run, and a parser's error messages quote what it read, so an arbitrary
+    path (``/etc/shadow``) would leak that file into the event log. Symbolic links are followed
+    before the check.
+    """
+    resolved = repo_path(path).resolve()
+    allowed = config_dirs()
+    if not any(resolved.is_relative_to(folder) for folder in allowed):
+        raise ConfigPathError(
+            f"{setting} {str(path)[:120]!r} is outside the folders configuration files are read "
+            f"from ({', '.join(str(folder) for folder in allowed)}): put it in resources/ or in "
+            f"the folder named by {CONFIG_DIR_ENV}")
+    return resolved

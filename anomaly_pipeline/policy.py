@@ -11,7 +11,8 @@ A policy is a YAML file (``resources/policy.yaml`` is the documented default) wi
   can never execute code, and every rule compiles to one vectorised polars predicate.
 
 ``load_policy`` validates everything up front and names the file, the key path and the problem,
-because a typo in a rules file must fail the deploy, not silently allow traffic.
+because a typo in a rules file must fail the deploy, not silently allow traffic. Messages name
+keys (cut short), never the file's values (``anomaly_pipeline.messages``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any, Final
 
 import polars as pl
 import yaml
+
+from anomaly_pipeline.messages import shown, yaml_problem
 
 #: Outcomes from most lenient to strictest; a hard rule only ever moves an outcome up this list.
 OUTCOMES: Final[tuple[str, ...]] = ("allow", "review", "block")
@@ -186,7 +189,9 @@ def load_policy(path: str | Path, feature_names: Sequence[str] | None = None) ->
     except FileNotFoundError:
         raise PolicyError(source, "<file>", "file not found") from None
     except yaml.YAMLError as exc:
-        raise PolicyError(source, "<file>", f"not valid YAML: {exc}") from None
+        raise PolicyError(source, "<file>", yaml_problem(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(source, "<file>", f"unreadable ({type(exc).__name__})") from None
     return parse_policy(data, source=source, feature_names=feature_names)
 
 
@@ -196,8 +201,8 @@ def parse_policy(data: Any, source: str = "<policy>",
     top = _mapping(data, source, "<root>", _TOP_FIELDS, required=("bands",))
     version = top.get("version", POLICY_VERSION)
     if version != POLICY_VERSION:
-        raise PolicyError(source, "version", f"unsupported version {version!r}; this code "
-                                             f"reads version {POLICY_VERSION}")
+        raise PolicyError(source, "version", f"unsupported version; this code reads version "
+                                             f"{POLICY_VERSION}")
     bands = _parse_bands(top["bands"], source)
     rules = _parse_rules(top.get("hard_rules") or [], source,
                          None if feature_names is None else frozenset(feature_names))
@@ -261,7 +266,7 @@ def _parse_rules(raw: Any, source: str, known: frozenset[str] | None) -> tuple[H
         if not isinstance(name, str) or not name.strip():
             raise PolicyError(source, f"{where}.name", "must be a non-empty string")
         if name in names:
-            raise PolicyError(source, f"{where}.name", f"duplicate rule name {name!r}")
+            raise PolicyError(source, f"{where}.name", "duplicate rule name")
         names.add(name)
         when = entry["when"]
         if not isinstance(when, list) or not when:
@@ -281,10 +286,11 @@ def _parse_clause(raw: Any, source: str, where: str, known: frozenset[str] | Non
     if not isinstance(feature, str) or not feature:
         raise PolicyError(source, f"{where}.feature", "must be a feature column name")
     if known is not None and feature not in known:
-        raise PolicyError(source, f"{where}.feature", f"unknown feature {feature!r}")
+        raise PolicyError(source, f"{where}.feature", "unknown feature (not a column of "
+                                                      "user_day_features)")
     op = entry["op"]
     if op not in _OPS:
-        raise PolicyError(source, f"{where}.op", f"bad op {op!r}; use one of {list(_OPS)}")
+        raise PolicyError(source, f"{where}.op", f"bad op; use one of {list(_OPS)}")
     return Clause(feature, op, _number(entry["value"], source, f"{where}.value"))
 
 
@@ -304,18 +310,18 @@ def _mapping(raw: Any, source: str, where: str, allowed: Sequence[str],
 
 def _child(where: str, key: Any) -> str:
     """Key path of ``key`` inside ``where`` (top-level keys have no prefix)."""
-    return str(key) if where == "<root>" else f"{where}.{key}"
+    return shown(key) if where == "<root>" else f"{where}.{shown(key)}"
 
 
 def _number(raw: Any, source: str, where: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != raw:
-        raise PolicyError(source, where, f"must be a number, got {raw!r}")
+        raise PolicyError(source, where, f"must be a number, got {type(raw).__name__}")
     return float(raw)
 
 
 def _outcome(raw: Any, source: str, where: str) -> str:
     if raw not in OUTCOMES:
-        raise PolicyError(source, where, f"unknown outcome {raw!r}; use one of {list(OUTCOMES)}")
+        raise PolicyError(source, where, f"unknown outcome; use one of {list(OUTCOMES)}")
     return str(raw)
 
 

@@ -31,6 +31,10 @@ DEMO_ENV: Final = "ANOMALY_PIPELINE_DEMO"
 #: Used only when ``ANOMALY_PIPELINE_DEMO=1`` and no key is configured. It is public (it is in this
 #: file), so pseudonyms made with it protect nothing: never use it for real data.
 DEMO_PSEUDONYM_KEY: Final = b"anomaly-pipeline-demo-key--not-a-secret"
+#: The placeholder value of ``resources/env.example`` (a test keeps the two equal).
+ENV_EXAMPLE_PLACEHOLDER: Final = b"change-me-to-a-long-random-secret"
+#: Keys anyone can read in this repository: refused outside demo mode.
+PUBLIC_KEYS: Final = frozenset({DEMO_PSEUDONYM_KEY, ENV_EXAMPLE_PLACEHOLDER})
 
 #: A key shorter than this is rejected: HMAC's strength is bounded by the key's entropy.
 MIN_KEY_BYTES: Final = 16
@@ -51,10 +55,13 @@ def pseudonym_key() -> bytes:
 
     When the variable is unset, the public demo key is returned only if ``ANOMALY_PIPELINE_DEMO=1``:
     silently falling back to a known key would make every "pseudonym" reversible in production.
+    For the same reason a public key (``PUBLIC_KEYS``: the demo key, the ``env.example``
+    placeholder) is refused outside demo mode. Messages never show the key.
     """
     configured = os.environ.get(PSEUDONYM_KEY_ENV)
+    demo = os.environ.get(DEMO_ENV) == "1"
     if configured is None or configured == "":
-        if os.environ.get(DEMO_ENV) == "1":
+        if demo:
             return DEMO_PSEUDONYM_KEY
         raise PseudonymKeyError(
             f"{PSEUDONYM_KEY_ENV} is not set: set it to a secret of at least {MIN_KEY_BYTES} "
@@ -62,6 +69,11 @@ def pseudonym_key() -> bytes:
             f"or set {DEMO_ENV}=1 to use the public demo key on demo data only"
         )
     key = configured.encode("utf-8")
+    if key in PUBLIC_KEYS and not demo:
+        raise PseudonymKeyError(
+            f"{PSEUDONYM_KEY_ENV} is a public value from this repository (the demo key or the "
+            "env.example placeholder), so its pseudonyms protect nothing: set a secret of your "
+            f"own, or set {DEMO_ENV}=1 for demo data only")
     if len(key) < MIN_KEY_BYTES:
         raise PseudonymKeyError(
             f"{PSEUDONYM_KEY_ENV} is {len(key)} bytes long; it must be at least {MIN_KEY_BYTES}"

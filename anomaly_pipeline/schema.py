@@ -7,6 +7,8 @@ never travels as a column of the raw log.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Final
 
 import pandera.polars as pa
@@ -54,6 +56,39 @@ LABEL_SCHEMA: Final[dict[str, pl.DataType]] = {
 #: Longest accepted value of any free-text column; longer values are quarantined, not truncated.
 MAX_STRING_LENGTH: Final[int] = 512
 
+#: The stored table adds where each row came from to the canonical columns.
+RAW_TABLE_SCHEMA: Final[dict[str, pl.DataType]] = {
+    **RAW_EVENT_SCHEMA, "event_day": pl.Date(), "source_file": pl.String(), "loaded_at": UTC_MICROS,
+}
+#: An event id is unique within its partition day; sources that restart ids daily repeat them
+#: across days, so every key downstream pairs the id with the day.
+EVENT_KEY: Final[tuple[str, str]] = ("event_day", "event_id")
+
+
+@dataclass(frozen=True)
+class NumericBounds:
+    """Finite bounds of the canonical numeric columns (configurable per load).
+
+    Why upper bounds: a value such as 1e308 is finite, but summed into a feature it overflows to
+    inf and poisons every model that reads it. Rows beyond a bound are quarantined by cleaning;
+    the raw_events contract (``raw_events_schema``) enforces the same bounds on what is stored.
+    """
+
+    #: Largest accepted ``amount`` (price × quantity, in the shop's currency).
+    max_amount: float = 1e9
+    #: Largest accepted ``quantity``.
+    max_quantity: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name, value in (("max_amount", self.max_amount), ("max_quantity", self.max_quantity)):
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number above 0, got {value}")
+
+
+DEFAULT_BOUNDS: Final = NumericBounds()
+#: ``rating`` is a review's stars: fixed, not configurable.
+RATING_RANGE: Final[tuple[int, int]] = (1, 5)
+
 
 def empty_events() -> pl.DataFrame:
     """A zero-row frame with the canonical schema."""
@@ -77,9 +112,13 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class RawEventsModel(pa.DataFrameModel):
-    """pandera contract of an accepted raw event (the ``raw_events`` table)."""
+    """pandera contract of an accepted canonical event (numeric bounds: ``DEFAULT_BOUNDS``).
 
-    event_id: str = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
+    Ids are unique per partition day, which the stored table's contract (``RawEventsTableModel``)
+    checks: a frame of canonical events carries no day.
+    """
+
+    event_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
     event_time: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
     user_id: str = pa.Field(nullable=False, str_length={"min_value": 1,
                                                         "max_value": MAX_STRING_LENGTH})
@@ -88,17 +127,43 @@ class RawEventsModel(pa.DataFrameModel):
     item_id: str = pa.Field(nullable=True)
     category_id: str = pa.Field(nullable=True)
     shop_id: str = pa.Field(nullable=True)
-    amount: float = pa.Field(nullable=True, ge=0)
-    quantity: int = pa.Field(nullable=True, ge=0)
+    amount: float = pa.Field(nullable=True, in_range={"min_value": 0,
+                                                      "max_value": DEFAULT_BOUNDS.max_amount})
+    quantity: int = pa.Field(nullable=True, in_range={"min_value": 0,
+                                                      "max_value": DEFAULT_BOUNDS.max_quantity})
     device_id: str = pa.Field(nullable=True)
     ip: str = pa.Field(nullable=True)
     user_agent: str = pa.Field(nullable=True)
     channel: str = pa.Field(nullable=True)
-    rating: int = pa.Field(nullable=True, ge=1, le=5)
+    rating: int = pa.Field(nullable=True, in_range={"min_value": RATING_RANGE[0],
+                                                    "max_value": RATING_RANGE[1]})
 
     class Config:
         strict = True
         coerce = False
+
+
+class RawEventsTableModel(RawEventsModel):
+    """pandera contract of the stored ``raw.raw_events`` rows: canonical events plus provenance,
+    one row per (event_day, event_id)."""
+
+    event_day: pl.Date = pa.Field(nullable=False)
+    source_file: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    loaded_at: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
+
+    class Config:
+        unique = list(EVENT_KEY)
+
+
+def raw_events_schema(bounds: NumericBounds = DEFAULT_BOUNDS) -> pa.DataFrameSchema:
+    """The stored table's contract under ``bounds`` (the model itself holds the defaults)."""
+    schema = RawEventsTableModel.to_schema()
+    if bounds == DEFAULT_BOUNDS:
+        return schema
+    return schema.update_columns({
+        "amount": {"checks": [pa.Check.in_range(0, bounds.max_amount)]},
+        "quantity": {"checks": [pa.Check.in_range(0, bounds.max_quantity)]},
+    })
 
 
 class LabelsModel(pa.DataFrameModel):

@@ -139,6 +139,18 @@ def ingested_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe
         yield pipeline
 
 
+@pytest.fixture
+def bare_home(tmp_path: Path) -> Pipeline:
+    """An empty data directory with its own ephemeral instance (no dbt run needed)."""
+    import dagster as dg
+
+    from anomaly_pipeline.paths import data_home
+
+    home = data_home(tmp_path / "home").ensure()
+    return Pipeline(root=home.root, days=[], instance=dg.DagsterInstance.ephemeral(),
+                    resources=pipeline_resources(home.root), simulation=None)
+
+
 @pytest.fixture(scope="session")
 def trained_pipeline(ingested_pipeline: Pipeline) -> Pipeline:
     """The ingested pipeline with a trained, evaluated and promoted champion."""

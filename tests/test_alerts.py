@@ -14,6 +14,7 @@ import pytest
 
 from anomaly_pipeline.alerts import (ALERT_SCHEMA, WebhookError, alert_id, alert_payload,
                                      empty_alerts, new_alerts, post_webhook)
+from anomaly_pipeline.defs.resources import AlertWebhookResource
 
 DAY = date(2026, 11, 10)
 
@@ -88,19 +89,22 @@ def test_payload_summarises_and_lists_alerts() -> None:
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    """/ok answers 200, /fail always 500, /flaky 500 once then 204, /bad 400."""
+    """/ok answers 200, /fail always 500, /flaky 500 once then 204, /bad 400, /token/<t> 403
+    quoting the path it was called on (as real receivers do in their error pages)."""
 
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
         server = self.server
         body = self.rfile.read(int(self.headers["Content-Length"]))
         server.requests.append((self.path, self.headers["Content-Type"], json.loads(body)))
         hits = sum(1 for p, _, _ in server.requests if p == self.path)
-        status = {"/ok": 200, "/fail": 500, "/bad": 400,
-                  "/flaky": 500 if hits == 1 else 204}[self.path]
+        route = "/token" if self.path.startswith("/token/") else self.path.split("?")[0]
+        status = {"/ok": 200, "/fail": 500, "/bad": 400, "/token": 403,
+                  "/flaky": 500 if hits == 1 else 204}[route]
         self.send_response(status)
         self.end_headers()
         if status >= 400:
-            self.wfile.write(b"nope")
+            self.wfile.write(f"nope: no access to {self.path}".encode() if route == "/token"
+                             else b"nope")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -152,3 +156,35 @@ def test_webhook_refused_connection() -> None:
                      timeout=2.0)
     with pytest.raises(ValueError, match="must be http"):
         post_webhook("file:///etc/passwd", {})
+    with pytest.raises(ValueError, match="must be http"):
+        post_webhook("ftp://127.0.0.1/x", {})
+
+
+TOKEN = "T0KEN-s3cr3t-abcdef123456"
+
+
+def test_webhook_tokens_never_appear_in_errors(server: ThreadingHTTPServer) -> None:
+    with pytest.raises(WebhookError) as rejected:
+        post_webhook(_url(server, f"/token/{TOKEN}?sig={TOKEN}x"), {"x": 1}, backoff_s=0)
+    message = str(rejected.value)
+    assert "rejected: HTTP 403" in message and "no access to [redacted]" in message
+    assert TOKEN not in message and "127.0.0.1" in message
+    assert rejected.value.__cause__ is None and rejected.value.__suppress_context__
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(WebhookError) as refused:
+        post_webhook(f"https://user:{TOKEN}@127.0.0.1:{port}/hooks/{TOKEN}", {}, retries=0)
+    assert TOKEN not in str(refused.value) and f"https://127.0.0.1:{port}/…" in str(refused.value)
+
+
+def test_webhook_scheme_is_checked_case_insensitively_when_the_resource_is_built(
+        server: ThreadingHTTPServer) -> None:
+    resource = AlertWebhookResource(url=_url(server, "/ok").replace("http://", "HTTP://"))
+    assert post_webhook(resource.url, {"x": 1}) == 200
+    assert TOKEN not in repr(AlertWebhookResource(url=f"https://h.example/{TOKEN}"))
+    for bad, problem in ((f"ftp://user:{TOKEN}@files.example/{TOKEN}", "got scheme 'ftp'"),
+                         (f"https:///{TOKEN}", "has no host")):
+        with pytest.raises(ValueError) as error:  # pydantic's ValidationError is a ValueError
+            AlertWebhookResource(url=bad)
+        assert problem in str(error.value) and TOKEN not in str(error.value)

@@ -4,6 +4,7 @@ schedule's partition, failure alerts posted to a local webhook, and drift-trigge
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from anomaly_pipeline.alerts import WEBHOOK_ENV
 from anomaly_pipeline.defs.jobs import daily_job, training_job
 from anomaly_pipeline.defs.monitoring.automation import (
     COOLDOWN_ENV,
@@ -23,6 +25,7 @@ from anomaly_pipeline.defs.monitoring.automation import (
     run_failure_alert_sensor,
 )
 from anomaly_pipeline.paths import HOME_ENV, data_home
+from anomaly_pipeline.privacy import PSEUDONYM_KEY_ENV
 from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")
@@ -142,6 +145,31 @@ def test_failed_run_without_webhook_is_logged(failed_run: dg.DagsterRun,
     logged = capsys.readouterr().err
     assert "ERROR" in logged and failed_run.run_id in logged
     assert f"no landing file for {DAYS[0]}" in logged
+
+
+def test_failure_alerts_redact_the_webhook_token_and_the_pseudonym_key(
+        instance: dg.DagsterInstance, webhook: tuple[str, list[dict]],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    url, received = webhook
+    token, key = "T0KEN-s3cr3t-abcdef123456", "pseudonym-key-s3cr3t-0123456789"
+    secret_url = f"{url}/{token}?sig={token}"
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, key)
+
+    @dg.asset
+    def leaky_step() -> None:
+        raise RuntimeError(f"could not reach {secret_url} (token {token}) with key {key}")
+
+    result = dg.materialize([leaky_step], instance=instance, raise_on_error=False)
+    run = instance.get_run_by_id(result.run_id)
+    run_failure_alert_sensor(failure_sensor_context(instance, run, secret_url))
+    posted = json.dumps(received)
+    assert "could not reach [redacted]" in posted and "leaky_step" in posted
+    assert token not in posted and key not in posted
+    monkeypatch.setenv(WEBHOOK_ENV, secret_url)  # no resource URL: logged, still redacted
+    capsys.readouterr()  # only what the sensor logs from here on
+    run_failure_alert_sensor(failure_sensor_context(instance, run))
+    logged = capsys.readouterr().err
+    assert "could not reach [redacted]" in logged and token not in logged and key not in logged
 
 
 # --- drift_retraining_sensor --------------------------------------------------------------

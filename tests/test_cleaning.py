@@ -16,7 +16,12 @@ from anomaly_pipeline.cleaning import (
     RULE_CODES,
     clean,
 )
-from anomaly_pipeline.schema import MAX_STRING_LENGTH, RAW_EVENT_SCHEMA, RawEventsModel
+from anomaly_pipeline.schema import (
+    MAX_STRING_LENGTH,
+    RAW_EVENT_SCHEMA,
+    NumericBounds,
+    RawEventsModel,
+)
 
 DAY = date(2024, 3, 5)
 NOW = datetime(2024, 3, 6, 1, 0, tzinfo=UTC)
@@ -63,10 +68,11 @@ BAD_ROWS = [
     ({"amount": "NaN"}, "non_finite_amount", "amount 'NaN' is not a finite"),
     ({"amount": "inf"}, "non_finite_amount", "amount 'inf'"),
     ({"amount": "-0.01"}, "negative_amount", "amount -0.01 is negative"),
+    ({"amount": "1e308"}, "amount_too_large", "amount 1e308 is above the bound max_amount=1e+09"),
     ({"quantity": "two"}, "bad_quantity", "quantity 'two' is not a finite number"),
     ({"quantity": "-3"}, "negative_quantity", "quantity -3 is negative"),
     ({"quantity": "1.5"}, "non_integer_quantity", "quantity 1.5 is not a whole number"),
-    ({"quantity": "1e30"}, "non_integer_quantity", "quantity 1e30"),
+    ({"quantity": "1e30"}, "quantity_too_large", "quantity 1e30 is above the bound max_quantity"),
     ({"event_type": "review", "rating": "great"}, "bad_rating", "rating 'great'"),
     ({"event_type": "review", "rating": "4.5"}, "bad_rating", "is not a whole number"),
     ({"event_type": "review", "rating": "6"}, "rating_out_of_range", "rating 6 is outside 1-5"),
@@ -151,6 +157,26 @@ def test_redelivered_file_quarantines_every_repeat():
     assert result.quarantined["rule"].unique().to_list() == ["duplicate_event_id"]
     assert result.quarantined["reason"][0] == (
         f"event_id '{0:040x}' repeats an earlier accepted row of this file")
+
+
+def test_ids_accepted_from_an_earlier_file_of_the_day_are_duplicates_naming_that_file():
+    earlier = pl.DataFrame({"event_id": ["a"], "source_file": ["events_2024-03-05_part1.csv"]})
+    frame = staged({"event_id": "a"}, {"event_id": "b"}, {"event_id": "b"})
+    result = run(frame, accepted_earlier=earlier)
+    assert result.accepted["event_id"].to_list() == ["b"]
+    assert result.quarantined["rule"].to_list() == ["duplicate_event_id"] * 2
+    assert result.quarantined["reason"].to_list() == [
+        "event_id 'a' was already accepted from file events_2024-03-05_part1.csv of this day",
+        "event_id 'b' repeats an earlier accepted row of this file"]
+
+
+def test_numeric_bounds_are_configurable():
+    frame = staged({"amount": "5e9", "quantity": "2"}, {"event_id": "e2", "quantity": "2000000"})
+    assert run(frame).quarantined["rule"].to_list() == ["amount_too_large", "quantity_too_large"]
+    lenient = run(frame, bounds=NumericBounds(max_amount=1e10, max_quantity=10_000_000))
+    assert lenient.quarantined.height == 0
+    with pytest.raises(ValueError, match="max_amount must be a finite number"):
+        NumericBounds(max_amount=float("inf"))
 
 
 def test_a_broken_first_copy_does_not_cost_the_valid_one():

@@ -253,6 +253,20 @@ def test_contract_rejects_a_corrupted_frame_with_a_readable_report(
         assert fragment in report, fragment
 
 
+def test_contract_rejects_non_finite_features(features: pl.DataFrame) -> None:
+    """An amount sum that overflowed to inf (or a NaN ratio) must never reach a model: ge=0
+    alone lets inf through."""
+    poisoned = features.with_columns(
+        purchase_amount_sum=pl.when(pl.int_range(pl.len()) == 0).then(float("inf"))
+        .otherwise(pl.col("purchase_amount_sum")),
+        interval_cv=pl.when(pl.int_range(pl.len()) == 1).then(float("nan"))
+        .otherwise(pl.col("interval_cv")))
+    with pytest.raises(pandera.errors.SchemaErrors) as raised:
+        validate_features(poisoned)
+    failures = raised.value.failure_cases.filter(pl.col("check") == "finite")
+    assert sorted(failures["column"].to_list()) == ["interval_cv", "purchase_amount_sum"]
+
+
 def test_rerunning_the_same_range_changes_nothing(
     warehouse: Path, features: pl.DataFrame,
 ) -> None:

@@ -13,7 +13,7 @@ from anomaly_pipeline import warehouse
 from anomaly_pipeline.ingest import INGEST_LOG_TABLE, QUARANTINE_TABLE, RAW_EVENTS_TABLE
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.schema import conform
-from conftest import Pipeline, materialize, pipeline_resources
+from conftest import Pipeline, materialize
 
 DAY = date(2026, 10, 3)
 #: raw_events is one multi-asset with its quarantine: they are always materialised together.
@@ -45,15 +45,6 @@ def test_rematerialising_a_partition_duplicates_nothing(ingested_pipeline: Pipel
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["accepted_plus_quarantined_equals_input"] is True
     assert checks["user_day_features_contract"] is True
-
-
-@pytest.fixture
-def bare_home(tmp_path: Path) -> Pipeline:
-    """An empty data directory with its own instance (no dbt run needed)."""
-    home = data_home(tmp_path).ensure()
-    instance = dg.DagsterInstance.ephemeral()
-    return Pipeline(root=home.root, days=[DAY], instance=instance,
-                    resources=pipeline_resources(home.root), simulation=None)
 
 
 def _event(event_id: str, user: str = "u1", **extra: object) -> dict:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+from anomaly_pipeline.paths import CONFIG_DIR_ENV, ConfigPathError, config_file
 from anomaly_pipeline.policy import PolicyError, load_policy
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "resources" / "policy.yaml"
@@ -120,7 +121,8 @@ def test_bands_must_cover_0_to_1000(tmp_path: Path) -> None:
 
 def test_unknown_outcome_and_lenient_higher_band(tmp_path: Path) -> None:
     bands = [BASE["bands"][0], {"min": 800, "max": 1000, "outcome": "deny"}]
-    assert "bands[1].outcome: unknown outcome 'deny'" in _error(tmp_path, {**BASE, "bands": bands})
+    message = _error(tmp_path, {**BASE, "bands": bands})
+    assert "bands[1].outcome: unknown outcome; use one of" in message and "deny" not in message
     bands = [{"min": 0, "max": 500, "outcome": "review"},
              {"min": 500, "max": 1000, "outcome": "allow"}]
     assert "bands[1].outcome: 'allow' is more lenient" in _error(tmp_path, {**BASE, "bands": bands})
@@ -129,14 +131,14 @@ def test_unknown_outcome_and_lenient_higher_band(tmp_path: Path) -> None:
 def test_bad_op(tmp_path: Path) -> None:
     rules = [{"name": "r", "outcome": "block",
               "when": [{"feature": "n_reviews", "op": "=>", "value": 3}]}]
-    assert ("hard_rules[0].when[0].op: bad op '=>'; use one of "
+    assert ("hard_rules[0].when[0].op: bad op; use one of "
             "['<', '<=', '>', '>=', '==', '!=']") in _error(tmp_path, {**BASE, "hard_rules": rules})
 
 
 def test_rule_errors_name_the_key_path(tmp_path: Path) -> None:
     unknown_feature = [{"name": "r", "outcome": "block",
                         "when": [{"feature": "n_reveiws", "op": ">", "value": 3}]}]
-    assert "hard_rules[0].when[0].feature: unknown feature 'n_reveiws'" in _error(
+    assert "hard_rules[0].when[0].feature: unknown feature" in _error(
         tmp_path, {**BASE, "hard_rules": unknown_feature}, feature_names=FEATURE_COLUMNS)
     not_a_number = [{"name": "r", "outcome": "block",
                      "when": [{"feature": "n_reviews", "op": ">", "value": "3; drop"}]}]
@@ -164,3 +166,27 @@ def test_integer_scores_are_accepted(tmp_path: Path) -> None:
     policy = load_policy(_write(tmp_path, BASE))
     out = policy.apply(_frame(score=[10, 950]).with_columns(pl.col("score").cast(pl.Int64)))
     assert out["outcome"].to_list() == ["allow", "block"]
+
+
+def test_policy_file_must_lie_in_a_configuration_folder(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config_file("resources/policy.yaml", setting="policy_file") == DEFAULT_POLICY
+    outside = tmp_path / "policy.yaml"
+    outside.write_text("bands: secret-value\n")
+    monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
+    for named in (str(outside), "resources/../../../../etc/passwd"):
+        with pytest.raises(ConfigPathError, match="policy_file .* is outside the folders"):
+            config_file(named, setting="policy_file")
+    link = DEFAULT_POLICY.parent / "mappings"  # a folder inside resources/ is fine
+    assert config_file(link / "example_clickstream.yaml", setting="mapping_file").is_file()
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path))
+    assert config_file(outside, setting="policy_file") == outside.resolve()
+
+
+def test_policy_errors_quote_no_values(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("bands:\n  - min: 0\n    max: [secret-value\n")
+    with pytest.raises(PolicyError) as error:
+        load_policy(broken)
+    assert "not valid YAML at line 4" in str(error.value)
+    assert "secret-value" not in str(error.value)

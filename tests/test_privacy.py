@@ -15,6 +15,7 @@ from anomaly_pipeline.dbt_plugin import Plugin
 from anomaly_pipeline.privacy import (
     DEMO_ENV,
     DEMO_PSEUDONYM_KEY,
+    ENV_EXAMPLE_PLACEHOLDER,
     PSEUDONYM_KEY_ENV,
     PseudonymKeyError,
     hmac_sha256_pads,
@@ -76,6 +77,19 @@ def test_missing_key_is_an_error_unless_demo(monkeypatch: pytest.MonkeyPatch) ->
         pseudonym_key()
     monkeypatch.setenv(DEMO_ENV, "1")
     assert pseudonym_key() == DEMO_PSEUDONYM_KEY
+
+
+def test_public_keys_are_refused_outside_demo_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    env_example = (Path(__file__).resolve().parents[1] / "resources" / "env.example").read_text()
+    assert f"{PSEUDONYM_KEY_ENV}={ENV_EXAMPLE_PLACEHOLDER.decode()}\n" in env_example
+    for public in (DEMO_PSEUDONYM_KEY, ENV_EXAMPLE_PLACEHOLDER):
+        monkeypatch.setenv(PSEUDONYM_KEY_ENV, public.decode())
+        monkeypatch.delenv(DEMO_ENV, raising=False)
+        with pytest.raises(PseudonymKeyError, match="public value") as error:
+            pseudonym_key()
+        assert public.decode() not in str(error.value)
+        monkeypatch.setenv(DEMO_ENV, "1")
+        assert pseudonym_key() == public
 
 
 def _connection_with_udfs(monkeypatch: pytest.MonkeyPatch, key: bytes) -> duckdb.DuckDBPyConnection:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pandera.errors
 import polars as pl
 import pytest
 
-from anomaly_pipeline.schema import RAW_EVENT_SCHEMA, RawEventsModel, conform
+from anomaly_pipeline.schema import (
+    RAW_EVENT_SCHEMA,
+    NumericBounds,
+    RawEventsModel,
+    conform,
+    raw_events_schema,
+)
 
 T = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -32,9 +38,9 @@ def test_conform_names_missing_required_columns() -> None:
 
 @pytest.mark.parametrize(("overrides", "column", "rule"), [
     ({"event_type": ["view", "teleport"]}, "event_type", "isin"),
-    ({"amount": [None, -1.0]}, "amount", "greater_than_or_equal_to(0)"),
-    ({"rating": [None, 9]}, "rating", "less_than_or_equal_to(5)"),
-    ({"event_id": ["a", "a"]}, "event_id", "field_uniqueness"),
+    ({"amount": [None, -1.0]}, "amount", "in_range(0, 1000000000.0)"),
+    ({"amount": [None, float("inf")]}, "amount", "in_range(0, 1000000000.0)"),
+    ({"rating": [None, 9]}, "rating", "in_range(1, 5)"),
     ({"user_id": ["u1", None]}, "user_id", "not_nullable"),
 ])
 def test_malformed_frame_is_rejected_naming_column_and_rule(overrides: dict, column: str,
@@ -43,3 +49,24 @@ def test_malformed_frame_is_rejected_naming_column_and_rule(overrides: dict, col
         RawEventsModel.validate(_frame(**overrides), lazy=True)
     message = str(caught.value)
     assert column in message and rule in message
+
+
+def _table(event_days: list[date], event_ids: list[str]) -> pl.DataFrame:
+    return _frame(event_id=event_ids).with_columns(
+        event_day=pl.Series(event_days, dtype=pl.Date), source_file=pl.lit("events.csv"),
+        loaded_at=pl.lit(T))
+
+
+def test_stored_event_ids_are_unique_per_day_not_across_days() -> None:
+    first, second = date(2026, 11, 1), date(2026, 11, 2)
+    raw_events_schema().validate(_table([first, second], ["a", "a"]))
+    with pytest.raises(pandera.errors.SchemaErrors, match="multiple_fields_uniqueness"):
+        raw_events_schema().validate(_table([first, first], ["a", "a"]), lazy=True)
+
+
+def test_stored_amounts_follow_the_configured_bound() -> None:
+    frame = _table([date(2026, 11, 1)] * 2, ["a", "b"]).with_columns(
+        amount=pl.Series([None, 5e9]))
+    with pytest.raises(pandera.errors.SchemaErrors, match="amount"):
+        raw_events_schema().validate(frame, lazy=True)
+    raw_events_schema(NumericBounds(max_amount=1e10)).validate(frame)

@@ -17,7 +17,9 @@ A mapping file describes how any CSV / Parquet / JSON Lines export maps onto the
 
 Every mistake (unknown keys, unknown or duplicate target columns, no user_id / event_type
 source, unknown event types, a bad time format or time zone) raises ``MappingError`` naming the
-file and the key, before any data is read.
+file and the key, before any data is read. Messages name keys only (cut short, a few at most),
+never the file's values: a mapping is read from a path typed in run config, and the event log
+must not become a way to print a file (``anomaly_pipeline.messages``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from anomaly_pipeline.adapters.timestamps import check_time_format
+from anomaly_pipeline.adapters.timestamps import TIME_FORMAT_KEYWORDS, check_time_format
+from anomaly_pipeline.messages import shown_keys, yaml_problem
 from anomaly_pipeline.schema import EVENT_TYPES, RAW_EVENT_COLUMNS
 
 _TOP_LEVEL_KEYS: Final = frozenset({"columns", "timestamp", "event_types", "defaults", "event_id"})
@@ -76,20 +79,23 @@ def _string_map(origin: str, key: str, value: Any) -> dict[str, str]:
     for inner_key, inner_value in value.items():
         if not isinstance(inner_key, str) or not isinstance(inner_value, str):
             raise MappingError(
-                origin, f"'{key}' entry {inner_key!r}: {inner_value!r} must map text to text "
+                origin, f"'{key}' entry {shown_keys([inner_key])} must map text to text "
                 "(quote values YAML reads as numbers or booleans)"
             )
     return dict(value)
 
 
-def _check_targets(origin: str, key: str, targets: list[str]) -> None:
-    unknown = [t for t in targets if t not in MAPPABLE_COLUMNS]
+def _check_targets(origin: str, key: str, targets: dict[str, str]) -> None:
+    """``targets``: entry key → the canonical column it fills."""
+    unknown = [entry for entry, target in targets.items() if target not in MAPPABLE_COLUMNS]
     if unknown:
         raise MappingError(
             origin,
-            f"'{key}' targets unknown column(s) {unknown}; allowed: {list(MAPPABLE_COLUMNS)} "
-            "(event_time and event_id have their own keys 'timestamp' and 'event_id')",
+            f"'{key}' entries {shown_keys(unknown)} target unknown column(s); allowed: "
+            f"{list(MAPPABLE_COLUMNS)} (event_time and event_id have their own keys 'timestamp' "
+            "and 'event_id')",
         )
+    targets = list(targets.values())  # every one a canonical column name now
     repeated = sorted({t for t in targets if targets.count(t) > 1})
     if repeated:
         raise MappingError(origin, f"'{key}' maps several source columns onto {repeated}")
@@ -100,7 +106,7 @@ def _parse_timestamp(origin: str, value: Any) -> tuple[str, str, str]:
         raise MappingError(origin, "'timestamp' must be a mapping with 'column' and 'format'")
     unknown = sorted(set(value) - _TIMESTAMP_KEYS)
     if unknown:
-        raise MappingError(origin, f"unknown key(s) {unknown} in 'timestamp'; "
+        raise MappingError(origin, f"unknown key(s) {shown_keys(unknown)} in 'timestamp'; "
                                    f"allowed: {sorted(_TIMESTAMP_KEYS)}")
     for required in ("column", "format"):
         if not isinstance(value.get(required), str) or not value[required]:
@@ -109,12 +115,14 @@ def _parse_timestamp(origin: str, value: Any) -> tuple[str, str, str]:
     try:
         ZoneInfo(str(time_zone))
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise MappingError(origin, f"'timestamp.timezone' {time_zone!r} is not a known IANA "
-                                   "time zone") from error
+        raise MappingError(origin, "'timestamp.timezone' is not a known IANA time zone "
+                                   "(e.g. Europe/Berlin)") from None
     try:
         check_time_format(value["format"])
-    except ValueError as error:
-        raise MappingError(origin, f"'timestamp.format': {error}") from error
+    except ValueError:
+        raise MappingError(origin, f"'timestamp.format' is neither one of "
+                                   f"{list(TIME_FORMAT_KEYWORDS)} nor a strftime pattern that "
+                                   "can parse timestamps") from None
     return value["column"], value["format"], str(time_zone)
 
 
@@ -124,23 +132,24 @@ def parse_mapping(document: Any, origin: str = "<mapping>") -> SourceMapping:
         raise MappingError(origin, "the document must be a YAML mapping")
     unknown = sorted(str(key) for key in set(document) - _TOP_LEVEL_KEYS)
     if unknown:
-        raise MappingError(origin, f"unknown key(s) {unknown}; allowed: {sorted(_TOP_LEVEL_KEYS)}")
+        raise MappingError(origin, f"unknown key(s) {shown_keys(unknown)}; "
+                                   f"allowed: {sorted(_TOP_LEVEL_KEYS)}")
     for required in ("columns", "timestamp"):
         if required not in document:
             raise MappingError(origin, f"missing required key '{required}'")
 
     columns = _string_map(origin, "columns", document["columns"])
-    _check_targets(origin, "columns", list(columns.values()))
+    _check_targets(origin, "columns", columns)
     time_column, time_format, time_zone = _parse_timestamp(origin, document["timestamp"])
 
     event_types = _string_map(origin, "event_types", document.get("event_types") or {})
-    bad_types = sorted({t for t in event_types.values() if t not in EVENT_TYPES})
+    bad_types = [entry for entry, target in event_types.items() if target not in EVENT_TYPES]
     if bad_types:
-        raise MappingError(origin, f"'event_types' maps onto unknown event type(s) {bad_types}; "
-                                   f"known: {list(EVENT_TYPES)}")
+        raise MappingError(origin, f"'event_types' entries {shown_keys(bad_types)} map onto "
+                                   f"unknown event type(s); known: {list(EVENT_TYPES)}")
 
     defaults = _string_map(origin, "defaults", document.get("defaults") or {})
-    _check_targets(origin, "defaults", list(defaults))
+    _check_targets(origin, "defaults", {name: name for name in defaults})
 
     provided = set(columns.values())
     if "user_id" not in provided:
@@ -151,7 +160,7 @@ def parse_mapping(document: Any, origin: str = "<mapping>") -> SourceMapping:
 
     event_id = document.get("event_id")
     if event_id is not None and (not isinstance(event_id, str) or not event_id):
-        raise MappingError(origin, f"'event_id' must name a source column, got {event_id!r}")
+        raise MappingError(origin, "'event_id' must name a source column (text)")
 
     return SourceMapping(
         origin=origin, columns=columns, time_column=time_column, time_format=time_format,
@@ -164,5 +173,7 @@ def load_mapping(path: Path) -> SourceMapping:
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise MappingError(path, f"not valid YAML ({error})") from error
+        raise MappingError(path, yaml_problem(error)) from None
+    except UnicodeDecodeError:
+        raise MappingError(path, "not UTF-8 text") from None
     return parse_mapping(document, origin=str(path))

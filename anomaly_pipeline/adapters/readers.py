@@ -2,7 +2,9 @@
 
 Each reader returns the file's columns plus ``raw_record`` (the original row as JSON text) or
 raises ``MalformedSourceError`` naming the file and the problem: empty file, binary data, a file
-that is not the format its name claims, unparsable CSV/JSON structure. Text is decoded leniently
+that is not the format its name claims, unparsable CSV/JSON structure, a CSV whose last line is
+cut (no line break at the end: a copy still in progress or a truncated file, whose last row would
+otherwise be read with a cut value — 123 instead of 123.45). Text is decoded leniently
 (invalid UTF-8 becomes U+FFFD) so a few bad bytes quarantine their rows in cleaning, while a file
 that is mostly undecodable is rejected here as binary.
 """
@@ -54,6 +56,17 @@ def _require_text(path: Path, kind: str) -> None:
         raise MalformedSourceError(path, "contains only whitespace, no rows")
 
 
+def _require_complete_last_line(path: Path) -> None:
+    """A text file cut mid-row ends without a line break; every complete CSV writer ends one."""
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        last = handle.read(1)
+    if last not in (b"\n", b"\r"):
+        raise MalformedSourceError(
+            path, "the last line is cut (the file does not end with a line break): it is still "
+                  "being written or was truncated; re-deliver the complete file")
+
+
 def _with_raw_record(path: Path, frame: pl.DataFrame, raw: pl.Series | None = None) -> pl.DataFrame:
     """Add ``raw_record``: ``raw`` when given (original JSON lines), else each row as JSON."""
     if "raw_record" in frame.columns:
@@ -70,6 +83,7 @@ def read_csv_text(path: Path, *, column_names: Iterable[str] | None = None) -> p
     order); without, the first line is the header. Empty fields become null.
     """
     _require_text(path, "CSV")
+    _require_complete_last_line(path)
     names = list(column_names) if column_names is not None else None
     try:
         frame = pl.read_csv(

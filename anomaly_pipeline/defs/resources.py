@@ -8,8 +8,10 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from pydantic import ConfigDict, Field, field_validator
 
 from anomaly_pipeline import warehouse
+from anomaly_pipeline.alerts import check_webhook_url
 from anomaly_pipeline.paths import DataHome, data_home
 
 #: Concurrency pool of every asset that writes the DuckDB file: DuckDB allows one writing process
@@ -44,11 +46,25 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class AlertWebhookResource(dg.ConfigurableResource):
-    """Optional HTTP endpoint that receives each day's new alerts as JSON (off when url is empty)."""
+    """Optional HTTP endpoint that receives each day's new alerts as JSON (off when url is empty).
 
-    url: str = ""
+    The URL is checked when the resource is built (http or https, in any case), so a wrong one
+    fails at code-location load or run start, not at the first alert. It may hold a token: it is
+    kept out of the resource's repr and out of validation errors (pydantic would quote it).
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    url: str = Field(default="", repr=False)
     timeout_s: float = 5.0
     retries: int = 2
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url:
+            check_webhook_url(url)
+        return url
 
     @property
     def enabled(self) -> bool:

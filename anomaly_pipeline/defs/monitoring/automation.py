@@ -10,10 +10,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
+from anomaly_pipeline.alerts import WEBHOOK_ENV
 from anomaly_pipeline.defs.jobs import daily_job, training_job
 from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK
 from anomaly_pipeline.defs.resources import AlertWebhookResource
+from anomaly_pipeline.delivery import is_in_progress
+from anomaly_pipeline.messages import redact, url_secrets
 from anomaly_pipeline.paths import data_home
+from anomaly_pipeline.privacy import PSEUDONYM_KEY_ENV
 from anomaly_pipeline.retraining import (
     DriftObservation,
     RetrainingCursor,
@@ -65,8 +69,8 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
 
 @dg.sensor(job=daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="A new or re-delivered day file in landing/events runs that day's "
-                       "partition once (run key = file name + modification time); hidden "
-                       "files (deliveries in progress) are ignored.")
+                       "partition once (run key = file name + modification time); deliveries "
+                       "in progress (hidden or .tmp/.part names) are ignored.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = data_home().landing_events
     partitions = set(daily_job.partitions_def.get_partition_keys(
@@ -74,10 +78,10 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     requests = []
     for path in sorted(landing.glob("*")) if landing.exists() else []:
         match = _DAY_IN_NAME.search(path.name)
-        # Hidden files are deliveries still being written (".events_<day>.parquet.<pid>.tmp");
-        # raw_events ignores them too, so a run for one would find no complete file.
-        if path.name.startswith(".") or not (path.is_file() and match
-                                             and match.group(1) in partitions):
+        # Deliveries still being written (".events_<day>.parquet.<pid>.tmp"): raw_events ignores
+        # them too, so a run for one would find no complete file.
+        if is_in_progress(path) or not (path.is_file() and match
+                                        and match.group(1) in partitions):
             continue
         requests.append(dg.RunRequest(run_key=f"{path.name}:{path.stat().st_mtime_ns}",
                                       partition_key=match.group(1),
@@ -102,24 +106,35 @@ def daily_scoring_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Posts every failed run (id, job, failing steps and errors) to "
-                                   "the alert webhook, or logs it when none is configured.")
+                                   "the alert webhook, or logs it when none is configured; "
+                                   "secrets are redacted from what it sends.")
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
                              alert_webhook: AlertWebhookResource) -> None:
     from anomaly_pipeline.alerts import post_webhook
 
+    secrets = _known_secrets(alert_webhook.url)
     steps = [{"step": e.step_key,
-              "error": _error_chain(e.event_specific_data.error if e.event_specific_data else None)}
+              "error": redact(_error_chain(e.event_specific_data.error
+                                           if e.event_specific_data else None), secrets)}
              for e in context.get_step_failure_events()]
     run = context.dagster_run
     payload = {"text": f"Dagster run {run.run_id} of {run.job_name} failed"
                        + (f" in {', '.join(s['step'] for s in steps)}" if steps else ""),
                "run_id": run.run_id, "job": run.job_name, "failed_steps": steps,
-               "message": context.failure_event.message}
+               "message": redact(context.failure_event.message or "", secrets)}
     if alert_webhook.enabled:
         post_webhook(alert_webhook.url, payload, timeout=alert_webhook.timeout_s,
                      retries=alert_webhook.retries)
     else:
         context.log.error(payload["text"] + f": {steps}")
+
+
+def _known_secrets(webhook_url: str) -> list[str]:
+    """What must never leave in an alert: the webhook URL's credentials (configured and from the
+    environment) and the pseudonym key. Errors of failed steps may quote any of them."""
+    key = os.environ.get(PSEUDONYM_KEY_ENV, "")
+    return [*url_secrets(webhook_url), *url_secrets(os.environ.get(WEBHOOK_ENV, "")),
+            *([key] if key else [])]
 
 
 def _error_chain(error: SerializableErrorInfo | None, limit: int = 1000) -> str:

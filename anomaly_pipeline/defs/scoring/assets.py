@@ -7,7 +7,7 @@ import polars as pl
 from pydantic import Field
 
 from anomaly_pipeline.alert_guard import GuardLimits
-from anomaly_pipeline.paths import repo_path
+from anomaly_pipeline.paths import config_file
 
 from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
 from anomaly_pipeline.defs.resources import (
@@ -22,7 +22,8 @@ GUARD_CHECK = "alert_guard"
 
 class ScoringConfig(dg.Config):
     policy_file: str = Field(default="resources/policy.yaml",
-                             description="Rules file (relative to the project root or absolute): score "
+                             description="Rules file (relative to the project root or absolute, "
+                             "inside resources/ or $ANOMALY_PIPELINE_CONFIG_DIR): score "
                              "bands → block/review/allow + hard rules.")
     max_flag_multiple: float = Field(default=GuardLimits.max_flag_multiple, ge=1,
                                      description="Alert guard: a day whose "
@@ -67,7 +68,8 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
                          "champion_model) before scoring")
     ref, bundle_dir = champion
     bundle = ScoringBundle.load(bundle_dir)
-    policy = load_policy(repo_path(config.policy_file), feature_names=FEATURE_COLUMNS)
+    policy = load_policy(config_file(config.policy_file, setting="policy_file"),
+                         feature_names=FEATURE_COLUMNS)
     days = partition_days(context)
     frame = load_user_days(warehouse.path, days)
     scores = score_user_days(bundle, frame, policy,

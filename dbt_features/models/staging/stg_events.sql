@@ -40,8 +40,9 @@ deduplicated as (
 
     union all
 
-    -- A landing file delivered or loaded twice repeats its event_ids: keep the latest load.
-    -- Per day, so that a one-day run and a multi-day run over the same days agree.
+    -- Ingest keeps event ids unique per day (raw_events' pandera contract); should a
+    -- writer other than raw_events repeat one, keep the latest load. Per day: ids may repeat on
+    -- other days, and a one-day run and a multi-day run over the same days must agree.
     select *
     from source_events
     semi join duplicate_candidates
