@@ -10,38 +10,48 @@ A policy is a YAML file (``resources/policy.yaml`` is the documented default) wi
   deliberately this small — no ``eval``, no expressions — so a rules file edited by an analyst
   can never execute code, and every rule compiles to one vectorised polars predicate.
 
-``load_policy`` validates everything up front and names the file, the key path and the problem,
-because a typo in a rules file must fail the deploy, not silently allow traffic. Messages name
-keys (cut short), never the file's values (``anomaly_pipeline.messages``).
+``load_policy`` validates everything up front (the pydantic model ``PolicyFile``: unknown keys
+and strict types by the model, band coverage and unique rule names by its validators) and names
+the file, the key path and the problem, because a typo in a rules file must fail the deploy, not
+silently allow traffic. Messages name keys (cut short), never the file's values
+(``anomaly_pipeline.config_model``).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
 import polars as pl
 import yaml
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from anomaly_pipeline.messages import shown, yaml_problem
+from anomaly_pipeline.config_model import ConfigModel, KeyProblem, empty_when_null, problems
+from anomaly_pipeline.messages import yaml_problem
 
+Outcome = Literal["allow", "review", "block"]
 #: Outcomes from most lenient to strictest; a hard rule only ever moves an outcome up this list.
-OUTCOMES: Final[tuple[str, ...]] = ("allow", "review", "block")
+OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+_OPS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = dict(zip(get_args(Op), (
+    operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne), strict=True))
 SCORE_MIN: Final[float] = 0.0
 SCORE_MAX: Final[float] = 1000.0
-
-_OPS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
-}
-_TOP_FIELDS: Final = ("version", "description", "bands", "hard_rules")
-_BAND_FIELDS: Final = ("min", "max", "outcome", "description")
-_RULE_FIELDS: Final = ("name", "description", "when", "outcome")
-_CLAUSE_FIELDS: Final = ("feature", "op", "value")
 POLICY_VERSION: Final[int] = 1
+#: How an invalid choice is named, by the key that holds it.
+_CHOICE_WORDS: Final[dict[str, str]] = {"outcome": "unknown outcome", "op": "bad op",
+                                        "version": "unsupported version"}
+Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class PolicyError(ValueError):
@@ -54,23 +64,38 @@ class PolicyError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
-class Band:
-    """Scores in ``[lower, upper)`` (``upper`` included for the top band) get ``outcome``."""
+class Band(ConfigModel):
+    """Scores in ``[lower, upper)`` (``upper`` included for the top band) get ``outcome``.
+    The file names the edges ``min`` and ``max``."""
 
-    lower: float
-    upper: float
-    outcome: str
+    lower: Number = Field(alias="min")
+    upper: Number = Field(alias="max")
+    outcome: Outcome
     description: str = ""
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> Band:
+        if not self.lower < self.upper:
+            raise ValueError(f"min {self.lower:g} must be below max {self.upper:g}")
+        return self
 
-@dataclass(frozen=True)
-class Clause:
+
+class Clause(ConfigModel):
     """One comparison ``feature op value``."""
 
-    feature: str
-    op: str
-    value: float
+    feature: str = Field(min_length=1)
+    op: Op
+    value: Number
+
+    @field_validator("feature")
+    @classmethod
+    def _known_feature(cls, feature: str, info: ValidationInfo) -> str:
+        """With ``feature_names`` in the validation context, a rule over a column the feature
+        table lacks fails at load time instead of at the first scoring run."""
+        known = (info.context or {}).get("feature_names")
+        if known is not None and feature not in known:
+            raise ValueError("unknown feature (not a column of user_day_features)")
+        return feature
 
     def expr(self) -> pl.Expr:
         """The clause as a polars predicate (null features compare to null = no match)."""
@@ -80,18 +105,41 @@ class Clause:
         return f"{self.feature} {self.op} {self.value:g}"
 
 
-@dataclass(frozen=True)
-class HardRule:
-    """All ``clauses`` true → at least ``outcome``."""
+class HardRule(ConfigModel):
+    """All ``clauses`` (the file's ``when``, ANDed) true → at least ``outcome``."""
 
-    name: str
-    clauses: tuple[Clause, ...]
-    outcome: str
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     description: str = ""
+    clauses: tuple[Clause, ...] = Field(alias="when", min_length=1, strict=False)
+    outcome: Outcome
 
     def expr(self) -> pl.Expr:
         """True where every clause holds; rows with a null feature never match."""
         return pl.all_horizontal([c.expr() for c in self.clauses]).fill_null(False)
+
+
+class PolicyFile(ConfigModel):
+    """The rules file as written; ``load_policy`` turns it into a ``Policy``."""
+
+    version: Literal[1] = POLICY_VERSION
+    description: str = ""
+    bands: tuple[Band, ...] = Field(min_length=1, strict=False)
+    hard_rules: Annotated[tuple[HardRule, ...], empty_when_null(())] = Field((), strict=False)
+
+    @model_validator(mode="after")
+    def _bands_cover_the_scale(self) -> PolicyFile:
+        problem = _band_problem(self.bands)
+        if problem is not None:
+            raise KeyProblem(*problem)
+        return self
+
+    @model_validator(mode="after")
+    def _rule_names_unique(self) -> PolicyFile:
+        names = [rule.name for rule in self.hard_rules]
+        repeated = next((i for i, name in enumerate(names) if name in names[:i]), None)
+        if repeated is not None:
+            raise KeyProblem(("hard_rules", repeated, "name"), "duplicate rule name")
+        return self
 
 
 @dataclass(frozen=True)
@@ -197,132 +245,48 @@ def load_policy(path: str | Path, feature_names: Sequence[str] | None = None) ->
 
 def parse_policy(data: Any, source: str = "<policy>",
                  feature_names: Sequence[str] | None = None) -> Policy:
-    """Validate an already-parsed rules document (see ``load_policy``)."""
-    top = _mapping(data, source, "<root>", _TOP_FIELDS, required=("bands",))
-    version = top.get("version", POLICY_VERSION)
-    if version != POLICY_VERSION:
-        raise PolicyError(source, "version", f"unsupported version; this code reads version "
-                                             f"{POLICY_VERSION}")
-    bands = _parse_bands(top["bands"], source)
-    rules = _parse_rules(top.get("hard_rules") or [], source,
-                         None if feature_names is None else frozenset(feature_names))
-    return Policy(bands=bands, hard_rules=rules, source=source)
+    """Validate an already-parsed rules document (see ``load_policy``); ``PolicyError`` names
+    the first problem, an unknown key before anything else."""
+    context = {"feature_names": None if feature_names is None else frozenset(feature_names)}
+    try:
+        document = PolicyFile.model_validate(data, context=context)
+    except ValidationError as error:
+        first = problems(error, PolicyFile)[0]
+        text = first.text
+        if first.kind == "literal_error":
+            text = f"{_CHOICE_WORDS.get(str(first.loc[-1]), 'unknown value')}; {text}"
+        raise PolicyError(source, first.key_path, text) from None
+    return Policy(bands=document.bands, hard_rules=document.hard_rules, source=source)
 
 
-def _parse_bands(raw: Any, source: str) -> tuple[Band, ...]:
-    """Parse the bands, then check them in the order a reader would fix them: order first
-    (a misordered list also looks like gaps and overlaps), then overlaps, holes and coverage."""
-    if not isinstance(raw, list) or not raw:
-        raise PolicyError(source, "bands", "must be a non-empty list of {min, max, outcome}")
-    bands: list[Band] = []
-    for i, item in enumerate(raw):
-        where = f"bands[{i}]"
-        entry = _mapping(item, source, where, _BAND_FIELDS, required=("min", "max", "outcome"))
-        lower = _number(entry["min"], source, f"{where}.min")
-        upper = _number(entry["max"], source, f"{where}.max")
-        outcome = _outcome(entry["outcome"], source, f"{where}.outcome")
-        if not lower < upper:
-            raise PolicyError(source, where, f"min {lower:g} must be below max {upper:g}")
-        bands.append(Band(lower, upper, outcome, str(entry.get("description", ""))))
+def _band_problem(bands: Sequence[Band]) -> tuple[tuple[str | int, ...], str] | None:
+    """Where and why ``bands`` fail to cover 0–1000 in order, or None. Checked in the order a
+    reader would fix them: order first (a misordered list also looks like gaps and overlaps),
+    then the start, overlaps, holes, leniency and the end."""
     for i in range(1, len(bands)):
         if bands[i].lower < bands[i - 1].lower:
-            raise PolicyError(source, f"bands[{i}].min",
-                              f"bands are out of order: {bands[i].lower:g} is below "
-                              f"bands[{i - 1}].min {bands[i - 1].lower:g}; list them by "
-                              "increasing score")
+            return (("bands", i, "min"),
+                    f"bands are out of order: {bands[i].lower:g} is below bands[{i - 1}].min "
+                    f"{bands[i - 1].lower:g}; list them by increasing score")
     if bands[0].lower != SCORE_MIN:
-        raise PolicyError(source, "bands[0].min", f"the first band must start at {SCORE_MIN:g} "
-                                                  f"to cover 0–1000, got {bands[0].lower:g}")
+        return (("bands", 0, "min"), f"the first band must start at {SCORE_MIN:g} to cover "
+                                     f"0–1000, got {bands[0].lower:g}")
     for i in range(1, len(bands)):
         prev, band = bands[i - 1], bands[i]
         if band.lower < prev.upper:
-            raise PolicyError(source, f"bands[{i}].min",
-                              f"overlaps bands[{i - 1}] ({prev.lower:g}–{prev.upper:g}); "
-                              f"it must start at {prev.upper:g}")
+            return (("bands", i, "min"), f"overlaps bands[{i - 1}] ({prev.lower:g}–"
+                                         f"{prev.upper:g}); it must start at {prev.upper:g}")
         if band.lower > prev.upper:
-            raise PolicyError(source, f"bands[{i}].min",
-                              f"gap between {prev.upper:g} and {band.lower:g}: bands must "
-                              "cover 0–1000 without holes")
+            return (("bands", i, "min"), f"gap between {prev.upper:g} and {band.lower:g}: "
+                                         "bands must cover 0–1000 without holes")
         if _rank(band.outcome) < _rank(prev.outcome):
-            raise PolicyError(source, f"bands[{i}].outcome",
-                              f"{band.outcome!r} is more lenient than the lower band's "
-                              f"{prev.outcome!r}; a higher score must never relax the outcome")
+            return (("bands", i, "outcome"),
+                    f"{band.outcome!r} is more lenient than the lower band's {prev.outcome!r}; "
+                    "a higher score must never relax the outcome")
     if bands[-1].upper != SCORE_MAX:
-        raise PolicyError(source, f"bands[{len(bands) - 1}].max",
-                          f"the last band must end at {SCORE_MAX:g} to cover 0–1000, "
-                          f"got {bands[-1].upper:g}")
-    return tuple(bands)
-
-
-def _parse_rules(raw: Any, source: str, known: frozenset[str] | None) -> tuple[HardRule, ...]:
-    if not isinstance(raw, list):
-        raise PolicyError(source, "hard_rules", "must be a list of {name, when, outcome}")
-    rules: list[HardRule] = []
-    names: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"hard_rules[{i}]"
-        entry = _mapping(item, source, where, _RULE_FIELDS, required=("name", "when", "outcome"))
-        name = entry["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise PolicyError(source, f"{where}.name", "must be a non-empty string")
-        if name in names:
-            raise PolicyError(source, f"{where}.name", "duplicate rule name")
-        names.add(name)
-        when = entry["when"]
-        if not isinstance(when, list) or not when:
-            raise PolicyError(source, f"{where}.when",
-                              "must be a non-empty list of {feature, op, value} clauses (ANDed)")
-        clauses = tuple(_parse_clause(c, source, f"{where}.when[{j}]", known)
-                        for j, c in enumerate(when))
-        rules.append(HardRule(name, clauses, _outcome(entry["outcome"], source,
-                                                      f"{where}.outcome"),
-                              str(entry.get("description", ""))))
-    return tuple(rules)
-
-
-def _parse_clause(raw: Any, source: str, where: str, known: frozenset[str] | None) -> Clause:
-    entry = _mapping(raw, source, where, _CLAUSE_FIELDS, required=_CLAUSE_FIELDS)
-    feature = entry["feature"]
-    if not isinstance(feature, str) or not feature:
-        raise PolicyError(source, f"{where}.feature", "must be a feature column name")
-    if known is not None and feature not in known:
-        raise PolicyError(source, f"{where}.feature", "unknown feature (not a column of "
-                                                      "user_day_features)")
-    op = entry["op"]
-    if op not in _OPS:
-        raise PolicyError(source, f"{where}.op", f"bad op; use one of {list(_OPS)}")
-    return Clause(feature, op, _number(entry["value"], source, f"{where}.value"))
-
-
-def _mapping(raw: Any, source: str, where: str, allowed: Sequence[str],
-             required: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise PolicyError(source, where, f"must be a mapping, got {type(raw).__name__}")
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        raise PolicyError(source, _child(where, unknown[0]),
-                          f"unknown field (allowed: {', '.join(allowed)})")
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise PolicyError(source, _child(where, missing[0]), "required field is missing")
-    return raw
-
-
-def _child(where: str, key: Any) -> str:
-    """Key path of ``key`` inside ``where`` (top-level keys have no prefix)."""
-    return shown(key) if where == "<root>" else f"{where}.{shown(key)}"
-
-
-def _number(raw: Any, source: str, where: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != raw:
-        raise PolicyError(source, where, f"must be a number, got {type(raw).__name__}")
-    return float(raw)
-
-
-def _outcome(raw: Any, source: str, where: str) -> str:
-    if raw not in OUTCOMES:
-        raise PolicyError(source, where, f"unknown outcome; use one of {list(OUTCOMES)}")
-    return str(raw)
+        return (("bands", len(bands) - 1, "max"), f"the last band must end at {SCORE_MAX:g} to "
+                                                  f"cover 0–1000, got {bands[-1].upper:g}")
+    return None
 
 
 def _rank(outcome: str) -> int:

@@ -39,7 +39,7 @@ def read_mapped(path: Path, mapping: SourceMapping) -> pl.DataFrame:
     selected = [
         *_column_expressions(mapping),
         staged_timestamp(
-            pl.col(mapping.time_column), mapping.time_format, mapping.time_zone
+            pl.col(mapping.timestamp.column), mapping.timestamp.format, mapping.time_zone
         ).alias("event_time"),
         pl.col("raw_record"),
     ]

@@ -25,23 +25,31 @@ must not become a way to print a file (``anomaly_pipeline.messages``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from anomaly_pipeline.adapters.timestamps import TIME_FORMAT_KEYWORDS, check_time_format
+from anomaly_pipeline.config_model import (
+    ConfigModel,
+    Problem,
+    empty_when_null,
+    key_path,
+    problems,
+)
 from anomaly_pipeline.messages import shown_keys, yaml_problem
 from anomaly_pipeline.schema import EVENT_TYPES, RAW_EVENT_COLUMNS
 
-_TOP_LEVEL_KEYS: Final = frozenset({"columns", "timestamp", "event_types", "defaults", "event_id"})
-_TIMESTAMP_KEYS: Final = frozenset({"column", "format", "timezone"})
 #: event_time and event_id have their own keys (they need parsing / may be derived).
 MAPPABLE_COLUMNS: Final[tuple[str, ...]] = tuple(
     name for name in RAW_EVENT_COLUMNS if name not in ("event_id", "event_time")
 )
+#: source value → canonical value; null (every entry commented out) reads as empty.
+TextMap = Annotated[dict[str, str], empty_when_null({})]
+_TEXT_MAPS: Final = ("columns", "event_types", "defaults")
 
 
 class MappingError(ValueError):
@@ -51,121 +59,139 @@ class MappingError(ValueError):
         super().__init__(f"invalid source mapping {origin}: {problem}")
 
 
-@dataclass(frozen=True)
-class SourceMapping:
-    """A validated mapping; build it with ``load_mapping`` or ``parse_mapping``."""
+class TimestampMapping(ConfigModel):
+    """Which source column holds the event time, how to parse it, and the zone of times
+    written without an offset."""
 
-    origin: str
-    columns: Mapping[str, str]
-    time_column: str
-    time_format: str
-    time_zone: str = "UTC"
-    event_types: Mapping[str, str] = field(default_factory=dict)
-    defaults: Mapping[str, str] = field(default_factory=dict)
-    event_id_column: str | None = None
+    column: str = Field(min_length=1)
+    format: str = Field(min_length=1)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known IANA time zone (e.g. Europe/Berlin)") from None
+        return zone
+
+    @field_validator("format")
+    @classmethod
+    def _parsable_format(cls, time_format: str) -> str:
+        try:
+            check_time_format(time_format)
+        except ValueError:
+            raise ValueError(f"is neither one of {list(TIME_FORMAT_KEYWORDS)} nor a strftime "
+                             "pattern that can parse timestamps") from None
+        return time_format
+
+
+class SourceMapping(ConfigModel):
+    """A validated mapping; build it with ``load_mapping`` or ``parse_mapping``. The file's
+    ``event_id`` key is ``event_id_column`` here."""
+
+    columns: dict[str, str]
+    timestamp: TimestampMapping
+    event_types: TextMap = Field(default_factory=dict)
+    defaults: TextMap = Field(default_factory=dict)
+    event_id_column: str | None = Field(None, alias="event_id", min_length=1)
+    _origin: str = PrivateAttr("<mapping>")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_target_canonical_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        _check_targets(columns)
+        return columns
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_fill_canonical_columns(cls, defaults: dict[str, str]) -> dict[str, str]:
+        _check_targets({name: name for name in defaults})
+        return defaults
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_event_types(cls, event_types: dict[str, str]) -> dict[str, str]:
+        unknown = [entry for entry, target in event_types.items() if target not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"entries {shown_keys(unknown)} map onto unknown event type(s); "
+                             f"known: {list(EVENT_TYPES)}")
+        return event_types
+
+    @model_validator(mode="after")
+    def _required_columns_provided(self) -> SourceMapping:
+        provided = set(self.columns.values())
+        if "user_id" not in provided:
+            raise ValueError("no source column maps onto the required column 'user_id'")
+        if "event_type" not in provided and "event_type" not in self.defaults:
+            raise ValueError("nothing provides the required column 'event_type' (map a source "
+                             "column onto it or give it in 'defaults')")
+        return self
+
+    @property
+    def origin(self) -> str:
+        """The file the mapping was read from (for messages)."""
+        return self._origin
+
+    @property
+    def time_zone(self) -> str:
+        """The zone of source times written without an offset."""
+        return self.timestamp.timezone
 
     @property
     def source_columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order without repeats."""
-        named = [*self.columns, self.time_column]
+        named = [*self.columns, self.timestamp.column]
         if self.event_id_column is not None:
             named.append(self.event_id_column)
         return list(dict.fromkeys(named))
 
 
-def _string_map(origin: str, key: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise MappingError(origin, f"'{key}' must be a mapping, got {type(value).__name__}")
-    for inner_key, inner_value in value.items():
-        if not isinstance(inner_key, str) or not isinstance(inner_value, str):
-            raise MappingError(
-                origin, f"'{key}' entry {shown_keys([inner_key])} must map text to text "
-                "(quote values YAML reads as numbers or booleans)"
-            )
-    return dict(value)
-
-
-def _check_targets(origin: str, key: str, targets: dict[str, str]) -> None:
+def _check_targets(targets: Mapping[str, str]) -> None:
     """``targets``: entry key → the canonical column it fills."""
     unknown = [entry for entry, target in targets.items() if target not in MAPPABLE_COLUMNS]
     if unknown:
-        raise MappingError(
-            origin,
-            f"'{key}' entries {shown_keys(unknown)} target unknown column(s); allowed: "
-            f"{list(MAPPABLE_COLUMNS)} (event_time and event_id have their own keys 'timestamp' "
-            "and 'event_id')",
-        )
-    targets = list(targets.values())  # every one a canonical column name now
-    repeated = sorted({t for t in targets if targets.count(t) > 1})
+        raise ValueError(f"entries {shown_keys(unknown)} target unknown column(s); allowed: "
+                         f"{list(MAPPABLE_COLUMNS)} (event_time and event_id have their own keys "
+                         "'timestamp' and 'event_id')")
+    filled = list(targets.values())
+    repeated = sorted({t for t in filled if filled.count(t) > 1})
     if repeated:
-        raise MappingError(origin, f"'{key}' maps several source columns onto {repeated}")
-
-
-def _parse_timestamp(origin: str, value: Any) -> tuple[str, str, str]:
-    if not isinstance(value, dict):
-        raise MappingError(origin, "'timestamp' must be a mapping with 'column' and 'format'")
-    unknown = sorted(set(value) - _TIMESTAMP_KEYS)
-    if unknown:
-        raise MappingError(origin, f"unknown key(s) {shown_keys(unknown)} in 'timestamp'; "
-                                   f"allowed: {sorted(_TIMESTAMP_KEYS)}")
-    for required in ("column", "format"):
-        if not isinstance(value.get(required), str) or not value[required]:
-            raise MappingError(origin, f"'timestamp.{required}' is required and must be text")
-    time_zone = value.get("timezone", "UTC")
-    try:
-        ZoneInfo(str(time_zone))
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise MappingError(origin, "'timestamp.timezone' is not a known IANA time zone "
-                                   "(e.g. Europe/Berlin)") from None
-    try:
-        check_time_format(value["format"])
-    except ValueError:
-        raise MappingError(origin, f"'timestamp.format' is neither one of "
-                                   f"{list(TIME_FORMAT_KEYWORDS)} nor a strftime pattern that "
-                                   "can parse timestamps") from None
-    return value["column"], value["format"], str(time_zone)
+        raise ValueError(f"maps several source columns onto {repeated}")
 
 
 def parse_mapping(document: Any, origin: str = "<mapping>") -> SourceMapping:
     """Validate a decoded mapping document (see the module docstring for its layout)."""
-    if not isinstance(document, dict):
-        raise MappingError(origin, "the document must be a YAML mapping")
-    unknown = sorted(str(key) for key in set(document) - _TOP_LEVEL_KEYS)
-    if unknown:
-        raise MappingError(origin, f"unknown key(s) {shown_keys(unknown)}; "
-                                   f"allowed: {sorted(_TOP_LEVEL_KEYS)}")
-    for required in ("columns", "timestamp"):
-        if required not in document:
-            raise MappingError(origin, f"missing required key '{required}'")
+    try:
+        mapping = SourceMapping.model_validate(document)
+    except ValidationError as error:
+        raise MappingError(origin, _describe(problems(error, SourceMapping))) from None
+    mapping._origin = origin
+    return mapping
 
-    columns = _string_map(origin, "columns", document["columns"])
-    _check_targets(origin, "columns", columns)
-    time_column, time_format, time_zone = _parse_timestamp(origin, document["timestamp"])
 
-    event_types = _string_map(origin, "event_types", document.get("event_types") or {})
-    bad_types = [entry for entry, target in event_types.items() if target not in EVENT_TYPES]
-    if bad_types:
-        raise MappingError(origin, f"'event_types' entries {shown_keys(bad_types)} map onto "
-                                   f"unknown event type(s); known: {list(EVENT_TYPES)}")
-
-    defaults = _string_map(origin, "defaults", document.get("defaults") or {})
-    _check_targets(origin, "defaults", {name: name for name in defaults})
-
-    provided = set(columns.values())
-    if "user_id" not in provided:
-        raise MappingError(origin, "no source column maps onto the required column 'user_id'")
-    if "event_type" not in provided and "event_type" not in defaults:
-        raise MappingError(origin, "nothing provides the required column 'event_type' "
-                                   "(map a source column onto it or give it in 'defaults')")
-
-    event_id = document.get("event_id")
-    if event_id is not None and (not isinstance(event_id, str) or not event_id):
-        raise MappingError(origin, "'event_id' must name a source column (text)")
-
-    return SourceMapping(
-        origin=origin, columns=columns, time_column=time_column, time_format=time_format,
-        time_zone=time_zone, event_types=event_types, defaults=defaults, event_id_column=event_id,
-    )
+def _describe(found: list[Problem]) -> str:
+    """The first problem in this module's words; unknown keys of one section together."""
+    first = found[0]
+    where = key_path(first.loc)
+    if first.kind == "extra_forbidden":
+        section = first.loc[:-1]
+        unknown = sorted(str(p.loc[-1]) for p in found
+                         if p.kind == "extra_forbidden" and p.loc[:-1] == section)
+        inside = f" in '{key_path(section)}'" if section else ""
+        return f"unknown key(s) {shown_keys(unknown)}{inside}; allowed: {sorted(first.allowed)}"
+    if first.kind == "missing":
+        return f"missing required key '{where}'" if len(first.loc) == 1 else \
+            f"'{where}' is required"
+    if not first.loc:
+        return "the document must be a YAML mapping" if first.kind == "model_type" else first.text
+    if first.kind == "string_type" and first.loc[0] in _TEXT_MAPS and len(first.loc) > 1:
+        return (f"'{first.loc[0]}' entry {shown_keys(first.loc[1:2])} must map text to text "
+                "(quote values YAML reads as numbers or booleans)")
+    if first.loc == ("event_id",):
+        return "'event_id' must name a source column (text)"
+    return f"'{where}' {first.text}"
 
 
 def load_mapping(path: Path) -> SourceMapping:
