@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from anomaly_pipeline.messages import shown
 
@@ -30,6 +31,8 @@ _EXPECTED: Final[dict[str, str]] = {
     "tuple_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
     "model_attributes_type": "a mapping", "dataclass_type": "a mapping",
 }
+_BOUND_ERRORS: Final = frozenset({"greater_than", "greater_than_equal", "less_than",
+                                  "less_than_equal"})
 #: Pydantic's own location markers (a dict key, a union member) are not keys of the file.
 _DICT_KEY: Final = "[key]"
 
@@ -58,12 +61,14 @@ class KeyProblem(ValueError):
 class Problem:
     """One thing wrong with a config: where (``loc``), pydantic's error ``kind``, and ``text``
     saying what is wrong in terms of keys and allowed choices only. ``allowed`` lists the keys
-    of the section that holds an unknown key (``kind == "extra_forbidden"``)."""
+    of the section that holds an unknown key (``kind == "extra_forbidden"``), ``choices`` the
+    values a ``Literal`` field takes (``kind == "literal_error"``)."""
 
     loc: Loc
     kind: str
     text: str
     allowed: tuple[str, ...] = ()
+    choices: tuple[object, ...] = ()
 
     @property
     def key_path(self) -> str:
@@ -87,19 +92,35 @@ def problems(error: ValidationError, model: type[BaseModel]) -> list[Problem]:
     return sorted(found, key=lambda problem: problem.kind != "extra_forbidden")
 
 
+def unknown_keys(found: list[Problem]) -> tuple[Loc, list[str], tuple[str, ...]] | None:
+    """When the first problem is an unknown key: its section, every unknown key of that section
+    (sorted) and the keys the section allows; else None."""
+    first = found[0]
+    if first.kind != "extra_forbidden":
+        return None
+    section = first.loc[:-1]
+    keys = sorted(str(p.loc[-1]) for p in found
+                  if p.kind == "extra_forbidden" and p.loc[:-1] == section)
+    return section, keys, first.allowed
+
+
 def _problem(item: Mapping[str, Any], model: type[BaseModel]) -> Problem:
     kind = item["type"]
     cause = item.get("ctx", {}).get("error")
-    loc, holder, node = _walk(model, tuple(item["loc"]))
+    loc, holder, field, node = _walk(model, tuple(item["loc"]))
     if isinstance(cause, KeyProblem):
         loc += cause.loc
     if kind == "extra_forbidden":
-        allowed = tuple(field.alias or name for name, field in holder.model_fields.items())
+        allowed = tuple(info.alias or name for name, info in holder.model_fields.items())
         return Problem(loc, kind, f"unknown field (allowed: {', '.join(allowed)})", allowed)
+    if kind == "literal_error":
+        choices = get_args(node)
+        return Problem(loc, kind, f"must be one of {list(choices)}", choices=choices)
+    bounds = _interval(field) if kind in _BOUND_ERRORS else None
     if kind == "missing":
         text = "required field is missing"
-    elif kind == "literal_error":
-        text = f"use one of {list(get_args(node))}"
+    elif bounds is not None:
+        text = f"must be in {bounds}"
     elif cause is not None:  # our validators' ValueError / AssertionError
         text = str(cause)
     elif kind == "too_short":
@@ -114,12 +135,29 @@ def _problem(item: Mapping[str, Any], model: type[BaseModel]) -> Problem:
     return Problem(loc, kind, text)
 
 
-def _walk(model: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel], Any]:
+def _interval(field: FieldInfo | None) -> str | None:
+    """``(0, 100)`` / ``[1, 10]`` for a field bounded on both sides, else None."""
+    if field is None:
+        return None
+    bounds = {type(rule).__name__: getattr(rule, type(rule).__name__.lower())
+              for rule in field.metadata if type(rule).__name__ in ("Gt", "Ge", "Lt", "Le")}
+    low = ("(", bounds["Gt"]) if "Gt" in bounds else ("[", bounds["Ge"]) if "Ge" in bounds \
+        else None
+    high = (")", bounds["Lt"]) if "Lt" in bounds else ("]", bounds["Le"]) if "Le" in bounds \
+        else None
+    if low is None or high is None:
+        return None
+    return f"{low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+
+
+def _walk(model: type[BaseModel], loc: Loc
+          ) -> tuple[Loc, type[BaseModel], FieldInfo | None, Any]:
     """Follow ``loc`` through the model's annotations: the loc without pydantic's markers
-    (dict-key and union-member tags), the model holding its last key, and the annotation found
-    there (None past an unknown key)."""
+    (dict-key and union-member tags), the model holding its last key, that key's field, and the
+    annotation found there (None past an unknown key)."""
     keys: list[str | int] = []
     holder: type[BaseModel] = model
+    field: FieldInfo | None = None
     node: Any = model
     for part in loc:
         node = _unwrap(node)
@@ -127,8 +165,9 @@ def _walk(model: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel], Any]:
             continue
         if isinstance(node, type) and issubclass(node, BaseModel):
             holder = node
-            node = next((f.annotation for name, f in node.model_fields.items()
-                         if part in (name, f.alias)), None)
+            field = next((info for name, info in node.model_fields.items()
+                          if part in (name, info.alias)), None)
+            node = field.annotation if field is not None else None
         elif get_origin(node) in (list, tuple):
             node = get_args(node)[0]
         elif get_origin(node) is dict:
@@ -137,7 +176,7 @@ def _walk(model: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel], Any]:
             node = None
         if part != _DICT_KEY:
             keys.append(part)
-    return tuple(keys), holder, _unwrap(node)
+    return tuple(keys), holder, field, _unwrap(node)
 
 
 def _unwrap(node: Any) -> Any:

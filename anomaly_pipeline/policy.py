@@ -254,7 +254,8 @@ def parse_policy(data: Any, source: str = "<policy>",
         first = problems(error, PolicyFile)[0]
         text = first.text
         if first.kind == "literal_error":
-            text = f"{_CHOICE_WORDS.get(str(first.loc[-1]), 'unknown value')}; {text}"
+            word = _CHOICE_WORDS.get(str(first.loc[-1]), "unknown value")
+            text = f"{word}; use one of {list(first.choices)}"
         raise PolicyError(source, first.key_path, text) from None
     return Policy(bands=document.bands, hard_rules=document.hard_rules, source=source)
 

@@ -39,6 +39,7 @@ from anomaly_pipeline.config_model import (
     empty_when_null,
     key_path,
     problems,
+    unknown_keys,
 )
 from anomaly_pipeline.messages import shown_keys, yaml_problem
 from anomaly_pipeline.schema import EVENT_TYPES, RAW_EVENT_COLUMNS
@@ -175,12 +176,11 @@ def _describe(found: list[Problem]) -> str:
     """The first problem in this module's words; unknown keys of one section together."""
     first = found[0]
     where = key_path(first.loc)
-    if first.kind == "extra_forbidden":
-        section = first.loc[:-1]
-        unknown = sorted(str(p.loc[-1]) for p in found
-                         if p.kind == "extra_forbidden" and p.loc[:-1] == section)
+    unknown = unknown_keys(found)
+    if unknown is not None:
+        section, keys, allowed = unknown
         inside = f" in '{key_path(section)}'" if section else ""
-        return f"unknown key(s) {shown_keys(unknown)}{inside}; allowed: {sorted(first.allowed)}"
+        return f"unknown key(s) {shown_keys(keys)}{inside}; allowed: {sorted(allowed)}"
     if first.kind == "missing":
         return f"missing required key '{where}'" if len(first.loc) == 1 else \
             f"'{where}' is required"
