@@ -20,7 +20,7 @@ drifted at once or the score distribution itself moved.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -119,6 +119,28 @@ def feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequ
                          if rows else pl.DataFrame(schema=DRIFT_SCHEMA))
 
 
+def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequence[str],
+                      history_features: Collection[str] = (),
+                      history_reference: pl.DataFrame | None = None,
+                      ) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """One day's feature drift table, and the features to leave out of its verdict.
+
+    History features (trailing-window features) only compare like with like: the day's values
+    against ``history_reference`` — the reference rows that had a full history window. When the
+    day itself has no full window (``history_reference`` is None: a warm-up day) or the reference
+    holds no full-window row, their rows are still computed against the whole reference, for the
+    record, but returned as left out: on the first days of any data they differ for no reason but
+    the warm-up, and would otherwise trigger a retraining on every fresh history.
+    """
+    history = [f for f in features if f in history_features]
+    comparable = history_reference is not None and history_reference.height > 0
+    plain = [f for f in features if f not in history] if comparable else list(features)
+    table = feature_drift(reference, current, plain)
+    if comparable and history:
+        table = sort_by_drift(pl.concat([table, feature_drift(history_reference, current, history)]))
+    return table, (() if comparable else tuple(history))
+
+
 def unseen_categories(seen: dict[str, list[str]],
                       current: dict[str, list[str | None]]) -> pl.DataFrame:
     """Drift rows (``DRIFT_SCHEMA``) of the categorical columns: the unseen share only.
@@ -179,28 +201,51 @@ class DriftVerdict:
     drifted_features: list[str] = field(default_factory=list)
 
 
-def drifted_rows(table: pl.DataFrame, thresholds: DriftThresholds) -> pl.DataFrame:
-    """Rows of a drift table over a threshold: PSI or KS statistic, or the unseen share."""
-    return table.filter(
-        (pl.col("psi") >= thresholds.psi).fill_null(False)
-        | (pl.col("ks_stat") >= thresholds.ks).fill_null(False)
-        | (pl.col("unseen_share") >= thresholds.unseen_share).fill_null(False))
+def _over_threshold(thresholds: DriftThresholds, left_out: Collection[str]) -> pl.Expr:
+    """Per row: PSI or KS statistic or unseen share over its threshold, unless left out."""
+    return ((pl.col("psi") >= thresholds.psi).fill_null(False)
+            | (pl.col("ks_stat") >= thresholds.ks).fill_null(False)
+            | (pl.col("unseen_share") >= thresholds.unseen_share).fill_null(False)
+            ) & ~pl.col("feature").is_in(list(left_out))
 
 
-def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds()) -> DriftVerdict:
+def drifted_rows(table: pl.DataFrame, thresholds: DriftThresholds,
+                 left_out: Collection[str] = ()) -> pl.DataFrame:
+    """Rows of a drift table over a threshold: PSI or KS statistic, or the unseen share.
+
+    ``left_out`` names features whose row never counts (e.g. history features on a warm-up day).
+    """
+    return table.filter(_over_threshold(thresholds, left_out))
+
+
+def flag_drifted(table: pl.DataFrame, thresholds: DriftThresholds,
+                 left_out: Collection[str] = ()) -> pl.DataFrame:
+    """The table with a boolean ``drifted`` column: whether *that row* is over a threshold.
+
+    Per feature, not the day's verdict: a feature with PSI 0.006 is not drifted on a day that
+    drifted because of other features.
+    """
+    return table.with_columns(drifted=_over_threshold(thresholds, left_out))
+
+
+def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds(),
+           left_out: Collection[str] = ()) -> DriftVerdict:
     """Drifted when ``min_drifted_features`` features drifted or the score row drifted.
 
     A moved score distribution is enough on its own: it means the model now flags a different
     share of users, whatever the cause. Single-feature wobbles are not, because one noisy
-    feature on one day is common and retraining is expensive.
+    feature on one day is common and retraining is expensive. Features in ``left_out`` are
+    reported but neither count nor are counted (see ``flag_drifted``).
     """
     missing = [c for c in DRIFT_SCHEMA if c not in table.columns]
     if missing:
         raise ValueError(f"drift table lacks column(s) {missing}; build it with feature_drift")
-    hits = sort_by_drift(drifted_rows(table, thresholds))
+    hits = sort_by_drift(drifted_rows(table, thresholds, left_out))
     features = hits.filter(pl.col("kind") != SCORE)
     score_hit = hits.filter(pl.col("kind") == SCORE)
-    n_features = table.filter(pl.col("kind") != SCORE).height
+    judged = table.filter((pl.col("kind") != SCORE) & ~pl.col("feature").is_in(list(left_out)))
+    n_features = judged.height
+    skipped = table.filter((pl.col("kind") != SCORE) & pl.col("feature").is_in(list(left_out))).height
     names = features.get_column("feature").to_list()
     detail = ", ".join(_describe(row, thresholds) for row in features.head(5).iter_rows(named=True))
     parts: list[str] = []
@@ -211,6 +256,8 @@ def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds())
     count = (f"{len(names)} of {n_features} feature(s) drifted "
              f"({'≥' if enough else '<'} {thresholds.min_drifted_features})")
     parts.append(count + (f": {detail}" if detail else ""))
+    if skipped:
+        parts.append(f"{skipped} history feature(s) left out (warm-up: no full history window)")
     drifted = enough or bool(score_hit.height)
     return DriftVerdict(drifted=drifted, reason=("drift: " if drifted else "no drift: ")
                         + "; ".join(parts), drifted_features=names)

@@ -10,6 +10,7 @@ would score its user-day as normal as any other.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any, Final
 
 import pandera.polars as pa
@@ -140,6 +141,23 @@ class UserDayFeaturesModel(pa.DataFrameModel):
 FEATURE_COLUMNS: Final[tuple[str, ...]] = tuple(
     name for name in UserDayFeaturesModel.to_schema().columns if name not in KEY_COLUMNS
 )
+
+
+#: Features over the trailing HISTORY_WINDOW_DAYS days (the user's own history and the sharing
+#: windows). On the first days of any data they see less than a full window — no history yet, fewer
+#: users per device — so their distribution differs from a day with a full window for no reason
+#: but the warm-up.
+HISTORY_FEATURES: Final[tuple[str, ...]] = (
+    "users_per_device_window", "users_per_ip_network_window", "history_days",
+    "events_vs_7d_median", "views_vs_7d_median", "purchases_vs_7d_median",
+    "new_device", "new_ip_network",
+)
+
+
+def full_history_from(first_day: date) -> date:
+    """The first day with a full history window in data that starts on ``first_day``; earlier
+    days are warm-up days."""
+    return first_day + timedelta(days=HISTORY_WINDOW_DAYS)
 
 
 def validate_features(df: pl.DataFrame) -> pl.DataFrame:

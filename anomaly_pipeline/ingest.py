@@ -195,3 +195,35 @@ def load_labels(warehouse_path: Path, labels_dir: Path, days: list[date], *,
         pl.DataFrame(coverage, schema={"event_day": pl.Date(), "labelled": pl.Boolean(),
                                        "n_labels": pl.Int64()}), days)
     return {row["event_day"]: (row["n_labels"] if row["labelled"] else None) for row in coverage}
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """What the stored tables hold for one partition day (a range run reports each day's own)."""
+
+    input_rows: int
+    accepted_rows: int
+    quarantined_rows: int
+    files: list[str]
+    rules: dict[str, int]
+
+
+def day_figures(warehouse_path: Path, days: list[date]) -> dict[date, DayFigures]:
+    """Per day: the logged input, the stored accepted / quarantined rows and the rules that fired."""
+    accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, days)
+    quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, days)
+    log = warehouse.read_days(warehouse_path, INGEST_LOG_TABLE, days,
+                              columns=["event_day", "source_file", "input_rows"])
+    rules = warehouse.read_days(warehouse_path, QUARANTINE_TABLE, days,
+                                columns=["event_day", "rule"])
+    figures = {}
+    for day in days:
+        day_log = log.filter(pl.col("event_day") == day) if log.height else log
+        day_rules = (rules.filter(pl.col("event_day") == day)["rule"].value_counts(sort=True)
+                     if rules.height else pl.DataFrame({"rule": [], "count": []}))
+        figures[day] = DayFigures(
+            input_rows=int(day_log["input_rows"].sum()) if day_log.height else 0,
+            accepted_rows=accepted[day], quarantined_rows=quarantined[day],
+            files=day_log["source_file"].to_list() if day_log.height else [],
+            rules=dict(day_rules.iter_rows()))
+    return figures

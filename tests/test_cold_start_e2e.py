@@ -108,13 +108,18 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
         features = warehouse.read_days(unlabelled.warehouse, "features.user_day_features", [day],
                                        columns=["user_key"])
         assert scores_of(day).height == features.height > 0
-    guard = _check(flooded, "alert_guard")
-    assert flooded.success and not guard.passed
-    assert guard.metadata["withheld_days"].value == [new_day.isoformat()]
+    guards = {e.partition: e for e in flooded.get_asset_check_evaluations()
+              if e.check_name == "alert_guard"}  # one evaluation per day
+    assert guards[known_day.isoformat()].passed
+    guard = guards[new_day.isoformat()]
+    assert flooded.success and not guard.passed and guard.metadata["alerts_withheld"].value
     assert "alerts withheld" in guard.description and "retrain on this source" in guard.description
     assert "× the expected 3.0%" in guard.description or "score distribution PSI" in guard.description
-    alerts = flooded.asset_materializations_for_node("anomaly_alerts")[-1]  # one per day
-    assert alerts.metadata["guard"].value == f"withheld {new_day}"
+    alerts = {m.partition: m for m in flooded.asset_materializations_for_node("anomaly_alerts")}
+    assert alerts[new_day.isoformat()].metadata["guard"].value == "withheld"
+    assert alerts[new_day.isoformat()].metadata["dagster/row_count"].value == 0
+    assert "retrain on this source" in alerts[new_day.isoformat()].metadata["guard_reason"].value
+    assert alerts[known_day.isoformat()].metadata["guard"].value == "passed"
     posted = warehouse.read_days(unlabelled.warehouse, "scoring.anomaly_alerts",
                                  [known_day, new_day])
     assert set(posted["event_day"]) == {known_day}, "the good day still alerts"

@@ -44,6 +44,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def read_days(self, table: str, days: list[date], columns: list[str] | None = None) -> pl.DataFrame:
         return warehouse.read_days(self.path, table, days, columns=columns)
 
+    def count_by_day(self, table: str, days: list[date]) -> dict[date, int]:
+        return warehouse.count_by_day(self.path, table, days)
+
 
 class AlertWebhookResource(dg.ConfigurableResource):
     """Optional HTTP endpoint that receives each day's new alerts as JSON (off when url is empty).

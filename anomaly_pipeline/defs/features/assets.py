@@ -1,9 +1,16 @@
 """Behaviour sequences and the pandera contract on the feature mart."""
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
-from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.partitions import (
+    add_metadata_per_day,
+    check_results_per_day,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 
 FEATURES_TABLE = "features.user_day_features"
@@ -32,28 +39,39 @@ def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfi
     sequences = BehaviourSequencesModel.validate(build_sequences(events, max_len=config.max_len),
                                                  lazy=True)
     warehouse.replace_partitions(SEQUENCES_TABLE, sequences, days)
-    truncated = int(sequences["truncated"].sum()) if sequences.height else 0
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": sequences.height, "max_len": config.max_len,
-        "truncated_user_days": truncated})
+    per_day = (sequences.group_by("event_day").agg(rows=pl.len(), truncated=pl.col("truncated").sum())
+               if sequences.height else pl.DataFrame())
+    counts = {row["event_day"]: row for row in per_day.iter_rows(named=True)}
+    add_metadata_per_day(context, {day: {
+        "dagster/row_count": int(counts[day]["rows"]) if day in counts else 0,
+        "truncated_user_days": int(counts[day]["truncated"]) if day in counts else 0}
+        for day in days})
+    return dg.MaterializeResult(metadata={"max_len": config.max_len})
 
 
 @dg.asset_check(asset="user_day_features", blocking=True, partitions_def=daily_partitions,
                 description="pandera contract of the feature mart (keys, non-null features, ranges); "
                             "blocks every downstream asset when it fails.")
 def user_day_features_contract(context: dg.AssetCheckExecutionContext,
-                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+                               warehouse: WarehouseResource):
+    """Each day of the step validated and recorded on its own partition."""
     import pandera.errors
 
     from anomaly_pipeline.feature_contract import validate_features
 
     days = partition_days(context)
     frame = warehouse.read_days(FEATURES_TABLE, days)
-    if frame.is_empty():
-        return dg.AssetCheckResult(passed=False, description=f"no feature rows for {days[0]}..{days[-1]}")
-    try:
-        validate_features(frame)
-    except pandera.errors.SchemaErrors as err:
-        return dg.AssetCheckResult(passed=False, description=str(err)[:2000], metadata={
-            "failure_cases": dg.MetadataValue.md(f"```\n{err.failure_cases.head(20)}\n```")})
-    return dg.AssetCheckResult(passed=True, metadata={"rows": frame.height, "days": len(days)})
+    results = {}
+    for day in days:
+        day_frame = frame.filter(pl.col("event_day") == day) if frame.height else frame
+        if day_frame.is_empty():
+            results[day] = dg.AssetCheckResult(passed=False, description=f"no feature rows for {day}")
+            continue
+        try:
+            validate_features(day_frame)
+        except pandera.errors.SchemaErrors as err:
+            results[day] = dg.AssetCheckResult(passed=False, description=str(err)[:2000], metadata={
+                "failure_cases": dg.MetadataValue.md(f"```\n{err.failure_cases.head(20)}\n```")})
+            continue
+        results[day] = dg.AssetCheckResult(passed=True, metadata={"rows": day_frame.height})
+    yield from check_results_per_day(context, context.check_specs[0].key, results)

@@ -17,7 +17,12 @@ from dagster_dbt import (
 )
 from pydantic import Field
 
-from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.partitions import (
+    add_metadata_per_day,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from anomaly_pipeline.paths import REPO_ROOT, data_home
 
@@ -79,6 +84,8 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     """`dbt build` of the selected models for the run's day range (one invocation per range),
     with time-of-day features in the source's timezone (config, else the data home's
     source.json, else UTC)."""
+    from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
     from anomaly_pipeline.source_settings import SourceSettings, read_source_settings
 
     days = partition_days(context)
@@ -87,4 +94,27 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                 else read_source_settings(warehouse.data_home).timezone)
     dbt_vars = {"start_day": days[0].isoformat(), "end_day": days[-1].isoformat(),
                 "source_timezone": timezone}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # dbt holds the DuckDB file until it exits, so each model's rows per day are counted after the
+    # build and attached before its events are released (a failed build still reports the models
+    # it finished, then fails the step).
+    events, error = [], None
+    try:
+        events.extend(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream())
+    except DagsterDbtCliRuntimeError as err:
+        error = err
+    tables = _model_tables(dbt_project.manifest_path)
+    for event in events:
+        if isinstance(event, dg.Output):
+            key = context.assets_def.keys_by_output_name[event.output_name]
+            counts = warehouse.count_by_day(tables[key.path[-1]], days)
+            add_metadata_per_day(context, {day: {"dagster/row_count": n}
+                                           for day, n in counts.items()}, key)
+    yield from events
+    if error is not None:
+        raise error
+
+
+def _model_tables(manifest_path: Path) -> dict[str, str]:
+    """Model name → `schema.table` of its relation, as dbt's manifest resolves them."""
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return {n["name"]: f"{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "model"}

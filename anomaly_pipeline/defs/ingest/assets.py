@@ -12,7 +12,13 @@ from anomaly_pipeline.delivery import DEFAULT_SETTLE_S
 from anomaly_pipeline.paths import config_file
 from anomaly_pipeline.privacy import pseudonym_key
 from anomaly_pipeline.schema import DEFAULT_BOUNDS, NumericBounds
-from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.partitions import (
+    add_metadata_per_day,
+    check_results_per_day,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 
 ACCOUNTING_CHECK = "accepted_plus_quarantined_equals_input"
@@ -52,39 +58,53 @@ class RawEventsConfig(dg.Config):
                      description="Rejected rows with the partition, the rule, a readable reason and the original record."),
     ],
     check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset="raw_events", blocking=True,
-                                   description="Every input row is either accepted or quarantined.")],
+                                   partitions_def=daily_partitions,
+                                   description="Every input row of the day is either accepted or "
+                                               "quarantined.")],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     pool=WAREHOUSE_POOL,
 )
 def raw_events(context: dg.AssetExecutionContext, config: RawEventsConfig,
                warehouse: WarehouseResource):
-    """Read, clean and store the range's landing files; a malformed file fails the whole range."""
+    """Read, clean and store the range's landing files; a malformed file fails the whole range.
+
+    Row counts, files and quarantine rules are reported per partition day, as is the accounting
+    check, so a day of a range run shows that day's figures.
+    """
     pseudonym_key()  # no key outside demo mode: fail before reading any raw id
     mapping = config_file(config.mapping_file, setting="mapping_file") if config.mapping_file else None
     days = partition_days(context)
     home = warehouse.data_home
-    report = ingest.load_events(
+    ingest.load_events(
         warehouse.path, home.landing_events, days, source_format=config.source_format,
         pattern=config.file_pattern, mapping=mapping,
         bounds=NumericBounds(max_amount=config.max_amount, max_quantity=config.max_quantity),
         allow_empty_day=config.allow_empty_day, settle_s=config.settle_seconds)
-    rules = dg.MetadataValue.md("\n".join(
-        ["| rule | rows |", "|---|---|"] + [f"| {r} | {n} |" for r, n in report.rules.most_common()]
-    )) if report.rules else dg.MetadataValue.text("no row quarantined")
-    yield dg.MaterializeResult(asset_key="raw_events", metadata={
-        "dagster/row_count": report.accepted_rows, "input_rows": report.input_rows,
-        "files": dg.MetadataValue.json(report.files), "days": len(days)})
-    yield dg.MaterializeResult(asset_key="quarantined_events", metadata={
-        "dagster/row_count": report.quarantined_rows, "rules": rules})
+    figures = ingest.day_figures(warehouse.path, days)
+    add_metadata_per_day(context, {day: {
+        "dagster/row_count": f.accepted_rows, "input_rows": f.input_rows,
+        "files": dg.MetadataValue.json(f.files)} for day, f in figures.items()}, "raw_events")
+    add_metadata_per_day(context, {day: {
+        "dagster/row_count": f.quarantined_rows, "rules": _rules_table(f.rules)}
+        for day, f in figures.items()}, "quarantined_events")
+    yield dg.MaterializeResult(asset_key="raw_events")
+    yield dg.MaterializeResult(asset_key="quarantined_events")
     gaps = ingest.accounting_gaps(warehouse.path, days)
-    yield dg.AssetCheckResult(
-        asset_key="raw_events", check_name=ACCOUNTING_CHECK, passed=not gaps,
-        metadata={"input_rows": report.input_rows,
-                  "accepted_rows": report.accepted_rows,
-                  "quarantined_rows": report.quarantined_rows,
-                  "days_out_of_balance": dg.MetadataValue.json(
-                      {str(d): {"stored": s, "input": i} for d, (s, i) in gaps.items()})})
+    yield from check_results_per_day(
+        context, dg.AssetCheckKey(dg.AssetKey("raw_events"), ACCOUNTING_CHECK),
+        {day: dg.AssetCheckResult(passed=day not in gaps, metadata={
+            "input_rows": f.input_rows, "accepted_rows": f.accepted_rows,
+            "quarantined_rows": f.quarantined_rows,
+            "stored_rows": f.accepted_rows + f.quarantined_rows})
+         for day, f in figures.items()})
+
+
+def _rules_table(rules: dict[str, int]) -> dg.MetadataValue:
+    if not rules:
+        return dg.MetadataValue.text("no row quarantined")
+    return dg.MetadataValue.md("\n".join(
+        ["| rule | rows |", "|---|---|"] + [f"| {r} | {n} |" for r, n in rules.items()]))
 
 
 @dg.asset(
@@ -97,7 +117,6 @@ def event_labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     pseudonym_key()  # no key outside demo mode: fail before reading any raw id
     per_day = ingest.load_labels(warehouse.path, warehouse.data_home.landing_labels,
                                  partition_days(context))
-    labelled = {str(d): n for d, n in per_day.items() if n is not None}
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": sum(labelled.values()), "labelled_days": len(labelled),
-        "unlabelled_days": len(per_day) - len(labelled)})
+    add_metadata_per_day(context, {day: {"dagster/row_count": n or 0, "labelled": n is not None}
+                                   for day, n in per_day.items()})
+    return dg.MaterializeResult()

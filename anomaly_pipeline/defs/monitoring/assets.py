@@ -4,7 +4,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.partitions import (
+    add_metadata_per_day,
+    check_results_per_day,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 
 DRIFT_TABLE = "monitoring.feature_drift"
@@ -26,8 +32,8 @@ class DriftConfig(dg.Config):
                         description="PSI and KS per feature and for the score distribution, and "
                                     "the unseen-category share, of each day vs the champion's "
                                     "training reference.", kinds={"duckdb", "scipy"})],
-    # Partitioned like the asset, so a day's evaluation is recorded against that day (the
-    # sensor tags its retraining run with it); a range run records one evaluation for the range.
+    # Partitioned like the asset: every day of a run records its own evaluation (the sensor tags
+    # its retraining run with the day).
     check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset="feature_drift",
                                    partitions_def=daily_partitions,
                                    description="Fails when the day drifted beyond the thresholds "
@@ -36,14 +42,20 @@ class DriftConfig(dg.Config):
 )
 def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
                   warehouse: WarehouseResource):
+    """Each day's drift table, metadata and check verdict, recorded on that day's partition.
+
+    History features are left out of the verdict on warm-up days (the data's first
+    HISTORY_WINDOW_DAYS days) and compared only with full-window reference rows otherwise, so a
+    fresh history does not look drifted (and start a retraining) merely for being fresh.
+    """
     from anomaly_pipeline.bundle import ScoringBundle
-    from anomaly_pipeline.drift import DriftThresholds, assess, feature_drift as drift_table
+    from anomaly_pipeline.drift import DriftThresholds, assess, day_feature_drift, flag_drifted
     from anomaly_pipeline.drift import plot_drift, score_drift, sort_by_drift, unseen_categories
     from anomaly_pipeline.evaluation import png_to_markdown
-    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES, full_history_from
     from anomaly_pipeline.model_registry import champion_bundle_dir
     from anomaly_pipeline.scoring import SCORES_TABLE
-    from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_values
+    from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_values, feature_days
 
     home = warehouse.data_home
     champion = champion_bundle_dir(home.mlflow_tracking_uri, home.artifacts / "champion_cache")
@@ -54,38 +66,42 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
     thresholds = DriftThresholds(psi=config.psi, ks=config.ks, unseen_share=config.unseen_share,
                                  min_drifted_features=config.min_drifted_features)
     days = partition_days(context)
-    tables, verdicts = [], {}
+    full_history = full_history_from(feature_days(warehouse.path)[0])
+    # Bundles from before the reference kept its days have no event_day: all rows count as full.
+    history_reference = (reference.filter(pl.col("event_day") >= full_history)
+                         if "event_day" in reference.columns else reference)
+    tables, verdicts, summaries = [], {}, {}
     for day in days:
         current = warehouse.read_days("features.user_day_features", [day], columns=FEATURE_COLUMNS)
         if current.is_empty():
             raise dg.Failure(f"no features for {day}: materialise user_day_features first")
+        warm_up = day < full_history
+        table, left_out = day_feature_drift(reference, current, FEATURE_COLUMNS, HISTORY_FEATURES,
+                                            None if warm_up else history_reference)
+        table = pl.concat([table, unseen_categories(categories, {
+            c: category_values(warehouse.path, [day], c) for c in CATEGORICAL_COLUMNS})])
         scores = warehouse.read_days(SCORES_TABLE, [day], columns=["raw_score"])
-        table = pl.concat([drift_table(reference, current, FEATURE_COLUMNS),
-                           unseen_categories(categories, {
-                               c: category_values(warehouse.path, [day], c)
-                               for c in CATEGORICAL_COLUMNS})])
         if not scores.is_empty():
             table = pl.concat([score_drift(reference["raw_score"].to_numpy(),
                                            scores["raw_score"].to_numpy()), table])
-        table = sort_by_drift(table)
-        verdicts[day] = assess(table, thresholds)
-        tables.append(table.with_columns(event_day=pl.lit(day), drifted=pl.lit(verdicts[day].drifted),
+        table = flag_drifted(sort_by_drift(table), thresholds, left_out)
+        verdicts[day] = verdict = assess(table, thresholds, left_out)
+        summaries[day] = {
+            "dagster/row_count": table.height, "warm_up": warm_up,
+            "drifted_features": dg.MetadataValue.json(verdict.drifted_features),
+            "most_drifted": dg.MetadataValue.md(f"```\n{table.head(10)}\n```")}
+        tables.append(table.with_columns(event_day=pl.lit(day),
                                          model_version=pl.lit(str(champion[0].version))))
-    all_days = pl.concat(tables)
-    warehouse.replace_partitions(DRIFT_TABLE, all_days, days)
-    last = tables[-1].drop("event_day", "drifted", "model_version")
-    plot = plot_drift(reference, current, last)  # the loop's last day
-    drifted_days = [str(d) for d, v in verdicts.items() if v.drifted]
+    warehouse.replace_partitions(DRIFT_TABLE, pl.concat(tables), days)
+    # One plot, of the range's last day (the loop's last `current`), on that day only.
+    plot = plot_drift(reference, current, tables[-1])
+    summaries[days[-1]]["plot"] = dg.MetadataValue.md(png_to_markdown(plot, f"drift {days[-1]}"))
+    add_metadata_per_day(context, summaries)
     yield dg.MaterializeResult(asset_key="feature_drift", metadata={
-        "dagster/row_count": all_days.height,
-        "reference_model_version": str(champion[0].version),
-        "most_drifted": dg.MetadataValue.md(f"```\n{last.head(10)}\n```"),
-        "plot": dg.MetadataValue.md(png_to_markdown(plot, f"drift {days[-1]}"))})
-    yield dg.AssetCheckResult(
-        asset_key="feature_drift", check_name=DRIFT_CHECK, passed=not drifted_days,
-        description="; ".join(f"{d}: {v.reason}" for d, v in verdicts.items())[:2000],
-        metadata={"drifted": bool(drifted_days),
-                  "drifted_days": dg.MetadataValue.json(drifted_days),
-                  "drifted_features": dg.MetadataValue.json(
-                      sorted({f for v in verdicts.values() for f in v.drifted_features}))})
-
+        "reference_model_version": str(champion[0].version)})
+    yield from check_results_per_day(
+        context, dg.AssetCheckKey(dg.AssetKey("feature_drift"), DRIFT_CHECK),
+        {day: dg.AssetCheckResult(passed=not v.drifted, description=v.reason[:2000], metadata={
+            "drifted": v.drifted, "warm_up": summaries[day]["warm_up"],
+            "drifted_features": dg.MetadataValue.json(v.drifted_features)})
+         for day, v in verdicts.items()})

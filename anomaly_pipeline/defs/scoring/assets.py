@@ -9,7 +9,13 @@ from pydantic import Field
 from anomaly_pipeline.alert_guard import GuardLimits
 from anomaly_pipeline.paths import config_file
 
-from anomaly_pipeline.defs.partitions import daily_partitions, partition_days, single_run_backfill
+from anomaly_pipeline.defs.partitions import (
+    add_metadata_per_day,
+    check_results_per_day,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from anomaly_pipeline.defs.resources import (
     WAREHOUSE_POOL,
     AlertWebhookResource,
@@ -90,23 +96,24 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
                            "score_psi": v.score_psi, "reason": v.reason,
                            "model_version": str(ref.version)} for v in verdicts])
     warehouse.replace_partitions(GUARD_TABLE, guard, days)
-    withheld = [v for v in verdicts if not v.passed]
-    outcomes = dict(scores.group_by("outcome").len().iter_rows())
+    add_metadata_per_day(context, {
+        day: {**_day_summary(scores.filter(pl.col("event_day") == day)),
+              "alerts_withheld": not v.passed} for day, v in zip(days, verdicts)})
     yield dg.MaterializeResult(asset_key="daily_anomaly_scores", metadata={
-        "dagster/row_count": scores.height, "model_version": str(ref.version),
-        "model_kind": ref.kind, "flagged": int(scores["flagged"].sum()),
-        "outcomes": dg.MetadataValue.json(outcomes),
-        "alerts_withheld_days": dg.MetadataValue.json([str(v.day) for v in withheld]),
-        "top_users": dg.MetadataValue.md(_top_table(scores))})
-    yield dg.AssetCheckResult(
-        asset_key="daily_anomaly_scores", check_name=GUARD_CHECK, passed=not withheld,
-        description="; ".join(v.reason for v in (withheld or verdicts))[:2000],
-        metadata={"withheld_days": dg.MetadataValue.json([str(v.day) for v in withheld]),
-                  "flagged_share": dg.MetadataValue.json(
-                      {str(v.day): round(v.flagged_share, 4) for v in verdicts}),
-                  "expected_share": verdicts[0].expected_share if verdicts else None,
-                  "score_psi": dg.MetadataValue.json(
-                      {str(v.day): round(v.score_psi, 3) for v in verdicts})})
+        "model_version": str(ref.version), "model_kind": ref.kind})
+    yield from check_results_per_day(
+        context, dg.AssetCheckKey(dg.AssetKey("daily_anomaly_scores"), GUARD_CHECK),
+        {day: dg.AssetCheckResult(passed=v.passed, description=v.reason[:2000], metadata={
+            "alerts_withheld": not v.passed, "user_days": v.user_days,
+            "flagged_share": round(v.flagged_share, 4), "expected_share": v.expected_share,
+            "score_psi": round(v.score_psi, 3)}) for day, v in zip(days, verdicts)})
+
+
+def _day_summary(scores: pl.DataFrame) -> dict[str, object]:
+    """One day's figures: rows, flagged user-days, outcomes and its own top users."""
+    return {"dagster/row_count": scores.height, "flagged": int(scores["flagged"].sum()),
+            "outcomes": dg.MetadataValue.json(dict(scores.group_by("outcome").len().iter_rows())),
+            "top_users": dg.MetadataValue.md(_top_table(scores))}
 
 
 def _top_table(scores: pl.DataFrame, n: int = 10) -> str:
@@ -146,27 +153,30 @@ def anomaly_alerts(context: dg.AssetExecutionContext, config: AlertsConfig,
     guard = warehouse.read_days(GUARD_TABLE, days)
     withheld = {} if guard.is_empty() else dict(
         guard.filter(~pl.col("passed")).select("event_day", "reason").iter_rows())
-    raised = []
+    per_day = {}
     for day in days:  # in order: a day's alerts suppress the next day's duplicates
         if day in withheld and not config.override_guard:
             context.log.warning(withheld[day])
+            per_day[day] = empty_alerts()
             continue
         today = scores.filter(pl.col("event_day") == day) if not scores.is_empty() else scores
         day_alerts = (new_alerts(today, known, config.reopen_after_days)
                       if not today.is_empty() else empty_alerts())
-        raised.append(day_alerts)
+        per_day[day] = day_alerts
         known = pl.concat([known, day_alerts])
-    alerts = pl.concat(raised) if raised else empty_alerts()
+    alerts = pl.concat(per_day.values())
     warehouse.replace_partitions(ALERTS_TABLE, alerts, days)
     posted = None
     if alert_webhook.enabled and alerts.height:
         posted = post_webhook(alert_webhook.url, alert_payload(alerts),
                               timeout=alert_webhook.timeout_s, retries=alert_webhook.retries)
+    add_metadata_per_day(context, {day: {
+        "dagster/row_count": day_alerts.height,
+        "block": day_alerts.filter(pl.col("outcome") == "block").height,
+        "review": day_alerts.filter(pl.col("outcome") == "review").height,
+        "guard": ("passed" if day not in withheld
+                  else "overridden" if config.override_guard else "withheld"),
+        **({"guard_reason": withheld[day]} if day in withheld else {})}
+        for day, day_alerts in per_day.items()})
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": alerts.height,
-        "block": alerts.filter(pl.col("outcome") == "block").height,
-        "review": alerts.filter(pl.col("outcome") == "review").height,
-        "webhook_status": posted if posted is not None else "not posted",
-        "guard": ("overridden" if withheld and config.override_guard
-                  else "withheld " + ", ".join(map(str, withheld)) if withheld else "passed"),
-        "guard_reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in withheld.values()))})
+        "webhook_status": posted if posted is not None else "not posted"})
