@@ -63,7 +63,8 @@ def build_history(root: Path, instance: dg.DagsterInstance, days: int) -> dg.Dag
         instance.report_runless_asset_event(dg.AssetCheckEvaluation(
             asset_key=DRIFT_CHECK_KEY.asset_key, check_name=DRIFT_CHECK_KEY.name,
             passed=i % 5 != 4, partition=day, description=f"{day}: drift statistics",
-            metadata={"drifted": i % 5 == 4, "drifted_days": dg.MetadataValue.json([day])}))
+            metadata={"drifted": i % 5 == 4, "warm_up": False,
+                      "drifted_features": dg.MetadataValue.json([])}))
     missing_day = (FIRST_DAY + timedelta(days=days)).isoformat()
     with contextlib.redirect_stderr(io.StringIO()):  # the expected failure's traceback
         result = dg.materialize([raw_events], partition_key=missing_day, instance=instance,

@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 
 from anomaly_pipeline.drift import (
-    DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift, feature_drift, plot_drift, psi,
-    score_drift, unseen_categories,
+    DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift, day_feature_drift, feature_drift,
+    flag_drifted, plot_drift, psi, score_drift, unseen_categories,
 )
+from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,56 @@ def test_assess_needs_enough_drifted_features_or_a_score_shift(
     verdict = assess(with_score, DriftThresholds(min_drifted_features=4))
     assert verdict.drifted and verdict.reason.startswith("drift: score distribution drifted (")
     assert "score" not in verdict.drifted_features
+
+
+def test_drifted_is_per_feature_on_a_drifted_day(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, current = frames
+    table = feature_drift(reference, current, ["stable", "shifted", "halved", "rare_count"])
+    assert assess(table, DriftThresholds(min_drifted_features=2)).drifted
+    flags = dict(flag_drifted(table, DriftThresholds()).select("feature", "drifted").iter_rows())
+    assert flags == {"shifted": True, "halved": True, "stable": False, "rare_count": False}
+    stable_psi = table.filter(pl.col("feature") == "stable")["psi"].item()
+    assert stable_psi < 0.05  # a tiny PSI on a drifted day stays "not drifted"
+
+
+def _warm_up_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Two history features and a plain one; the current day is a warm-up day (no history yet)."""
+    rng = np.random.default_rng(4)
+    reference = pl.DataFrame({"history_days": rng.integers(0, 8, 4000) * 1.0,
+                              "new_device": rng.binomial(1, 0.05, 4000) * 1.0,
+                              "n_views": rng.poisson(12, 4000) * 1.0})
+    current = pl.DataFrame({"history_days": np.zeros(800), "new_device": np.zeros(800),
+                            "n_views": rng.poisson(12, 800) * 1.0})
+    return reference, current
+
+
+def test_warm_up_day_leaves_history_features_out_of_the_verdict() -> None:
+    reference, current = _warm_up_frames()
+    features = ["history_days", "new_device", "n_views"]
+    history = {"history_days", "new_device"}
+    table, left_out = day_feature_drift(reference, current, features, history, None)
+    assert set(left_out) == history and set(table["feature"]) == set(features)
+    assert assess(table, DriftThresholds(min_drifted_features=2)).drifted  # without the rule
+    verdict = assess(table, DriftThresholds(min_drifted_features=2), left_out)
+    assert not verdict.drifted and "2 history feature(s) left out" in verdict.reason
+    assert not flag_drifted(table, DriftThresholds(), left_out)["drifted"].any()
+
+
+def test_full_history_day_compares_history_features_with_full_history_reference() -> None:
+    reference, current = _warm_up_frames()
+    features = ["history_days", "new_device", "n_views"]
+    full = reference.with_columns(history_days=pl.lit(0.0), new_device=pl.lit(0.0))
+    table, left_out = day_feature_drift(reference, current, features, {"history_days"}, full)
+    assert left_out == ()
+    history_days = table.filter(pl.col("feature") == "history_days").row(0, named=True)
+    assert history_days["psi"] < 0.01 and history_days["ref_n"] == full.height
+    # Without a full-history reference row the history features are left out again.
+    _, left_out = day_feature_drift(reference, current, features, {"history_days"}, full.head(0))
+    assert left_out == ("history_days",)
+
+
+def test_history_features_are_features_of_the_contract() -> None:
+    assert set(HISTORY_FEATURES) <= set(FEATURE_COLUMNS)
 
 
 def test_bad_input_is_named(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:

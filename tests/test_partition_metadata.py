@@ -1,14 +1,17 @@
 """A multi-day (single-run backfill) run records each day's own figures: row counts per partition
 of raw_events, the dbt models and the scores, top users of that day only, and one evaluation per
-day of every partitioned check, read back from the instance's event log."""
+day of every partitioned check, read back from the instance's event log. And a fresh history —
+all warm-up days, as after `make demo` — raises no drift verdict and so no retraining."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import dagster as dg
+import polars as pl
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.event_api import PartitionKeyFilter
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.defs.jobs import SCORING
@@ -79,8 +82,8 @@ def test_range_run_records_partitioned_checks_per_day(ingested_pipeline: Pipelin
 
 @pytest.fixture(scope="module")
 def scored_range(trained_pipeline: Pipeline) -> tuple[Pipeline, list[date], str]:
-    """Scores, alerts and drift of the last three days as one run."""
-    days = trained_pipeline.days[-3:]
+    """Scores, alerts and drift of every simulated day as one run, as the demo does."""
+    days = trained_pipeline.days
     result = materialize(trained_pipeline, SCORING, tags=trained_pipeline.range_tags(days))
     assert result.success
     return trained_pipeline, days, result.run_id
@@ -105,3 +108,27 @@ def test_scoring_range_records_the_drift_check_per_day(scored_range) -> None:
     assert set(records) == {d.isoformat() for d in days}
     assert set(records.values()) <= {AssetCheckExecutionRecordStatus.SUCCEEDED,
                                      AssetCheckExecutionRecordStatus.FAILED}
+
+
+def test_fresh_history_triggers_no_drift_retraining(scored_range) -> None:
+    from anomaly_pipeline.defs.monitoring.automation import drift_retraining_sensor
+    from anomaly_pipeline.drift import DriftThresholds, assess
+    from anomaly_pipeline.feature_contract import HISTORY_FEATURES
+
+    pipeline, days, _ = scored_range
+    table = warehouse.read_days(pipeline.warehouse, "monitoring.feature_drift", days)
+    first_day = table.filter(pl.col("event_day") == days[0]).drop("event_day", "model_version")
+    # What made a fresh demo retrain: the first day's history features, judged as drifted.
+    unguarded = assess(first_day, DriftThresholds())
+    assert unguarded.drifted and set(unguarded.drifted_features) <= set(HISTORY_FEATURES)
+    # Every simulated day is a warm-up day: history features stay out of every verdict.
+    assert not table.filter(pl.col("feature").is_in(HISTORY_FEATURES))["drifted"].any()
+    for day in days:
+        (record,) = pipeline.instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("feature_drift"), "drift_within_thresholds"), limit=1,
+            partition_filter=PartitionKeyFilter(key=day.isoformat()))
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.passed, evaluation.description
+        assert evaluation.metadata["warm_up"].value is True
+    tick = drift_retraining_sensor(dg.build_sensor_context(instance=pipeline.instance))
+    assert not tick.run_requests, tick.skip_reason
