@@ -243,9 +243,9 @@ def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds(),
     hits = sort_by_drift(drifted_rows(table, thresholds, left_out))
     features = hits.filter(pl.col("kind") != SCORE)
     score_hit = hits.filter(pl.col("kind") == SCORE)
-    judged = table.filter((pl.col("kind") != SCORE) & ~pl.col("feature").is_in(list(left_out)))
-    n_features = judged.height
-    skipped = table.filter((pl.col("kind") != SCORE) & pl.col("feature").is_in(list(left_out))).height
+    features_only = table.filter(pl.col("kind") != SCORE)
+    skipped = features_only.filter(pl.col("feature").is_in(list(left_out))).height
+    n_features = features_only.height - skipped
     names = features.get_column("feature").to_list()
     detail = ", ".join(_describe(row, thresholds) for row in features.head(5).iter_rows(named=True))
     parts: list[str] = []

@@ -71,8 +71,9 @@ def postgres_server() -> Iterator[dict[str, str]]:
     try:
         subprocess.run(_as_postgres([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port),
                                      "-U", "postgres", "dagster"]), check=True, capture_output=True)
-        yield {"DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": "127.0.0.1",
-               "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_DB": "dagster"}
+        yield {"DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "",
+               "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port),
+               "DAGSTER_PG_DB": "dagster"}
     finally:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
                                      "stop"]), capture_output=True)
@@ -156,7 +157,8 @@ def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
         instance.add_backfill(PartitionBackfill.from_asset_partitions(
             backfill_id=backfill_id, asset_graph=request_context.asset_graph,
             partition_names=[d.isoformat() for d in DAYS],
-            asset_selection=[dg.AssetKey("raw_events"), dg.AssetKey("quarantined_events")], backfill_timestamp=time.time(), tags={},
+            asset_selection=list(RAW_EVENTS_STEP.resolve(request_context.asset_graph)),
+            backfill_timestamp=time.time(), tags={},
             dynamic_partitions_store=instance, all_partitions=False, title=None, description=None,
             run_config=None))
         list(execute_backfill_iteration(workspace, logger))

@@ -39,7 +39,8 @@ def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfi
     sequences = BehaviourSequencesModel.validate(build_sequences(events, max_len=config.max_len),
                                                  lazy=True)
     warehouse.replace_partitions(SEQUENCES_TABLE, sequences, days)
-    per_day = (sequences.group_by("event_day").agg(rows=pl.len(), truncated=pl.col("truncated").sum())
+    per_day = (sequences.group_by("event_day").agg(rows=pl.len(),
+                                                   truncated=pl.col("truncated").sum())
                if sequences.height else pl.DataFrame())
     counts = {row["event_day"]: row for row in per_day.iter_rows(named=True)}
     add_metadata_per_day(context, {day: {
@@ -65,7 +66,8 @@ def user_day_features_contract(context: dg.AssetCheckExecutionContext,
     for day in days:
         day_frame = frame.filter(pl.col("event_day") == day) if frame.height else frame
         if day_frame.is_empty():
-            results[day] = dg.AssetCheckResult(passed=False, description=f"no feature rows for {day}")
+            results[day] = dg.AssetCheckResult(passed=False,
+                                               description=f"no feature rows for {day}")
             continue
         try:
             validate_features(day_frame)

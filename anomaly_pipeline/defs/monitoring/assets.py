@@ -52,7 +52,11 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
     from anomaly_pipeline.drift import DriftThresholds, assess, day_feature_drift, flag_drifted
     from anomaly_pipeline.drift import plot_drift, score_drift, sort_by_drift, unseen_categories
     from anomaly_pipeline.evaluation import png_to_markdown
-    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES, full_history_from
+    from anomaly_pipeline.feature_contract import (
+        FEATURE_COLUMNS,
+        HISTORY_FEATURES,
+        full_history_from,
+    )
     from anomaly_pipeline.model_registry import champion_bundle_dir
     from anomaly_pipeline.scoring import SCORES_TABLE
     from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_values, feature_days
