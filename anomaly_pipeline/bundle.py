@@ -48,9 +48,10 @@ def finalize_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
     coder = ReasonCoder().fit(train.select(FEATURE_COLUMNS))
     (model_dir / SCALER_FILE).write_text(json.dumps(scaler.to_dict()))
     (model_dir / REASONS_FILE).write_text(json.dumps(coder.to_dict()))
-    # The day of each row lets drift monitoring compare history features only between days that
-    # had a full history window (see drift.day_feature_drift).
-    reference = train.select("event_day", *FEATURE_COLUMNS).with_columns(raw_score=pl.Series(scores))
+    # The day of each row (when the training table has one) lets drift monitoring compare history
+    # features only between days that had a full history window (drift.day_feature_drift).
+    day = ["event_day"] if "event_day" in train.columns else []
+    reference = train.select(*day, *FEATURE_COLUMNS).with_columns(raw_score=pl.Series(scores))
     if reference.height > REFERENCE_SAMPLE:
         reference = reference.sample(REFERENCE_SAMPLE, seed=0)
     reference.write_parquet(model_dir / REFERENCE_FILE)
