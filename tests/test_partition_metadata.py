@@ -102,12 +102,14 @@ def test_scoring_range_reports_each_days_own_figures(scored_range) -> None:
         assert metadata["flagged"].value == flagged
 
 
-def test_scoring_range_records_the_drift_check_per_day(scored_range) -> None:
+def test_scoring_range_records_its_checks_per_day(scored_range) -> None:
     pipeline, days, run_id = scored_range
-    records = _check_records(pipeline.instance, "feature_drift", "drift_within_thresholds", run_id)
-    assert set(records) == {d.isoformat() for d in days}
-    assert set(records.values()) <= {AssetCheckExecutionRecordStatus.SUCCEEDED,
-                                     AssetCheckExecutionRecordStatus.FAILED}
+    for asset, check in (("feature_drift", "drift_within_thresholds"),
+                         ("daily_anomaly_scores", "alert_guard")):
+        records = _check_records(pipeline.instance, asset, check, run_id)
+        assert set(records) == {d.isoformat() for d in days}, check
+        assert set(records.values()) <= {AssetCheckExecutionRecordStatus.SUCCEEDED,
+                                         AssetCheckExecutionRecordStatus.FAILED}, check
 
 
 def test_fresh_history_triggers_no_drift_retraining(scored_range) -> None:
