@@ -22,11 +22,14 @@ from __future__ import annotations
 import io
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
 from scipy import stats
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.figure import Figure
 
 #: Default number of reference-quantile bins for PSI.
 PSI_BINS: Final[int] = 10
@@ -265,7 +268,16 @@ def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds(),
 
 def plot_drift(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataFrame,
                top_n: int = 4, bins: int = 30) -> bytes:
-    """PNG bytes: reference vs current histograms of the ``top_n`` most drifted numeric columns.
+    """PNG bytes of ``drift_figure``: reference vs current histograms of the most drifted."""
+    buffer = io.BytesIO()
+    drift_figure(reference, current, table, top_n, bins).savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def drift_figure(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataFrame,
+                 top_n: int = 4, bins: int = 30) -> Figure:
+    """One panel per numeric column among the ``top_n`` most drifted (``sort_by_drift`` order),
+    titled with its name, PSI and KS.
 
     Uses matplotlib's object API on an Agg canvas (imported here, not at module load), so it
     works headless and never touches pyplot's global state inside a long-lived process.
@@ -289,9 +301,7 @@ def plot_drift(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataFra
         row = numeric.filter(pl.col("feature") == name).row(0, named=True)
         ax.set_title(f"{name}\nPSI {row['psi']:.2f} · KS {row['ks_stat']:.2f}", fontsize=9)
         ax.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
+    return figure
 
 
 def _psi_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float) -> float:

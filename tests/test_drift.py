@@ -9,7 +9,7 @@ from scipy import stats
 
 from anomaly_pipeline.drift import (
     DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift, day_feature_drift, feature_drift,
-    flag_drifted, plot_drift, psi, score_drift, unseen_categories,
+    drift_figure, flag_drifted, plot_drift, psi, score_drift, unseen_categories,
 )
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES
 
@@ -152,11 +152,22 @@ def test_bad_input_is_named(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
         assess(pl.DataFrame({"feature": ["a"]}))
 
 
-def test_plot_returns_png_of_the_most_drifted(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_plot_shows_the_most_drifted(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     reference, current = frames
     table = feature_drift(reference, current, ["stable", "shifted", "halved"])
+    figure = drift_figure(reference, current, table, top_n=2)
+    titles = [ax.get_title() for ax in figure.axes]
+    # the two drifted columns, most drifted first, with their own statistics; not "stable"
+    expected = table.filter(pl.col("feature") != "stable")
+    assert [t.split("\n")[0] for t in titles] == expected["feature"].to_list()
+    for title, row in zip(titles, expected.iter_rows(named=True)):
+        assert title.endswith(f"PSI {row['psi']:.2f} · KS {row['ks_stat']:.2f}")
+    for ax in figure.axes:  # reference and current histograms side by side
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["reference", "current"]
     png = plot_drift(reference, current, table, top_n=2)
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="nothing to plot"):
+        drift_figure(reference, current, table.filter(pl.col("feature") == "nope"))
 
 
 def test_unseen_categories_against_a_reference_set_leaves_psi_null() -> None:

@@ -13,8 +13,6 @@ import polars as pl
 import pytest
 from sklearn.metrics import (
     average_precision_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
     roc_auc_score,
     roc_curve,
 )
@@ -80,21 +78,33 @@ def evaluation(frame: pl.DataFrame) -> DetectorEvaluation:
 
 
 # -- metrics -------------------------------------------------------------------------------------
-def test_metrics_equal_scikit_learn(frame: pl.DataFrame, evaluation: DetectorEvaluation) -> None:
-    y, s = frame["label"].to_numpy(), frame["score"].to_numpy()
-    flagged = (s > 1.8).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(y, flagged, average="binary")
-    tn, fp, fn, tp = confusion_matrix(y, flagged).ravel()
+def test_metrics_by_hand() -> None:
+    # ranked by score: 0.9 (1), 0.8 (0), 0.7 (1), 0.6 (1), 0.5 (0), 0.4 (0), 0.3 (1), 0.2 (0)
+    frame = tiny_frame([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], [1, 0, 1, 1, 0, 0, 1, 0])
+    result = evaluate_detector(frame, threshold=0.55, ks=(1,), n_bootstrap=0)
+    assert result.quality_measurable
+    # ROC-AUC: positive/negative pairs ranked right, 4 + 3 + 3 + 1 of 4 × 4
+    assert result.roc_auc.value == pytest.approx(11 / 16)
+    # PR-AUC (average precision): recall steps of 1/4 at precisions 1, 2/3, 3/4, 4/7
+    assert result.pr_auc.value == pytest.approx((1 + 2 / 3 + 3 / 4 + 4 / 7) / 4)
+    # flagged at or above 0.55: 0.9, 0.8, 0.7, 0.6 → three of the four positives, one negative
+    confusion = result.confusion
+    assert (confusion.tn, confusion.fp, confusion.fn, confusion.tp) == (3, 1, 1, 3)
+    assert (result.precision, result.recall, result.f1) == pytest.approx((0.75, 0.75, 0.75))
+    assert (result.n_user_days, result.n_days, result.n_labelled, result.n_positive) == (8, 1, 8, 4)
 
-    assert evaluation.quality_measurable
-    assert evaluation.roc_auc.value == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert evaluation.pr_auc.value == pytest.approx(average_precision_score(y, s), abs=1e-12)
-    assert (evaluation.precision, evaluation.recall, evaluation.f1) == pytest.approx(
-        (precision, recall, f1), abs=1e-12)
-    confusion = evaluation.confusion
-    assert (confusion.tn, confusion.fp, confusion.fn, confusion.tp) == (tn, fp, fn, tp)
+
+def test_tied_scores_count_half_in_roc_auc() -> None:
+    result = evaluate_detector(tiny_frame([0.5, 0.5, 0.1], [1, 0, 0]), threshold=0.5, ks=(1,),
+                               n_bootstrap=0)
+    assert result.roc_auc.value == pytest.approx(0.75)  # one pair won, one tied
+    # both tied rows sit at the same rank: precision 1/2 at recall 1
+    assert result.pr_auc.value == pytest.approx(0.5)
+
+
+def test_day_and_row_counts(frame: pl.DataFrame, evaluation: DetectorEvaluation) -> None:
     assert evaluation.n_user_days == 3000 and evaluation.n_days == 3
-    assert evaluation.n_positive == int(y.sum()) and evaluation.n_labelled == 3000
+    assert evaluation.n_positive == int(frame["label"].sum()) and evaluation.n_labelled == 3000
 
 
 def test_bootstrap_intervals_contain_estimate_and_are_seeded(frame: pl.DataFrame,
