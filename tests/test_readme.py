@@ -1,0 +1,109 @@
+"""The README's shell examples run as written.
+
+Every fenced ``bash`` block of README.md is extracted and run with bash (``-euo pipefail``) from
+the repository root against a small demo-like data home: simulated days ending yesterday (as
+``make demo`` lays them out), the oldest ingested and a champion trained on them. Only the block
+of ``make`` entry points (the demo and the whole test suite, which CI runs itself) is not run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from anomaly_pipeline.demo import demo_days
+from conftest import REPO_ROOT, Pipeline, materialize, pipeline_resources
+
+pytestmark = pytest.mark.slow
+
+README = REPO_ROOT / "README.md"
+#: A fenced bash block, indented or not (list items indent theirs); group 2 is its text.
+BASH_BLOCK = re.compile(r"^([ \t]*)```bash\n(.*?)^\1```", re.M | re.S)
+#: Demo-like days ending yesterday: the README's examples take the newest three, the champion is
+#: trained on the three before.
+DAYS = demo_days(6)
+N_USERS = 150
+LEAN_TRAINING = {
+    "training_set": {"config": {"window_days": 3, "validation_days": 1, "holdout_days": 1}},
+    "baseline_models": {"config": {"kinds": ["gaussian"]}},
+    "anomaly_model": {"config": {"kinds": []}},
+}
+
+
+def bash_blocks(text: str) -> list[str]:
+    """The README's bash blocks, each dedented by its fence's indent."""
+    blocks = []
+    for match in BASH_BLOCK.finditer(text):
+        indent = len(match.group(1))
+        blocks.append("".join(line[indent:] + "\n" for line in match.group(2).splitlines()))
+    return blocks
+
+
+def is_make_entry_point(block: str) -> bool:
+    """A block of ``make`` targets only (``make demo``, ``make test``): CI runs those itself."""
+    commands = [line for line in block.splitlines() if line.strip()]
+    return all(line.lstrip().startswith("make ") for line in commands)
+
+
+@pytest.fixture(scope="module")
+def demo_like_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Six simulated days ending yesterday in landing files; the oldest three ingested and a
+    Gaussian champion trained on them (the demo's state before its newest days are run)."""
+    import dagster as dg
+
+    from anomaly_pipeline.defs.jobs import INGEST_FEATURES, TRAINING
+    from anomaly_pipeline.paths import data_home
+    from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing
+
+    root = tmp_path_factory.mktemp("readme_home")
+    home = data_home(root).ensure()
+    simulation = simulate(SimulationConfig(start_day=DAYS[0], n_days=len(DAYS), n_users=N_USERS,
+                                           seed=3, anomaly_share=0.05))
+    write_landing(simulation, home.landing_events, home.landing_labels)
+    with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
+        pipeline = Pipeline(root=root, days=DAYS, instance=instance,
+                            resources=pipeline_resources(root), simulation=simulation)
+        assert materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags(DAYS[:3])).success
+        assert materialize(pipeline, TRAINING, run_config={"ops": LEAN_TRAINING}).success
+        yield pipeline
+
+
+def test_the_readme_has_runnable_blocks() -> None:
+    blocks = bash_blocks(README.read_text())
+    skipped = [b for b in blocks if is_make_entry_point(b)]
+    assert len(skipped) == 1 and "make demo" in skipped[0] and "make test" in skipped[0]
+    assert len(blocks) > len(skipped)
+
+
+def test_readme_shell_blocks_run_against_a_demo_like_home(demo_like_home: Pipeline) -> None:
+    from anomaly_pipeline import warehouse
+    from anomaly_pipeline.scoring import SCORES_TABLE
+    from anomaly_pipeline.training_set import FEATURES_TABLE
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["ANOMALY_PIPELINE_HOME"] = str(demo_like_home.root)
+    for block in bash_blocks(README.read_text()):
+        if is_make_entry_point(block):
+            continue
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=540)
+        assert done.returncode == 0, f"README block failed:\n{block}\n{done.stderr[-4000:]}"
+
+    newest: list[date] = DAYS[3:]  # what the block's `date -d '3 days ago'`… names
+    features = warehouse.read_days(demo_like_home.warehouse, FEATURES_TABLE, newest)
+    scores = warehouse.read_days(demo_like_home.warehouse, SCORES_TABLE, newest)
+    assert sorted(set(features["event_day"])) == newest
+    assert sorted(set(scores["event_day"])) == newest
+    assert scores.height == features.height
+
+
+def test_bash_blocks_are_found_indented_or_not() -> None:
+    text = "x\n```bash\necho a\n```\n- item\n  ```bash\n  echo b\n  make x\n  ```\n"
+    assert bash_blocks(text) == ["echo a\n", "echo b\nmake x\n"]
+    assert not is_make_entry_point("echo b\nmake x\n") and is_make_entry_point("make demo\n")
