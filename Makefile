@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 export ANOMALY_PIPELINE_HOME ?= $(CURDIR)/.anomaly_pipeline
 export DAGSTER_HOME ?= $(ANOMALY_PIPELINE_HOME)/dagster
 DBT_MANIFEST := dbt_features/target/manifest.json
+# The dbt profile reads the DuckDB path from this variable (DataHome.warehouse).
+WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
 .PHONY: install demo dev test test-fast bench-features bench-train bench-sensors bench-cold-start \
         mlflow-ui clean
@@ -20,8 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' | grep -v target/)
-	ANOMALY_PIPELINE_WAREHOUSE=$(ANOMALY_PIPELINE_HOME)/warehouse.duckdb \
-	  $(BIN)/dbt parse --project-dir dbt_features --profiles-dir resources/dbt --quiet
+	ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) $(BIN)/dbt parse --project-dir dbt_features --profiles-dir resources/dbt --quiet
 	touch $(DBT_MANIFEST)
 
 $(DAGSTER_HOME)/dagster.yaml: resources/dagster.yaml
@@ -34,9 +35,11 @@ install: $(STAMP) $(DBT_MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 demo: install
 	ANOMALY_PIPELINE_DEMO=1 $(BIN)/python -m anomaly_pipeline.demo
 
-## dev: the Dagster UI on http://127.0.0.1:3000 over the same data directory.
+## dev: the Dagster UI on http://127.0.0.1:3000 over the same data directory (the dbt project is
+## re-parsed on load, with the venv's dbt, so model edits show up).
 dev: install
-	ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) \
+	  ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 ## test: the whole suite (slow end-to-end tests included, as in CI).
 test: install

@@ -18,7 +18,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -47,6 +47,13 @@ class ModelVersionRef:
     run_id: str
     kind: str
     source_dir: str
+
+
+class Champion(NamedTuple):
+    """The version carrying the ``champion`` alias and a local copy of its scoring bundle."""
+
+    ref: ModelVersionRef
+    bundle_dir: Path
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -116,8 +123,9 @@ def load_detector_version(tracking_uri: str, version: int | str,
 
 
 def champion_bundle_dir(tracking_uri: str, cache_dir: str | Path,
-                        name: str = REGISTERED_MODEL) -> tuple[ModelVersionRef, Path] | None:
-    """The champion and a local copy of its directory under ``cache_dir``, or None.
+                        name: str = REGISTERED_MODEL) -> Champion | None:
+    """The champion and a local copy of its directory under ``cache_dir``, or None
+    (``DataHome.champion`` calls it with the data home's registry and cache).
 
     Versions are immutable, so a copy is downloaded once per version (into a staging directory
     renamed into place, so a concurrent reader never sees a partial copy) and reused afterwards.
@@ -141,7 +149,7 @@ def champion_bundle_dir(tracking_uri: str, cache_dir: str | Path,
             except OSError:
                 if not target.is_dir():  # another process won the race: use its copy
                     raise
-    return champion, target
+    return Champion(champion, target)
 
 
 def get_champion(tracking_uri: str, name: str = REGISTERED_MODEL) -> ModelVersionRef | None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anomaly_pipeline.model_registry import Champion
 
 HOME_ENV = "ANOMALY_PIPELINE_HOME"
 DEFAULT_HOME = ".anomaly_pipeline"
@@ -59,8 +63,20 @@ class DataHome:
         return self.root / "artifacts"
 
     @property
+    def champion_cache(self) -> Path:
+        """Local copies of champion bundles, one per registered version (versions are immutable)."""
+        return self.artifacts / "champion_cache"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
+
+    def champion(self) -> Champion | None:
+        """The model version that scores production days and a local copy of its bundle, or None
+        before the first promotion: the one lookup that evaluation, scoring and drift share."""
+        from anomaly_pipeline.model_registry import champion_bundle_dir
+
+        return champion_bundle_dir(self.mlflow_tracking_uri, self.champion_cache)
 
     def ensure(self) -> "DataHome":
         """Create the directories (idempotent) and return self."""

@@ -11,7 +11,7 @@ import pytest
 
 from anomaly_pipeline.detectors.autoencoder import AutoencoderDetector
 from anomaly_pipeline.model_registry import (CHAMPION_ALIAS, REGISTERED_MODEL, ModelVersionRef,
-                                             champion_bundle_dir, default_artifact_location,
+                                             default_artifact_location,
                                              ensure_experiment, get_champion,
                                              load_detector_version, log_detector, set_champion)
 from anomaly_pipeline.paths import data_home
@@ -49,8 +49,9 @@ def test_artifacts_go_beside_the_sqlite_database(tracking_uri: str, tmp_path: Pa
 def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
                                                tmp_path: Path) -> None:
     detector_dir, X = fitted
+    home = data_home(tmp_path)
     assert get_champion(tracking_uri) is None  # no registered model yet
-    assert champion_bundle_dir(tracking_uri, tmp_path / "cache") is None
+    assert home.champion() is None
     with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, "exp")) as run:
         first = log_detector(detector_dir, tags={"dagster_run_id": "run-1"})
         second = log_detector(detector_dir, artifact_path="model_b")
@@ -75,12 +76,15 @@ def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
     assert loaded.feature_names == original.feature_names
     np.testing.assert_array_equal(loaded.decision_function(X), original.decision_function(X))
 
-    cache = tmp_path / "champion_cache"
-    champion, local = champion_bundle_dir(tracking_uri, cache)
-    assert champion == second and local == cache / f"{REGISTERED_MODEL}-v2"
-    assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in detector_dir.iterdir())
-    assert champion_bundle_dir(tracking_uri, cache) == (second, local)  # cached, not re-fetched
-    assert [p.name for p in cache.iterdir()] == [local.name]  # no staging leftovers
+    # The one champion lookup of evaluation, scoring and drift: the data home's registry, its
+    # bundle copied once into the data home's cache.
+    champion = home.champion()
+    assert champion.ref == second
+    assert champion.bundle_dir == home.champion_cache / f"{REGISTERED_MODEL}-v2"
+    assert sorted(p.name for p in champion.bundle_dir.iterdir()) == sorted(
+        p.name for p in detector_dir.iterdir())
+    assert home.champion() == champion  # cached, not re-fetched
+    assert [p.name for p in home.champion_cache.iterdir()] == [champion.bundle_dir.name]
 
 
 def test_log_detector_needs_an_active_run(tracking_uri: str, fitted) -> None:

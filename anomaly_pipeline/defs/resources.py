@@ -1,5 +1,7 @@
-"""Resources: where the data lives (one data directory), DuckDB writes, MLflow, the alert webhook."""
+"""Resources: where the data lives (one data directory), DuckDB writes, MLflow, the alert webhook;
+and ``resources()``, the code location's bindings of them."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -11,7 +13,7 @@ import polars as pl
 from pydantic import ConfigDict, Field, field_validator
 
 from anomaly_pipeline import warehouse
-from anomaly_pipeline.alerts import check_webhook_url
+from anomaly_pipeline.alerts import WEBHOOK_ENV, check_webhook_url
 from anomaly_pipeline.paths import DataHome, data_home
 
 #: Concurrency pool of every asset that writes the DuckDB file: DuckDB allows one writing process
@@ -153,3 +155,22 @@ def active_mlflow_run(mlflow_resource: Any) -> Iterator[str]:
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Every resource key the assets, checks and sensors ask for, bound for the code location.
+
+    A function rather than a module-level Definitions: the dbt resource comes from the features
+    stage, which imports this module (for the pool and WarehouseResource).
+    """
+    from anomaly_pipeline.defs.features.dbt import dbt_resource
+
+    return dg.Definitions(resources={
+        "warehouse": WarehouseResource(),
+        "dbt": dbt_resource(),
+        "mlflow": mlflow_tracking,
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        "alert_webhook": AlertWebhookResource(url=os.environ.get(WEBHOOK_ENV, "")),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(data_home().root / "dagster_storage")),
+    })

@@ -1,13 +1,13 @@
 """model_evaluation, its blocking champion gate, and champion_model (the MLflow alias)."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from anomaly_pipeline.defs.resources import WarehouseResource, active_mlflow_run
+from anomaly_pipeline.paths import DataHome
 
 GATE_CHECK = "champion_gate"
 
@@ -20,7 +20,8 @@ class GateConfig(dg.Config):
                                         "on any anomaly type.")
 
 
-@dg.asset(group_name="evaluation", required_resource_keys={"mlflow"}, kinds={"mlflow"})
+@dg.asset(group_name="evaluation", required_resource_keys={"mlflow", "warehouse"},
+          kinds={"mlflow"})
 def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                      training_set: dict[str, Any], baseline_models: list[dict[str, Any]],
                      anomaly_model: list[dict[str, Any]]) -> dict[str, Any]:
@@ -44,18 +45,16 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         save_evaluations,
         write_report,
     )
-    from anomaly_pipeline.model_registry import champion_bundle_dir
     from anomaly_pipeline.scoring import evaluation_frame
     from anomaly_pipeline.training_set import TrainingSetInfo
 
     info = TrainingSetInfo.read(training_set["directory"])
     holdout = pl.read_parquet(info.path("holdout"))
-    home_artifacts = Path(info.directory).parent.parent
-    champion = champion_bundle_dir(context.resources.mlflow.tracking_uri,
-                                   home_artifacts / "champion_cache")
+    home: DataHome = context.resources.warehouse.data_home
+    champion = home.champion()
     champion_scores, champion_eval, champion_fit = None, None, None
     if champion is not None:
-        champion_bundle = ScoringBundle.load(champion[1])
+        champion_bundle = ScoringBundle.load(champion.bundle_dir)
         champion_scores = evaluation_frame(champion_bundle, holdout)
         champion_eval = evaluate_detector(champion_scores,
                                           threshold=champion_bundle.threshold_points)
@@ -63,7 +62,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         champion_fit = judge_day(
             "held-out days", champion_scores["score"].to_numpy() >= champion_bundle.threshold_points,
             champion_bundle.raw_scores(holdout),
-            ScoringBundle.reference(champion[1])[0]["raw_score"].to_numpy(),
+            ScoringBundle.reference(champion.bundle_dir)[0]["raw_score"].to_numpy(),
             threshold_percentile=champion_bundle.detector.threshold_percentile)
     evaluations = {}
     for ref in [*baseline_models, *anomaly_model]:
@@ -76,8 +75,8 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                            max_type_recall_drop=config.max_type_recall_drop,
                            champion_unfit="; ".join(champion_fit.causes)
                            if champion_fit and not champion_fit.passed else None)
-    report_dir = home_artifacts / "evaluations" / context.run_id
-    shown = {**evaluations, **({f"champion (v{champion[0].version})": champion_eval}
+    report_dir = home.artifacts / "evaluations" / context.run_id
+    shown = {**evaluations, **({f"champion (v{champion.ref.version})": champion_eval}
                                if champion_eval is not None else {})}
     paths = write_report(report_dir, shown, title=f"Holdout {info.days['holdout'][0]} – "
                                                   f"{info.days['holdout'][-1]}")
@@ -94,7 +93,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                                     f"{name}.roc_auc": evaluation.roc_auc.value})
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
     by_kind = {ref["kind"]: ref for ref in [*baseline_models, *anomaly_model]}
-    champion_version = str(champion[0].version) if champion else None
+    champion_version = str(champion.ref.version) if champion else None
     context.add_output_metadata({
         "report": dg.MetadataValue.md(gate_md + "\n\n"
                                       + render_report(shown, title="Model evaluation")),

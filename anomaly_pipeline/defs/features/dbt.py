@@ -24,7 +24,7 @@ from anomaly_pipeline.defs.partitions import (
     single_run_backfill,
 )
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
-from anomaly_pipeline.paths import REPO_ROOT, data_home
+from anomaly_pipeline.paths import REPO_ROOT
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_features"
 DBT_PROFILES_DIR = REPO_ROOT / "resources" / "dbt"
@@ -33,22 +33,17 @@ WAREHOUSE_ENV = "ANOMALY_PIPELINE_WAREHOUSE"
 #: The dbt of this interpreter's environment (the venv's bin is not always on PATH).
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
-# dbt's profile needs the variable to parse; each run sets it from the warehouse resource.
-os.environ.setdefault(WAREHOUSE_ENV, str(data_home().warehouse))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR)
+# `dagster dev` re-parses so model edits show up (`make dev` puts the venv's dbt on PATH and sets
+# WAREHOUSE_ENV for it); everywhere else the manifest is built ahead (`make install`), so loading
+# the code location neither runs dbt nor changes os.environ.
+dbt_project.prepare_if_dev()
 
 
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROFILES_DIR),
                           dbt_executable=DBT_EXECUTABLE)
-
-
-# `dagster dev` re-parses so model edits show up; elsewhere parse only when no manifest exists
-# (a fresh checkout; `make install` normally parses). dagster-dbt's own preparer would look for
-# `dbt` on PATH, which a venv's bin is not always on.
-if os.environ.get("DAGSTER_IS_DEV_CLI") or not dbt_project.manifest_path.exists():
-    dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 
 class FeatureTranslator(DagsterDbtTranslator):

@@ -57,16 +57,14 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
         HISTORY_FEATURES,
         full_history_from,
     )
-    from anomaly_pipeline.model_registry import champion_bundle_dir
     from anomaly_pipeline.scoring import SCORES_TABLE
     from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_values, feature_days
 
-    home = warehouse.data_home
-    champion = champion_bundle_dir(home.mlflow_tracking_uri, home.artifacts / "champion_cache")
+    champion = warehouse.data_home.champion()
     if champion is None:
         raise dg.Failure("no champion model: drift is measured against the champion's training "
                          "reference; materialise training_job first")
-    reference, categories = ScoringBundle.reference(champion[1])
+    reference, categories = ScoringBundle.reference(champion.bundle_dir)
     thresholds = DriftThresholds(psi=config.psi, ks=config.ks, unseen_share=config.unseen_share,
                                  min_drifted_features=config.min_drifted_features)
     days = partition_days(context)
@@ -95,14 +93,14 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
             "drifted_features": dg.MetadataValue.json(verdict.drifted_features),
             "most_drifted": dg.MetadataValue.md(f"```\n{table.head(10)}\n```")}
         tables.append(table.with_columns(event_day=pl.lit(day),
-                                         model_version=pl.lit(str(champion[0].version))))
+                                         model_version=pl.lit(str(champion.ref.version))))
     warehouse.replace_partitions(DRIFT_TABLE, pl.concat(tables), days)
     # One plot, of the range's last day (the loop's last `current`), on that day only.
     plot = plot_drift(reference, current, tables[-1])
     summaries[days[-1]]["plot"] = dg.MetadataValue.md(png_to_markdown(plot, f"drift {days[-1]}"))
     add_metadata_per_day(context, summaries)
     yield dg.MaterializeResult(asset_key="feature_drift", metadata={
-        "reference_model_version": str(champion[0].version)})
+        "reference_model_version": str(champion.ref.version)})
     yield from check_results_per_day(
         context, dg.AssetCheckKey(dg.AssetKey("feature_drift"), DRIFT_CHECK),
         {day: dg.AssetCheckResult(passed=not v.drifted, description=v.reason[:2000], metadata={

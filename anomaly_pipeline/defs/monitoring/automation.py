@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
+from dagster_shared.error import SerializableErrorInfo
 
 from anomaly_pipeline.alerts import WEBHOOK_ENV
-from anomaly_pipeline.defs.jobs import daily_job, training_job
+from anomaly_pipeline.defs import jobs
 from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK
 from anomaly_pipeline.defs.resources import AlertWebhookResource
 from anomaly_pipeline.delivery import is_in_progress
@@ -32,23 +32,34 @@ SCHEDULE_HOUR_ENV, SCHEDULE_TZ_ENV = "ANOMALY_PIPELINE_SCHEDULE_HOUR", "ANOMALY_
 #: How many recent drift-check evaluations the sensor reads per tick.
 HISTORY_LIMIT = 200
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+#: Values of a check execution record's status once its evaluation completed.
+_FAILED = "FAILED"
+_COMPLETED = {"SUCCEEDED", _FAILED}
 
 
 def drift_observations(instance: dg.DagsterInstance) -> list[DriftObservation]:
-    """Completed drift-check evaluations, newest first (event-log metadata only)."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
+    """The newest ``HISTORY_LIMIT`` completed drift-check evaluations, newest first (event-log
+    metadata only).
 
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        DRIFT_CHECK_KEY, limit=HISTORY_LIMIT,
-        status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
-    return [DriftObservation(record_id=r.id, timestamp=r.create_timestamp,
-                             drifted=r.status == AssetCheckExecutionRecordStatus.FAILED,
-                             partition=r.partition) for r in records]
+    Dagster exports no public name for an execution record's status, so completed records are
+    picked by the status's value (planned ones, of runs still in flight, are paged past).
+    """
+    observations: list[DriftObservation] = []
+    cursor = None
+    while len(observations) < HISTORY_LIMIT:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            DRIFT_CHECK_KEY, limit=HISTORY_LIMIT, cursor=cursor)
+        observations += [DriftObservation(record_id=r.id, timestamp=r.create_timestamp,
+                                          drifted=r.status.value == _FAILED,
+                                          partition=r.partition)
+                         for r in records if r.status.value in _COMPLETED]
+        if len(records) < HISTORY_LIMIT:
+            break
+        cursor = records[-1].id
+    return observations[:HISTORY_LIMIT]
 
 
-@dg.sensor(job=training_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=jobs.training_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="One retraining run (training_set → models → evaluation → champion gate) "
                        "per drift episode of feature_drift's check, with a cooldown. Stop this "
                        "sensor to pause drift-triggered retraining.")
@@ -67,13 +78,13 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
                            skip_reason=None if requests else decision.reason)
 
 
-@dg.sensor(job=daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.sensor(job=jobs.daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="A new or re-delivered day file in landing/events runs that day's "
                        "partition once (run key = file name + modification time); deliveries "
                        "in progress (hidden or .tmp/.part names) are ignored.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = data_home().landing_events
-    partitions = set(daily_job.partitions_def.get_partition_keys(
+    partitions = set(jobs.daily_job.partitions_def.get_partition_keys(
         dynamic_partitions_store=context.instance)) if landing.exists() else set()
     requests = []
     for path in sorted(landing.glob("*")) if landing.exists() else []:
@@ -94,7 +105,7 @@ def _schedule_hour() -> int:
     return int(os.environ.get(SCHEDULE_HOUR_ENV, "2"))
 
 
-@dg.schedule(job=daily_job, cron_schedule=f"0 {_schedule_hour()} * * *",
+@dg.schedule(job=jobs.daily_job, cron_schedule=f"0 {_schedule_hour()} * * *",
              execution_timezone=os.environ.get(SCHEDULE_TZ_ENV, "UTC"),
              default_status=dg.DefaultScheduleStatus.STOPPED,
              description="Yesterday's partition (UTC day) every day at the configured hour.")
@@ -148,7 +159,3 @@ def _error_chain(error: SerializableErrorInfo | None, limit: int = 1000) -> str:
         messages.append(error.message.strip())
         error = error.cause
     return " <- ".join(reversed(messages))[:limit]
-
-
-SENSORS = [drift_retraining_sensor, landing_zone_sensor, run_failure_alert_sensor]
-SCHEDULES = [daily_scoring_schedule]

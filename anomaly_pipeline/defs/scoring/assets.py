@@ -62,13 +62,12 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
     from anomaly_pipeline.alert_guard import judge_day
     from anomaly_pipeline.bundle import ScoringBundle
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
-    from anomaly_pipeline.model_registry import REGISTERED_MODEL, champion_bundle_dir
+    from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.policy import load_policy
     from anomaly_pipeline.scoring import SCORES_TABLE, ModelIdentity, score_user_days
     from anomaly_pipeline.training_set import load_user_days
 
-    home = warehouse.data_home
-    champion = champion_bundle_dir(home.mlflow_tracking_uri, home.artifacts / "champion_cache")
+    champion = warehouse.data_home.champion()
     if champion is None:
         raise dg.Failure("no champion model yet: materialise training_job (training_set → "
                          "champion_model) before scoring")
