@@ -1,13 +1,16 @@
 """Drift end to end: calm days pass the drift check, a drifted day fails it, the sensor asks for
-exactly one retraining, the retraining run either promotes a new champion or its gate says why
-not, later days are scored by whatever the registry's champion is, and the sensor stays quiet
-inside the cooldown.
+exactly one retraining, the retraining run promotes a new champion, the next day is scored by
+that new version, and the sensor stays quiet inside the cooldown.
 
 Runs on its own data directory and instance (not the session pipeline) because it needs days
 simulated with the drift knob on: from day 14 normal dwell times halve and a quarter of the
 sessions arrive through a channel the reference never saw. The first seven days only warm up the
 trailing-7-day history features: a reference taken from days without a full history would make
 every later calm day look drifted on history_days and the *_vs_7d_median ratios.
+
+The retraining run opens the gate's margins (``OPEN_GATE``) so that its decision is known in
+advance: the scenario checks that a drift-triggered promotion reaches scoring. Whether a given
+challenger *should* win is the gate's own rule, tested on evaluations in ``test_gate.py``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ LEAN_TRAINING = {
     "anomaly_model": {"config": {"kinds": ["autoencoder"], "max_epochs": 2, "batch_size": 256,
                                  "devices": 1}},
 }
+
+#: Margins that any measurable challenger clears: no PR-AUC gain needed, any recall drop allowed.
+OPEN_GATE = {"model_evaluation": {"config": {"min_pr_auc_gain": -1.0,
+                                             "max_type_recall_drop": 1.0}}}
 
 
 def _training_config(window_days: int) -> dict:
@@ -125,7 +132,8 @@ def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
 
     # The requested run (what the daemon launches): train up to the drifted day, gate, promote.
     retraining = materialize(drifting, TRAINING, tags=request.tags,
-                             run_config={"ops": _training_config(window + 1)}, raise_on_error=False)
+                             run_config={"ops": {**_training_config(window + 1), **OPEN_GATE}},
+                             raise_on_error=False)
     run = drifting.instance.get_run_by_id(retraining.run_id)
     assert run.tags["anomaly_pipeline/trigger"] == "drift"
     assert retraining.asset_materializations_for_node("model_evaluation")
@@ -133,17 +141,14 @@ def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
                if e.check_name == "champion_gate"]
     champion = get_champion(uri)
     promoted = retraining.asset_materializations_for_node("champion_model")
-    assert retraining.success and gate.passed, "keeping the champion is not a failure"
-    if gate.metadata["decision"].value == "promote":
-        assert promoted and champion.version != first_champion.version
-        assert promoted[0].metadata["version"].value == champion.version
-    else:
-        assert not promoted and champion.version == first_champion.version
-        assert "champion" in (gate.description or ""), "a kept champion needs the gate's reason"
+    assert retraining.success and gate.passed, gate.description
+    assert gate.metadata["decision"].value == "promote", gate.description
+    assert promoted and str(promoted[0].metadata["version"].value) == str(champion.version)
+    assert champion.version != first_champion.version
     with capsys.disabled():
         print(f"\nchampion gate {gate.metadata['decision'].value}: {gate.description}")
 
-    # The next day is scored by the registry's champion, whichever it is now.
+    # The next day is scored by the new champion.
     _score_day(drifting, after_day)
     scores = warehouse.read_days(drifting.warehouse, "scoring.daily_anomaly_scores", [after_day])
     assert scores.height > 0
