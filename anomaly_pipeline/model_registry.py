@@ -16,6 +16,7 @@ at load time.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -71,6 +72,7 @@ def default_artifact_location(tracking_uri: str) -> str | None:
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
     """The id of experiment ``name``, created (with an explicit artifact root) when missing."""
+    _create_sqlite_store(tracking_uri)
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -79,6 +81,22 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     if location is not None and "://" not in location:
         Path(location).mkdir(parents=True, exist_ok=True)
     return client.create_experiment(name, artifact_location=location)
+
+
+def _create_sqlite_store(tracking_uri: str) -> None:
+    """Create a new sqlite tracking database with its artifact root beside it.
+
+    MLflow creates the ``Default`` experiment with the database, rooted at ``./mlruns`` of the
+    process's working directory unless told otherwise; a run that lands there (an ad-hoc
+    ``mlflow.start_run()``) would write outside the data directory.
+    """
+    location = default_artifact_location(tracking_uri)
+    if location is None or Path(tracking_uri[len(_SQLITE_PREFIX):]).expanduser().exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    Path(location).mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(tracking_uri, location)
 
 
 def log_detector(detector_dir: str | Path, *, artifact_path: str = "model",
@@ -194,3 +212,21 @@ def _ref(version: ModelVersion | Any) -> ModelVersionRef:
     return ModelVersionRef(name=version.name, version=int(version.version),
                            run_id=version.run_id, kind=version.tags.get(KIND_TAG, ""),
                            source_dir=version.source)
+
+
+#: MLflow's own tag for a run's display name.
+RUN_NAME_TAG: Final[str] = "mlflow.runName"
+
+
+def training_run_tags(job_name: str, days: Mapping[str, Sequence[str]], kinds: Sequence[str],
+                      gate_action: str) -> dict[str, str]:
+    """Name and tags of a training run's MLflow run, saying what ran: the job, the day range of
+    the training window (train through holdout), the detector kinds and the gate's decision.
+
+    Ad-hoc materialisations run in Dagster's hidden asset job (``__ASSET_JOB``): named "training".
+    """
+    all_days = sorted(day for split in days.values() for day in split)
+    span = f"{all_days[0]}..{all_days[-1]}" if all_days else "no days"
+    job = "training" if job_name.startswith("__") else job_name
+    return {RUN_NAME_TAG: f"{job} {span} {'+'.join(kinds)}", "job": job, "days": span,
+            "kinds": ",".join(kinds), "gate_action": gate_action}

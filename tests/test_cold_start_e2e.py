@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import pytest
 
 from anomaly_pipeline import warehouse
@@ -99,6 +100,13 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
     assert "Champion gate: promote" in report and "label-free default" in report
     champion = get_champion(uri)
     assert champion.kind == COLD_START_KIND
+    # The MLflow run says what ran: the job (an ad-hoc materialisation here), the training
+    # window and the candidates; and what the gate decided.
+    run = mlflow.MlflowClient(uri).get_run(champion.run_id)
+    assert run.info.run_name == (f"training {SOURCE_A[0]}..{SOURCE_A[-1]} "
+                                 f"isolation_forest+{COLD_START_KIND}")
+    assert (run.data.tags["kinds"], run.data.tags["gate_action"]) == (
+        f"isolation_forest,{COLD_START_KIND}", "promote")
 
     # One range run over the champion's source's last day and the new source's first day: both
     # get scores; the guard judges each day, withholding only the new source's alerts.

@@ -44,6 +44,9 @@ def test_artifacts_go_beside_the_sqlite_database(tracking_uri: str, tmp_path: Pa
     assert ensure_experiment(tracking_uri, "exp") == experiment_id
     location = mlflow.get_experiment(experiment_id).artifact_location
     assert location == str(data_home(tmp_path).mlflow_artifacts)
+    # MLflow's Default experiment, created with the database, is rooted there too (not ./mlruns).
+    default = Path(mlflow.get_experiment("0").artifact_location.removeprefix("file://"))
+    assert default.is_relative_to(data_home(tmp_path).mlflow_artifacts)
 
 
 def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,

@@ -88,14 +88,13 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> Any:
     resource finds the run by its ``dagster_run_id`` tag); assets end it themselves because
     dagster-mlflow's run-finished hook does not fit asset backfills (dagster #21872).
     """
-    import mlflow
     from dagster_mlflow import mlflow_tracking as dagster_mlflow_tracking
+
+    from anomaly_pipeline.model_registry import ensure_experiment
 
     home = data_home(init_context.resource_config["home"]).ensure()
     name = init_context.resource_config["experiment_name"]
-    mlflow.set_tracking_uri(home.mlflow_tracking_uri)
-    if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=home.mlflow_artifacts.as_uri())
+    ensure_experiment(home.mlflow_tracking_uri, name, home.mlflow_artifacts.as_uri())
     config = {"experiment_name": name, "mlflow_tracking_uri": home.mlflow_tracking_uri,
               "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
               "extra_tags": {}}

@@ -45,6 +45,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         save_evaluations,
         write_report,
     )
+    from anomaly_pipeline.model_registry import training_run_tags
     from anomaly_pipeline.scoring import evaluation_frame
     from anomaly_pipeline.training_set import TrainingSetInfo
 
@@ -87,6 +88,8 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
     if champion_eval is not None:
         save_evaluations(report_dir / "champion.json", {"champion": champion_eval})
     with active_mlflow_run(context.resources.mlflow):
+        mlflow.set_tags(training_run_tags(context.dagster_run.job_name, info.days,
+                                          list(evaluations), verdict.action))
         for name, evaluation in evaluations.items():
             if evaluation.pr_auc is not None:
                 mlflow.log_metrics({f"{name}.pr_auc": evaluation.pr_auc.value,

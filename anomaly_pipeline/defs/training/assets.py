@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-# Not exported at the top level in 1.13; PipesSubprocessClient raises it on a non-zero exit.
-from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import Field
 
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
@@ -213,7 +211,9 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
                 invocation = context.resources.pipes_subprocess_client.run(
                     context=context, command=_tee_log(torchrun_command(config, spec_path), log_path),
                     extras={"kind": kind})
-            except DagsterPipesExecutionError as err:
+            # PipesSubprocessClient raises DagsterPipesExecutionError (not exported by Dagster)
+            # for a non-zero exit; a run's termination is a BaseException and passes through.
+            except Exception as err:
                 raise dg.Failure(description=f"{kind} training failed: {err}",
                                  metadata={"child_error": dg.MetadataValue.text(_error_excerpt(log_path)),
                                            "log": dg.MetadataValue.path(str(log_path))}) from err
