@@ -10,8 +10,8 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 # The dbt profile reads the DuckDB path from this variable (DataHome.warehouse).
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
-.PHONY: install demo dev test test-fast bench-features bench-train bench-sensors bench-cold-start \
-        mlflow-ui clean
+.PHONY: install demo onboard dev test test-fast bench-features bench-train bench-sensors \
+        bench-cold-start mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -34,6 +34,12 @@ install: $(STAMP) $(DBT_MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 ## demo: simulate 14 days, materialise the whole graph, print the summary (demo pseudonym key).
 demo: install
 	ANOMALY_PIPELINE_DEMO=1 $(BIN)/python -m anomaly_pipeline.demo
+
+## onboard: a history file → day files → ingest, training, scoring runs → summary.
+##   make onboard FILE=export.csv FORMAT=fraud_log ARGS="--time-format '%m/%d/%Y %H:%M'"
+onboard: install
+	@test -n "$(FILE)" -a -n "$(FORMAT)" || { echo 'usage: make onboard FILE=path FORMAT=canonical|taobao|fraud_log|mapped [ARGS="..."]'; exit 2; }
+	$(BIN)/anomaly-pipeline onboard "$(FILE)" --format "$(FORMAT)" $(ARGS)
 
 ## dev: the Dagster UI on http://127.0.0.1:3000 over the same data directory (the dbt project is
 ## re-parsed on load, with the venv's dbt, so model edits show up).

@@ -9,7 +9,9 @@ reconcile every landing row.
 Normalisation before the rules: surrounding whitespace is trimmed in every column and an empty
 string becomes null (so an empty optional field is simply absent, and an empty required field
 is "missing"); ``event_type`` is lower-cased. ``event_time`` must be ISO-8601 with an explicit
-UTC offset, the form adapters stage it in.
+UTC offset, the form adapters stage it in; an adapter keeps a source time it could not parse as
+raw text, and its ``bad_event_time`` reason names the source's time format when the caller gives
+it (``time_format_description``).
 
 Rules are checked in the order of ``RULE_CODES`` and a row is quarantined under the first one it
 fails. ``duplicate_event_id`` is judged last, among the rows that pass every other rule: the
@@ -185,8 +187,16 @@ def _prepare(staged: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _bad_time_reason(time_format_description: str | None) -> pl.Expr:
+    if time_format_description is None:
+        return _format("event_time '{}' is not an ISO-8601 timestamp with a UTC offset",
+                       _shown(pl.col("event_time")))
+    return _format("event_time '{}' does not match the source's time format "
+                   + time_format_description, _shown(pl.col("event_time")))
+
+
 def _rules(partition_day: date, now: datetime, max_future: timedelta,
-           bounds: NumericBounds) -> list[Rule]:
+           bounds: NumericBounds, time_format_description: str | None = None) -> list[Rule]:
     """The rules in the order they are applied (``duplicate_event_id`` comes after them all)."""
     time, event_day = pl.col(_TIME), pl.col(_TIME).dt.date()
     latest = now + max_future
@@ -219,9 +229,7 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta,
              _format(f"user_id is {{}} characters long, over the limit of {MAX_STRING_LENGTH}",
                      pl.col("user_id").str.len_chars())),
         Rule("string_too_long", length_fails, length_reason),
-        Rule("bad_event_time", time.is_null(),
-             _format("event_time '{}' is not an ISO-8601 timestamp with a UTC offset",
-                     value("event_time"))),
+        Rule("bad_event_time", time.is_null(), _bad_time_reason(time_format_description)),
         Rule("event_time_too_old", time < EARLIEST_EVENT_TIME,
              _format(f"event_time {{}} is before {EARLIEST_EVENT_TIME.date()}", _time_text(time))),
         Rule("future_event_time", time > latest,
@@ -312,18 +320,21 @@ def clean(
     max_future: timedelta = DEFAULT_MAX_FUTURE,
     bounds: NumericBounds = DEFAULT_BOUNDS,
     accepted_earlier: pl.DataFrame | None = None,
+    time_format_description: str | None = None,
 ) -> CleanResult:
     """Split a staged frame (``adapters.STAGED_SCHEMA``) into accepted and quarantined rows.
 
     ``partition_day`` is the UTC day being loaded, ``now`` the (timezone-aware) load time used
     for the future-time rule and as ``quarantined_at``, ``source_file`` the landing file named
     in the quarantine table, ``bounds`` the numeric bounds, ``accepted_earlier`` the ids
-    (``event_id``, ``source_file``) already accepted from earlier files of the same day. Rows
-    keep their input order in both outputs.
+    (``event_id``, ``source_file``) already accepted from earlier files of the same day,
+    ``time_format_description`` the source's time format in words
+    (``SourceReader.time_description``) for the reason of an unparsable time. Rows keep their
+    input order in both outputs.
     """
     _check_arguments(staged, partition_day, now)
     now = now.astimezone(UTC)
-    rules = _rules(partition_day, now, max_future, bounds)
+    rules = _rules(partition_day, now, max_future, bounds, time_format_description)
     flagged = _with_first_file(_prepare(staged), accepted_earlier).with_columns(
         pl.coalesce(pl.when(rule.fails).then(pl.lit(rule.code)) for rule in rules).alias(_RULE)
     )

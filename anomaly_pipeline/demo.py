@@ -11,14 +11,13 @@ Runs the same jobs a data engineer launches from the Dagster UI, on the persiste
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import time
 from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
 from anomaly_pipeline.paths import data_home
+from anomaly_pipeline.runs import range_tags, run_job
 
 LAYER_TABLES = (
     ("raw_events", "raw.raw_events"), ("quarantined_events", "raw.quarantined_events"),
@@ -30,42 +29,10 @@ LAYER_TABLES = (
 )
 
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
 def demo_days(n_days: int, today: date | None = None) -> list[date]:
     """The ``n_days`` complete UTC days before today, oldest first."""
     today = today or datetime.now(timezone.utc).date()
     return [today - timedelta(days=n_days - i) for i in range(n_days)]
-
-
-def range_tags(days: list[date]) -> dict[str, str]:
-    """Run tags that make one run materialise a whole partition range."""
-    return {"dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat()}
-
-
-def run_job(name: str, *, tags: dict[str, str] | None = None,
-            run_config: dict | None = None) -> None:
-    """Execute a job of the code location on the persistent instance; raise if it fails."""
-    import dagster as dg
-
-    from anomaly_pipeline.definitions import defs
-
-    started = time.perf_counter()
-    # dagster-dbt echoes dbt's own log lines to stdout (for compute logs); keep them in a file.
-    with dg.DagsterInstance.get() as instance, \
-            open(data_home().root / "demo.log", "a", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log):
-        result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, tags=tags or {}, raise_on_error=False,
-            # the full event log stays in the instance (`make dev` → Runs); the terminal gets
-            # warnings and the summary only
-            run_config={**QUIET_LOGS, **(run_config or {})})
-    print(f"  {name}: {'ok' if result.success else 'FAILED'} "
-          f"({time.perf_counter() - started:.0f} s, run {result.run_id[:8]})")
-    if not result.success:
-        raise SystemExit(f"{name} failed; open `make dev` → Runs → {result.run_id} for the logs")
 
 
 def _num(value: float | None) -> str:

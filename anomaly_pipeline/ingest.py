@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from anomaly_pipeline import warehouse
-from anomaly_pipeline.adapters import MalformedSourceError, read_source
+from anomaly_pipeline.adapters import MalformedSourceError, source_reader
 from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA, clean
 from anomaly_pipeline.contract_errors import validate_or_explain
 from anomaly_pipeline.delivery import (
@@ -66,15 +66,18 @@ class IngestReport:
 
 
 def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, source_format: str,
-                pattern: str, mapping: Path | None = None, bounds: NumericBounds = DEFAULT_BOUNDS,
+                pattern: str, mapping: Path | None = None, time_format: str | None = None,
+                time_zone: str | None = None, bounds: NumericBounds = DEFAULT_BOUNDS,
                 allow_empty_day: bool = False, settle_s: float = DEFAULT_SETTLE_S,
                 now: datetime | None = None) -> IngestReport:
     """Read, clean and store the landing files of ``days``; replace those partitions atomically.
 
+    ``time_format`` / ``time_zone`` override the format's own (see ``adapters.source_reader``).
     Every file is read and cleaned before anything is written, so a malformed file, a file still
     being written (``delivery``), or a day whose files hold no rows while the warehouse holds rows
     for it (unless ``allow_empty_day``) fails the whole range and changes no table.
     """
+    reader = source_reader(source_format, mapping, time_format=time_format, time_zone=time_zone)
     files_by_day = {day: require_day_files(landing_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
     now = now or datetime.now(timezone.utc)
@@ -83,9 +86,10 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
     for day, files in files_by_day.items():
         accepted_today = pl.DataFrame(schema={"event_id": pl.String(), "source_file": pl.String()})
         for path in files:
-            staged = read_source(source_format, path, mapping=mapping)
+            staged = reader.read(path)
             result = clean(staged, partition_day=day, now=now, source_file=path.name,
-                           bounds=bounds, accepted_earlier=accepted_today)
+                           bounds=bounds, accepted_earlier=accepted_today,
+                           time_format_description=reader.time_description)
             accepted_today = pl.concat([accepted_today, result.accepted.select(
                 "event_id", source_file=pl.lit(path.name, pl.String))])
             accepted_parts.append(result.accepted.with_columns(

@@ -25,6 +25,11 @@ ANOMALY_TYPES: Final[tuple[str, ...]] = (
     "order_brushing", "account_takeover", "click_bot", "scraping", "fake_review", "coupon_abuse",
 )
 
+#: The type of labels a source gives only as 0/1 (a history file's label column, see onboarding).
+REPORTED_ANOMALY: Final = "reported"
+#: Every anomaly type a label may carry.
+LABEL_TYPES: Final[tuple[str, ...]] = (*ANOMALY_TYPES, REPORTED_ANOMALY)
+
 UTC_MICROS: Final = pl.Datetime("us", "UTC")
 
 RAW_EVENT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -171,7 +176,7 @@ class LabelsModel(pa.DataFrameModel):
 
     user_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
     event_day: pl.Date = pa.Field(nullable=False)
-    anomaly_type: str = pa.Field(nullable=False, isin=list(ANOMALY_TYPES))
+    anomaly_type: str = pa.Field(nullable=False, isin=list(LABEL_TYPES))
 
     class Config:
         strict = True

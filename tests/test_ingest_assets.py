@@ -113,3 +113,22 @@ def test_backfilling_seven_days_in_one_run_duplicates_nothing(ingested_pipeline:
             FROM features.user_day_features GROUP BY 1, 2 HAVING count(*) > 1)""").fetchone()[0]
         days = conn.execute("SELECT count(DISTINCT event_day) FROM raw.raw_events").fetchone()[0]
     assert duplicated == 0 and days == 7
+
+
+def test_launchpad_time_options_read_a_daily_fraud_log(bare_home: Pipeline) -> None:
+    landing = data_home(bare_home.root).landing_events
+    (landing / f"fraud_{DAY}.csv").write_text(
+        "user_id,signup_time,purchase_time,purchase_value,device_id,source,browser,ip_address\n"
+        "u1,10/3/2026 9:15,10/4/2026 1:30,20,d1,SEO,Chrome,10.0.0.1\n"
+        "u2,10/3/2026 25:00,10/3/2026 1:00,20,d2,Ads,Safari,10.0.0.2\n")
+    config = {"source_format": "fraud_log", "file_pattern": "fraud_{day}.csv",
+              "time_format": "%m/%d/%Y %H:%M", "timezone": "Europe/Berlin"}
+    result = materialize(bare_home, RAW, partition_key=DAY.isoformat(),
+                         run_config={"ops": {"raw_events": {"config": config}}})
+    assert result.success
+    raw = warehouse.read_days(bare_home.root / "warehouse.duckdb", RAW_EVENTS_TABLE, [DAY])
+    bad = warehouse.read_days(bare_home.root / "warehouse.duckdb", QUARANTINE_TABLE, [DAY])
+    # CEST = UTC+2: 10/4 1:30 in Berlin is 10/3 23:30 UTC, 10/3 1:00 is 10/2 23:00 UTC
+    assert raw.sort("event_time")["event_time"].dt.hour().to_list() == [7, 23]
+    assert bad["rule"].to_list() == ["bad_event_time", "out_of_partition"]
+    assert "time format '%m/%d/%Y %H:%M' in Europe/Berlin" in bad["reason"][0]

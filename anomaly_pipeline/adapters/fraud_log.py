@@ -3,8 +3,9 @@
 Header columns user_id, signup_time, purchase_time, purchase_value, device_id, source, browser,
 ip_address (sex, age and any others, e.g. a fraud label, are ignored here but kept in
 ``raw_record``; labels reach the pipeline only through the labels asset). Each row becomes two
-events: a signup at signup_time and a purchase (quantity 1) at purchase_time. Times without an
-offset are UTC, since the data set states no time zone.
+events: a signup at signup_time and a purchase (quantity 1) at purchase_time. Times are ISO-8601
+by default (exports also come as e.g. ``%m/%d/%Y %H:%M``: pass the source's time format); times
+without an offset are in the source's time zone, UTC unless told, since the data set states none.
 
 ``ip_address`` is either dotted text or, as in the public data set, an IPv4 address encoded as a
 number (stored there as a float with a spurious fraction, e.g. ``732758368.79972``). Numeric text
@@ -18,7 +19,7 @@ from typing import Final
 
 import polars as pl
 
-from anomaly_pipeline.adapters.readers import read_csv_text, require_columns
+from anomaly_pipeline.adapters.readers import require_columns
 from anomaly_pipeline.adapters.staged import to_staged
 from anomaly_pipeline.adapters.timestamps import ISO8601, staged_timestamp
 
@@ -40,9 +41,9 @@ def dotted_ipv4(text: pl.Expr) -> pl.Expr:
     return pl.when(is_encoded).then(pl.concat_str(octets, separator=".")).otherwise(text)
 
 
-def read_fraud_log(path: Path) -> pl.DataFrame:
-    """Read a signup + purchase CSV into a staged frame (two events per row, in row order)."""
-    frame = read_csv_text(path)
+def stage_fraud_log(frame: pl.DataFrame, path: Path, time_format: str = ISO8601,
+                    time_zone: str = "UTC") -> pl.DataFrame:
+    """Stage rows of a signup + purchase CSV (two events per row, in row order)."""
     require_columns(path, frame, FRAUD_LOG_COLUMNS, "required by the fraud_log format")
     shared = {
         "user_id": pl.col("user_id"),
@@ -56,12 +57,12 @@ def read_fraud_log(path: Path) -> pl.DataFrame:
     signups = rows.select(
         "row", **shared,
         event_type=pl.lit("signup"),
-        event_time=staged_timestamp(pl.col("signup_time"), ISO8601),
+        event_time=staged_timestamp(pl.col("signup_time"), time_format, time_zone),
     )
     purchases = rows.select(
         "row", **shared,
         event_type=pl.lit("purchase"),
-        event_time=staged_timestamp(pl.col("purchase_time"), ISO8601),
+        event_time=staged_timestamp(pl.col("purchase_time"), time_format, time_zone),
         amount=pl.col("purchase_value"),
         quantity=pl.lit("1"),
     )

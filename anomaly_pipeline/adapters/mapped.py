@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from anomaly_pipeline.adapters.mapping import SourceMapping
-from anomaly_pipeline.adapters.readers import read_tabular, require_columns, stringify
+from anomaly_pipeline.adapters.readers import require_columns, stringify
 from anomaly_pipeline.adapters.staged import to_staged
 from anomaly_pipeline.adapters.timestamps import staged_timestamp
 
@@ -31,11 +31,10 @@ def _column_expressions(mapping: SourceMapping) -> list[pl.Expr]:
     return expressions
 
 
-def read_mapped(path: Path, mapping: SourceMapping) -> pl.DataFrame:
-    """Read ``path`` (format from its extension) and map it onto a staged frame."""
-    frame = read_tabular(path)
+def stage_mapped(frame: pl.DataFrame, path: Path, mapping: SourceMapping) -> pl.DataFrame:
+    """Map rows read from ``path`` onto a staged frame (times as the mapping says)."""
     require_columns(path, frame, mapping.source_columns, f"named by mapping {mapping.origin}")
-    frame = stringify(path, frame, mapping.source_columns)
+    frame = stringify(path, frame, mapping.source_columns, naive_time_zone=mapping.time_zone)
     selected = [
         *_column_expressions(mapping),
         staged_timestamp(

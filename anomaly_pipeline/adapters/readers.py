@@ -1,6 +1,8 @@
-"""Reading source files whole, or not at all.
+"""Reading source files whole or in batches of rows, never half.
 
-Each reader returns the file's columns plus ``raw_record`` (the original row as JSON text) or
+Each reader yields frames of at most ``batch_rows`` rows (``None``: the whole file as one frame; a
+history file of millions of rows is read batch by batch so it never sits in memory at once). Each
+frame holds the file's columns plus ``raw_record`` (the original row as JSON text) or
 raises ``MalformedSourceError`` naming the file and the problem: empty file, binary data, a file
 that is not the format its name claims, unparsable CSV/JSON structure, a CSV whose last line is
 cut (no line break at the end: a copy still in progress or a truncated file, whose last row would
@@ -12,7 +14,8 @@ that is mostly undecodable is rejected here as binary.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Final
 
@@ -76,8 +79,9 @@ def _with_raw_record(path: Path, frame: pl.DataFrame, raw: pl.Series | None = No
     return frame.with_columns(pl.struct(frame.columns).struct.json_encode().alias("raw_record"))
 
 
-def read_csv_text(path: Path, *, column_names: Iterable[str] | None = None) -> pl.DataFrame:
-    """A CSV file as string columns plus ``raw_record``.
+def iter_csv_text(path: Path, *, column_names: Iterable[str] | None = None,
+                  batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
+    """A CSV file as string columns plus ``raw_record``, in batches of ``batch_rows`` rows.
 
     With ``column_names`` the file has no header and must have exactly those columns (in that
     order); without, the first line is the header. Empty fields become null.
@@ -85,23 +89,23 @@ def read_csv_text(path: Path, *, column_names: Iterable[str] | None = None) -> p
     _require_text(path, "CSV")
     _require_complete_last_line(path)
     names = list(column_names) if column_names is not None else None
+    scan = pl.scan_csv(path, has_header=names is None, infer_schema=False, encoding="utf8-lossy")
     try:
-        frame = pl.read_csv(
-            path, has_header=names is None, infer_schema=False, encoding="utf8-lossy"
-        )
+        batches = [scan.collect()] if batch_rows is None else \
+            scan.collect_batches(chunk_size=batch_rows)
+        for frame in batches:
+            if names is not None:
+                if frame.width != len(names):
+                    raise MalformedSourceError(path, f"has {frame.width} column(s), expected "
+                                                     f"{len(names)}: {', '.join(names)}")
+                frame.columns = names
+            yield _with_raw_record(path, frame)
     except pl.exceptions.PolarsError as error:
         problem = f"not a readable CSV file ({_first_line(error)})"
         raise MalformedSourceError(path, problem) from error
-    if names is not None:
-        if frame.width != len(names):
-            raise MalformedSourceError(
-                path, f"has {frame.width} column(s), expected {len(names)}: {', '.join(names)}"
-            )
-        frame.columns = names
-    return _with_raw_record(path, frame)
 
 
-def read_jsonl_text(path: Path) -> pl.DataFrame:
+def iter_jsonl_text(path: Path, *, batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
     """A JSON Lines file (one object per line) as string columns plus ``raw_record``.
 
     Scalar values become their JSON text (numbers keep their digits, so long integer ids are not
@@ -109,7 +113,12 @@ def read_jsonl_text(path: Path) -> pl.DataFrame:
     ``stringify`` if an adapter uses them. ``raw_record`` is the original line.
     """
     _require_text(path, "JSON Lines")
-    all_lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        while batch := list(islice(handle, batch_rows)):
+            yield _jsonl_frame(path, [line.rstrip("\r\n") for line in batch])
+
+
+def _jsonl_frame(path: Path, all_lines: list[str]) -> pl.DataFrame:
     lines = [line for line in all_lines if line.strip()]
     series = pl.Series("raw_record", lines, dtype=pl.String)
     try:
@@ -145,7 +154,7 @@ def _describe_bad_json(lines: list[str]) -> str:
     return "lines are not JSON objects of consistent structure"
 
 
-def read_parquet_typed(path: Path) -> pl.DataFrame:
+def iter_parquet_typed(path: Path, *, batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
     """A Parquet file with its own column types, plus ``raw_record`` (the row as JSON)."""
     _require_content(path)
     size = path.stat().st_size
@@ -155,23 +164,26 @@ def read_parquet_typed(path: Path) -> pl.DataFrame:
         tail = handle.read(len(_PARQUET_MAGIC))
     if size < 2 * len(_PARQUET_MAGIC) or head != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
         raise MalformedSourceError(path, "not a Parquet file (missing PAR1 magic bytes)")
+    scan = pl.scan_parquet(path)
     try:
-        frame = pl.read_parquet(path)
+        batches = [scan.collect()] if batch_rows is None else \
+            scan.collect_batches(chunk_size=batch_rows)
+        for frame in batches:
+            yield _with_raw_record(path, frame)
     except (pl.exceptions.PolarsError, OSError) as error:
         problem = f"unreadable Parquet file ({_first_line(error)})"
         raise MalformedSourceError(path, problem) from error
-    return _with_raw_record(path, frame)
 
 
-def read_tabular(path: Path) -> pl.DataFrame:
+def iter_tabular(path: Path, *, batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
     """Dispatch on the file name: CSV (with header), Parquet or JSON Lines."""
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return read_csv_text(path)
+        return iter_csv_text(path, batch_rows=batch_rows)
     if suffix in PARQUET_SUFFIXES:
-        return read_parquet_typed(path)
+        return iter_parquet_typed(path, batch_rows=batch_rows)
     if suffix in JSONL_SUFFIXES:
-        return read_jsonl_text(path)
+        return iter_jsonl_text(path, batch_rows=batch_rows)
     known = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES)
     raise MalformedSourceError(path, f"unsupported file extension {suffix!r} (expected {known})")
 
@@ -184,11 +196,13 @@ def require_columns(path: Path, frame: pl.DataFrame, needed: Iterable[str], why:
         raise MalformedSourceError(path, f"lacks column(s) {missing} {why}; it has {present}")
 
 
-def stringify(path: Path, frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+def stringify(path: Path, frame: pl.DataFrame, columns: Iterable[str],
+              naive_time_zone: str = "UTC") -> pl.DataFrame:
     """Cast the named columns to text losslessly (datetimes to staged ISO-8601 in UTC).
 
-    Naive datetimes are taken as UTC, the canonical contract's time zone. Nested values (lists,
-    structs) cannot be one event field, so a column holding them makes the file malformed.
+    Naive datetimes are wall-clock times in ``naive_time_zone`` (UTC, the canonical contract's
+    time zone, unless the source says otherwise). Nested values (lists, structs) cannot be one
+    event field, so a column holding them makes the file malformed.
     """
     casts = []
     for name in columns:
@@ -199,7 +213,7 @@ def stringify(path: Path, frame: pl.DataFrame, columns: Iterable[str]) -> pl.Dat
                                              "expected scalars")
         if isinstance(dtype, pl.Datetime):
             aware = column.dt.convert_time_zone("UTC") if dtype.time_zone else \
-                column.dt.replace_time_zone("UTC")
+                column.dt.replace_time_zone(naive_time_zone).dt.convert_time_zone("UTC")
             casts.append(aware.dt.to_string(STAGED_TIME_FORMAT))
         else:
             casts.append(column.cast(pl.String))

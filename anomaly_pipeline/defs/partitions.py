@@ -11,13 +11,24 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-#: First partition; override for older data (e.g. the 2017 Taobao sample) with this variable.
+from anomaly_pipeline.paths import data_home
+from anomaly_pipeline.source_settings import read_source_settings
+
+#: Overrides the first partition (otherwise the first day onboarding recorded in the data home).
 START_DATE_ENV = "ANOMALY_PIPELINE_START_DATE"
 DEFAULT_START_DATE = "2025-01-01"
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get(START_DATE_ENV, DEFAULT_START_DATE), timezone="UTC",
-)
+
+def first_partition_day() -> str:
+    """``$ANOMALY_PIPELINE_START_DATE``, else the first day of onboarded data (``source.json`` in
+    the data home, so a 2017 history gets its partitions without any variable), else the default.
+    """
+    recorded = read_source_settings(data_home()).start_date
+    fallback = recorded.isoformat() if recorded is not None else DEFAULT_START_DATE
+    return os.environ.get(START_DATE_ENV) or fallback
+
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date=first_partition_day(), timezone="UTC")
 
 #: Backfills of day-level assets run as one run over the whole range (one dbt invocation, one
 #: DuckDB writer) instead of one run per day.

@@ -8,12 +8,12 @@ half-written file and re-running the simulator simply replaces the day.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
+from anomaly_pipeline.landing import write_parquet_atomic
 from anomaly_pipeline.simulate.core import Simulation
 
 EVENTS_PREFIX = "events_"
@@ -37,18 +37,12 @@ def write_landing(sim: Simulation, events_dir: Path, labels_dir: Path) -> list[P
     event_day = pl.col("event_time").dt.date()
     written: list[Path] = []
     for day in sim.days:
-        written.append(_write_atomic(sim.events.filter(event_day == day),
-                                     landing_file(events_dir, EVENTS_PREFIX, day)))
-        written.append(_write_atomic(sim.labels.filter(pl.col("event_day") == day),
-                                     landing_file(labels_dir, LABELS_PREFIX, day)))
+        for frame, target in (
+            (sim.events.filter(event_day == day), landing_file(events_dir, EVENTS_PREFIX, day)),
+            (sim.labels.filter(pl.col("event_day") == day),
+             landing_file(labels_dir, LABELS_PREFIX, day)),
+        ):
+            write_parquet_atomic(frame, target)
+            written.append(target)
     return written
 
-
-def _write_atomic(frame: pl.DataFrame, target: Path) -> Path:
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        frame.write_parquet(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target

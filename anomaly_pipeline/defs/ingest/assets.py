@@ -37,6 +37,14 @@ class RawEventsConfig(dg.Config):
     mapping_file: str | None = Field(
         default=None, description="YAML column mapping, required by source_format=mapped; must "
                                   "lie in resources/ or $ANOMALY_PIPELINE_CONFIG_DIR.")
+    time_format: str | None = Field(
+        default=None,
+        description="Time format of the files: strftime (e.g. '%m/%d/%Y %H:%M') or unix_s | "
+                    "unix_ms | iso8601; empty = the format's own (taobao: unix_s, else iso8601).")
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of times without an offset (converted to UTC); empty = UTC "
+                    "(mapped: the mapping's).")
     max_amount: float = Field(default=DEFAULT_BOUNDS.max_amount, gt=0,
                               description="Largest accepted amount; larger ones are quarantined.")
     max_quantity: int = Field(default=DEFAULT_BOUNDS.max_quantity, gt=0,
@@ -79,6 +87,7 @@ def raw_events(context: dg.AssetExecutionContext, config: RawEventsConfig,
     ingest.load_events(
         warehouse.path, home.landing_events, days, source_format=config.source_format,
         pattern=config.file_pattern, mapping=mapping,
+        time_format=config.time_format or None, time_zone=config.timezone or None,
         bounds=NumericBounds(max_amount=config.max_amount, max_quantity=config.max_quantity),
         allow_empty_day=config.allow_empty_day, settle_s=config.settle_seconds)
     figures = ingest.day_figures(warehouse.path, days)
