@@ -237,7 +237,9 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta,
                      f"{now.isoformat()}", _time_text(time))),
         Rule("out_of_partition", event_day != partition_day,
              _format(f"event_time {{}} falls on {{}}, not on partition day {partition_day}: "
-                     "re-deliver it in the file of {}", _time_text(time), event_day, event_day)),
+                     "re-deliver it in the file of {} (a file spanning several days: "
+                     "`anomaly-pipeline onboard` splits it by day)", _time_text(time), event_day,
+                     event_day)),
         Rule("unknown_event_type", ~pl.col(_TYPE).is_in(EVENT_TYPES),
              _format(f"event_type '{{}}' is not one of {', '.join(EVENT_TYPES)}",
                      value("event_type"))),

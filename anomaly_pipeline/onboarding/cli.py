@@ -32,7 +32,8 @@ from anomaly_pipeline.paths import DataHome, data_home, repo_path
 from anomaly_pipeline.source_settings import read_source_settings, write_source_settings
 
 LOG_NAME = "onboard.log"
-GATE_CHECK = "champion_gate"
+#: A time split needs a training, a validation and a holdout day.
+MIN_TRAINING_DAYS = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,19 +83,41 @@ def _partitioned_days(days: list[date]) -> list[date]:
     return kept
 
 
-def _champion(training: object, home: DataHome) -> Champion:
+def _training_run_config(home: DataHome) -> dict | None:
+    """Run config of training_job for the feature days there are, or None when too few.
+
+    The default time split (``TrainingSetConfig``) wants its validation and holdout days plus a
+    training day; a shorter history trains on one validation and one holdout day instead, and
+    fewer than three days cannot be split by time at all.
+    """
+    from anomaly_pipeline.defs.training.assets import TrainingSetConfig
+    from anomaly_pipeline.training_set import feature_days
+
+    n_days, default = len(feature_days(home.warehouse)), TrainingSetConfig()
+    if n_days > default.validation_days + default.holdout_days:
+        return {}
+    if n_days >= MIN_TRAINING_DAYS:
+        return {"ops": {"training_set": {"config": {"validation_days": 1, "holdout_days": 1}}}}
+    return None
+
+
+def _champion(training: object | None, home: DataHome) -> Champion:
     """The champion after training and the gate's reason (from its check evaluation)."""
+    from anomaly_pipeline.defs.evaluation.assets import GATE_CHECK
     from anomaly_pipeline.model_registry import get_champion
 
-    verdict = next((e for e in training.get_asset_check_evaluations()
-                    if e.check_name == GATE_CHECK), None)
-    reason = verdict.description if verdict is not None and verdict.description else \
-        "the training run ended before the champion gate; see its logs"
     champion = get_champion(home.mlflow_tracking_uri)
     model = f"{champion.kind} v{champion.version}" if champion else "none"
-    if verdict is not None and not verdict.passed and champion is not None:
-        reason = f"kept (challenger not promoted: {reason})"
-    return Champion(model=model, reason=reason)
+    if training is None:
+        return Champion(model, f"not trained now: fewer than {MIN_TRAINING_DAYS} feature days "
+                               "(one each to train, validate and hold out) — onboard more days")
+    verdict = next((e for e in training.get_asset_check_evaluations()
+                    if e.check_name == GATE_CHECK), None)
+    if verdict is None:
+        return Champion(model, "the training run ended before the champion gate; see its logs")
+    if not verdict.passed and champion is not None:
+        return Champion(model, f"kept (challenger not promoted: {verdict.description})")
+    return Champion(model, verdict.description or "")
 
 
 def _daily_operation_lines(args: argparse.Namespace, home: DataHome) -> list[str]:
@@ -152,7 +175,9 @@ def onboard(args: argparse.Namespace) -> list[str]:
     print("Running the jobs:")
     run_job("ingest_features_job", tags=range_tags(days), log_name=LOG_NAME,
             run_config={"ops": {"raw_events": {"config": raw_config}}})
-    training = run_job("training_job", log_name=LOG_NAME, raise_on_failure=False)
+    training_config = _training_run_config(home)
+    training = None if training_config is None else run_job(
+        "training_job", log_name=LOG_NAME, run_config=training_config, raise_on_failure=False)
     champion = _champion(training, home)
     if champion.model != "none":
         run_job("scoring_job", tags=range_tags(days), log_name=LOG_NAME, raise_on_failure=False)
