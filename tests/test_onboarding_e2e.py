@@ -44,6 +44,15 @@ def rules(home: Path) -> set[str]:
                 .fetchall()}
 
 
+def snapshot(home: Path) -> dict[str, list[tuple]]:
+    """Every row of the tables onboarding writes (sorted), to compare two onboardings."""
+    tables = ("raw.raw_events", "raw.quarantined_events", "features.user_day_features",
+              "scoring.daily_anomaly_scores")
+    with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
+        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
+                for t in tables}
+
+
 def assert_scored_every_day(home: Path, first: date, last: date, printed: str) -> None:
     days = table_days(home, "raw.raw_events")
     assert min(days) == first and max(days) == last
@@ -65,6 +74,11 @@ def test_onboard_a_multi_day_canonical_file(tmp_path: Path) -> None:
     printed = onboard(tmp_path / "home", str(history), "--format", "canonical")
     assert_scored_every_day(tmp_path / "home", date(2026, 9, 1), date(2026, 9, 7), printed)
     assert "Ignored columns: campaign" in printed
+    # the same file again: identical day files, so no run and no table changes
+    before = snapshot(tmp_path / "home")
+    again = onboard(tmp_path / "home", str(history), "--format", "canonical")
+    assert "Nothing changed since these days were onboarded: no run started" in again
+    assert snapshot(tmp_path / "home") == before
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from anomaly_pipeline.adapters import SOURCE_FORMATS, source_reader
+from anomaly_pipeline.adapters import SOURCE_FORMATS, SourceReader, source_reader
 from anomaly_pipeline.onboarding.history import (
     SplitReport,
     day_file,
@@ -101,7 +101,7 @@ def _training_run_config(home: DataHome) -> dict | None:
     return None
 
 
-def _champion(training: object | None, home: DataHome) -> Champion:
+def _champion(home: DataHome, training: object | None, why_not_trained: str) -> Champion:
     """The champion after training and the gate's reason (from its check evaluation)."""
     from anomaly_pipeline.defs.evaluation.assets import GATE_CHECK
     from anomaly_pipeline.model_registry import get_champion
@@ -109,8 +109,7 @@ def _champion(training: object | None, home: DataHome) -> Champion:
     champion = get_champion(home.mlflow_tracking_uri)
     model = f"{champion.kind} v{champion.version}" if champion else "none"
     if training is None:
-        return Champion(model, f"not trained now: fewer than {MIN_TRAINING_DAYS} feature days "
-                               "(one each to train, validate and hold out) — onboard more days")
+        return Champion(model, why_not_trained)
     verdict = next((e for e in training.get_asset_check_evaluations()
                     if e.check_name == GATE_CHECK), None)
     if verdict is None:
@@ -138,10 +137,40 @@ def _daily_operation_lines(args: argparse.Namespace, home: DataHome) -> list[str
     ]
 
 
-def onboard(args: argparse.Namespace) -> list[str]:
-    """Split, run and summarise; return the summary lines."""
+def _already_scored(home: DataHome, days: list[date], files: list[str], events: int) -> bool:
+    """Whether these day files were loaded in full and every day has scores (then re-running
+    the jobs would change nothing but timestamps and model versions)."""
+    from anomaly_pipeline import warehouse
+    from anomaly_pipeline.scoring import SCORES_TABLE
+
+    if not home.warehouse.exists() or not all(
+            warehouse.count_by_day(home.warehouse, SCORES_TABLE, days).values()):
+        return False
+    counts = ingest_counts(home.warehouse, days, files)
+    return counts.accepted + counts.total_quarantined == events
+
+
+def _run_jobs(home: DataHome, days: list[date], reader: SourceReader) -> Champion:
+    """Ingest + features over the range as one run, training, scoring over the range."""
     from anomaly_pipeline.runs import range_tags, run_job
 
+    raw_config = {"source_format": "canonical", "file_pattern": "events_{day}.*",
+                  "time_format": reader.time_format, "timezone": reader.time_zone}
+    print("Running the jobs:")
+    run_job("ingest_features_job", tags=range_tags(days), log_name=LOG_NAME,
+            run_config={"ops": {"raw_events": {"config": raw_config}}})
+    training_config = _training_run_config(home)
+    training = None if training_config is None else run_job(
+        "training_job", log_name=LOG_NAME, run_config=training_config, raise_on_failure=False)
+    champion = _champion(home, training, f"not trained now: fewer than {MIN_TRAINING_DAYS} "
+                         "feature days (one each to train, validate and hold out) — onboard more")
+    if champion.model != "none":
+        run_job("scoring_job", tags=range_tags(days), log_name=LOG_NAME, raise_on_failure=False)
+    return champion
+
+
+def onboard(args: argparse.Namespace) -> list[str]:
+    """Split, run and summarise; return the summary lines."""
     reader = source_reader(args.source_format, args.mapping, time_format=args.time_format,
                            time_zone=args.timezone)
     home = data_home().ensure()
@@ -170,24 +199,17 @@ def onboard(args: argparse.Namespace) -> list[str]:
     if days != split.days:
         lines.append(f"Days not yet a partition (skipped until complete): "
                      f"{sorted(set(split.days) - set(days))}")
-    raw_config = {"source_format": "canonical", "file_pattern": "events_{day}.*",
-                  "time_format": reader.time_format, "timezone": reader.time_zone}
-    print("Running the jobs:")
-    run_job("ingest_features_job", tags=range_tags(days), log_name=LOG_NAME,
-            run_config={"ops": {"raw_events": {"config": raw_config}}})
-    training_config = _training_run_config(home)
-    training = None if training_config is None else run_job(
-        "training_job", log_name=LOG_NAME, run_config=training_config, raise_on_failure=False)
-    champion = _champion(training, home)
-    if champion.model != "none":
-        run_job("scoring_job", tags=range_tags(days), log_name=LOG_NAME, raise_on_failure=False)
-
     files = [day_file(home.landing_events, d, source).name for d in split.days]
     files.append(undated_file(home.landing_events, split.days[0], source).name)
+    events = sum(split.events_per_day[d] for d in days) + split.undated_events
+    if split.files_written == 0 and _already_scored(home, days, files, events):
+        lines.append("Nothing changed since these days were onboarded: no run started")
+        champion = _champion(home, None, "unchanged (no new data to train on)")
+    else:
+        champion = _run_jobs(home, days, reader)
     counts = ingest_counts(home.warehouse, days, files)
     lines += [f"Days: {len(days)} ({days[0]} … {days[-1]})",
-              *ingest_lines(counts, events=sum(split.events_per_day[d] for d in days)
-                            + split.undated_events, undated=split.undated_events),
+              *ingest_lines(counts, events=events, undated=split.undated_events),
               f"Champion: {champion.model} — {champion.reason}",
               *score_lines(home.warehouse, days),
               *_daily_operation_lines(args, home),
