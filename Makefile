@@ -35,11 +35,12 @@ install: $(STAMP) $(DBT_MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 demo: install
 	ANOMALY_PIPELINE_DEMO=1 $(BIN)/python -m anomaly_pipeline.demo
 
-## onboard: a history file → day files → ingest, training, scoring runs → summary.
+## onboard: a history file → day files → ingest, training, scoring runs → summary
+##   (pseudonyms: $ANOMALY_PIPELINE_PSEUDONYM_KEY when set, else the demo key, as `make dev`).
 ##   make onboard FILE=export.csv FORMAT=fraud_log ARGS="--time-format '%m/%d/%Y %H:%M'"
 onboard: install
 	@test -n "$(FILE)" -a -n "$(FORMAT)" || { echo 'usage: make onboard FILE=path FORMAT=canonical|taobao|fraud_log|mapped [ARGS="..."]'; exit 2; }
-	$(BIN)/anomaly-pipeline onboard "$(FILE)" --format "$(FORMAT)" $(ARGS)
+	ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/anomaly-pipeline onboard "$(FILE)" --format "$(FORMAT)" $(ARGS)
 
 ## dev: the Dagster UI on http://127.0.0.1:3000 over the same data directory (the dbt project is
 ## re-parsed on load, with the venv's dbt, so model edits show up).

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "runs them)")
 
 
+def _days(days: list[date]) -> str:
+    return f"{len(days)} day{'s' if len(days) != 1 else ''} ({days[0]} … {days[-1]})"
+
+
 def _prepare_instance(home: DataHome) -> None:
     """Point Dagster at the data home's instance, configured like `make` configures it."""
     os.environ.setdefault("DAGSTER_HOME", str(home.dagster_home))
@@ -184,7 +188,7 @@ def onboard(args: argparse.Namespace) -> list[str]:
     _record_source(home, split.days[0], args.timezone or
                    (reader.time_zone if reader.mapping is not None else None))
     lines = [f"Source {source}: {split.rows:,} rows → {split.events:,} events over "
-             f"{len(split.days)} days ({split.days[0]} … {split.days[-1]}); "
+             f"{_days(split.days)}; "
              f"{split.files_written} files written, {split.files_unchanged} unchanged"]
     if split.ignored_columns:
         lines.append(f"Ignored columns: {', '.join(split.ignored_columns)}")
@@ -208,7 +212,7 @@ def onboard(args: argparse.Namespace) -> list[str]:
     else:
         champion = _run_jobs(home, days, reader)
     counts = ingest_counts(home.warehouse, days, files)
-    lines += [f"Days: {len(days)} ({days[0]} … {days[-1]})",
+    lines += [f"Days: {_days(days)}",
               *ingest_lines(counts, events=events, undated=split.undated_events),
               f"Champion: {champion.model} — {champion.reason}",
               *score_lines(home.warehouse, days),
