@@ -117,10 +117,11 @@ def _champion(home: DataHome, training: object | None, why_not_trained: str) -> 
     verdict = next((e for e in training.get_asset_check_evaluations()
                     if e.check_name == GATE_CHECK), None)
     if verdict is None:
-        return Champion(model, "the training run ended before the champion gate; see its logs")
-    if not verdict.passed and champion is not None:
-        return Champion(model, f"kept (challenger not promoted: {verdict.description})")
-    return Champion(model, verdict.description or "")
+        return Champion(model, f"training_job failed before the champion gate decided (`make dev` "
+                               f"→ Runs → {training.run_id})")
+    decision = verdict.metadata.get("decision")
+    prefix = f"{decision.value}: " if decision is not None else ""
+    return Champion(model, prefix + (verdict.description or ""))
 
 
 def _daily_operation_lines(args: argparse.Namespace, home: DataHome) -> list[str]:
@@ -212,10 +213,12 @@ def onboard(args: argparse.Namespace) -> list[str]:
     else:
         champion = _run_jobs(home, days, reader)
     counts = ingest_counts(home.warehouse, days, files)
+    from anomaly_pipeline.defs.scoring.assets import GUARD_TABLE
+
     lines += [f"Days: {_days(days)}",
               *ingest_lines(counts, events=events, undated=split.undated_events),
               f"Champion: {champion.model} — {champion.reason}",
-              *score_lines(home.warehouse, days),
+              *score_lines(home.warehouse, days, GUARD_TABLE),
               *_daily_operation_lines(args, home),
               f"Runs: `make dev` → Runs; dbt output: {home.root / LOG_NAME}"]
     return lines

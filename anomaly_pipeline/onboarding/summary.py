@@ -53,11 +53,16 @@ def ingest_counts(warehouse_path: Path, days: list[date], files: list[str]) -> I
     return IngestCounts(accepted, quarantined, sample[0] if sample else None)
 
 
-def score_lines(warehouse_path: Path, days: list[date]) -> list[str]:
-    """Days scored, the flagged share per day (min / median / max) and the top user-days."""
+def score_lines(warehouse_path: Path, days: list[date], guard_table: str) -> list[str]:
+    """Days scored, the flagged share per day (min / median / max), the days whose alerts the
+    alert guard (``guard_table``) withheld, and the top user-days."""
     with warehouse.connect(warehouse_path, read_only=True) as conn:
         if not warehouse.table_exists(conn, SCORES_TABLE):
             return ["Scores: none (no day was scored)"]
+        withheld = conn.execute(
+            f"SELECT event_day, reason FROM {guard_table} WHERE event_day BETWEEN ? AND ? "
+            "AND NOT passed ORDER BY event_day", [days[0], days[-1]]).fetchall() \
+            if warehouse.table_exists(conn, guard_table) else []
         per_day = conn.execute(
             f"SELECT event_day, avg(flagged::INT), count(*) FROM {SCORES_TABLE} "
             "WHERE event_day BETWEEN ? AND ? GROUP BY event_day ORDER BY event_day",
@@ -73,6 +78,8 @@ def score_lines(warehouse_path: Path, days: list[date]) -> list[str]:
     lines = [f"Scores: {len(per_day)} of {len(days)} days, {user_days:,} user-days",
              f"Flagged share per day: min {min(shares):.1%} / median "
              f"{statistics.median(shares):.1%} / max {max(shares):.1%}",
+             f"Alert guard: alerts withheld on {len(withheld)} of {len(per_day)} days"
+             + (f", e.g. {withheld[0][0]}: {withheld[0][1]}" if withheld else ""),
              f"Top {len(top)} user-days (pseudonymised user key, day, score 0-1000, outcome, "
              "reasons):"]
     for user_key, day, score, outcome, reasons in top:
