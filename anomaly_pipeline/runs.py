@@ -14,8 +14,6 @@ from typing import Any
 
 from anomaly_pipeline.paths import data_home
 
-#: The terminal gets warnings only; the full event log stays in the instance (`make dev` → Runs).
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def range_tags(days: list[date]) -> dict[str, str]:
@@ -25,10 +23,12 @@ def range_tags(days: list[date]) -> dict[str, str]:
 
 
 def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict | None = None,
-            log_name: str = "demo.log", raise_on_failure: bool = True) -> Any:
+            log_name: str = "demo.log", console_level: str = "WARNING",
+            raise_on_failure: bool = True) -> Any:
     """Execute a job of the code location on the persistent instance; return its result.
 
-    dagster-dbt echoes dbt's own log lines to stdout (for compute logs); they go to ``log_name``
+    The terminal gets log lines from ``console_level`` up; the full event log stays in the
+    instance (`make dev` → Runs). dagster-dbt echoes dbt's own log lines to stdout (for compute logs); they go to ``log_name``
     in the data directory. A failed run raises ``SystemExit`` naming the run, unless
     ``raise_on_failure`` is false (the caller then reads ``result.success``).
     """
@@ -42,7 +42,8 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict |
             contextlib.redirect_stdout(log):
         result = defs.resolve_job_def(name).execute_in_process(
             instance=instance, tags=tags or {}, raise_on_error=False,
-            run_config={**QUIET_LOGS, **(run_config or {})})
+            run_config={"loggers": {"console": {"config": {"log_level": console_level}}},
+                        **(run_config or {})})
     print(f"  {name}: {'ok' if result.success else 'FAILED'} "
           f"({time.perf_counter() - started:.0f} s, run {result.run_id[:8]})")
     if not result.success and raise_on_failure:

@@ -31,7 +31,7 @@ def write_fraud_log(path: Path, *, rows: int, start: datetime, days: int, seed: 
         writer.writerow(FRAUD_LOG_HEADER)
         for user in range(rows):
             fraud = rng.random() < fraud_share
-            signup = start + timedelta(seconds=rng.uniform(0, span * (0.97 if fraud else 0.9)))
+            signup = start + timedelta(seconds=rng.uniform(0, span - 3600))
             delay = timedelta(seconds=rng.uniform(5, 120)) if fraud else \
                 timedelta(hours=rng.expovariate(1 / 60))
             purchase = min(signup + delay, start + timedelta(seconds=span - 60))

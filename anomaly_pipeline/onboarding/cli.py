@@ -17,6 +17,7 @@ import dataclasses
 import os
 import shutil
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from anomaly_pipeline.adapters import SOURCE_FORMATS, SourceReader, source_reader
@@ -32,6 +33,8 @@ from anomaly_pipeline.paths import DataHome, data_home, repo_path
 from anomaly_pipeline.source_settings import read_source_settings, write_source_settings
 
 LOG_NAME = "onboard.log"
+#: The summary reports what the runs warn about per day (e.g. the alert guard), once.
+CONSOLE_LEVEL = "ERROR"
 #: A time split needs a training, a validation and a holdout day.
 MIN_TRAINING_DAYS = 3
 
@@ -162,15 +165,16 @@ def _run_jobs(home: DataHome, days: list[date], reader: SourceReader) -> Champio
     raw_config = {"source_format": "canonical", "file_pattern": "events_{day}.*",
                   "time_format": reader.time_format, "timezone": reader.time_zone}
     print("Running the jobs:")
-    run_job("ingest_features_job", tags=range_tags(days), log_name=LOG_NAME,
-            run_config={"ops": {"raw_events": {"config": raw_config}}})
+    run = partial(run_job, log_name=LOG_NAME, console_level=CONSOLE_LEVEL)
+    run("ingest_features_job", tags=range_tags(days),
+        run_config={"ops": {"raw_events": {"config": raw_config}}})
     training_config = _training_run_config(home)
-    training = None if training_config is None else run_job(
-        "training_job", log_name=LOG_NAME, run_config=training_config, raise_on_failure=False)
+    training = None if training_config is None else run(
+        "training_job", run_config=training_config, raise_on_failure=False)
     champion = _champion(home, training, f"not trained now: fewer than {MIN_TRAINING_DAYS} "
                          "feature days (one each to train, validate and hold out) — onboard more")
     if champion.model != "none":
-        run_job("scoring_job", tags=range_tags(days), log_name=LOG_NAME, raise_on_failure=False)
+        run("scoring_job", tags=range_tags(days), raise_on_failure=False)
     return champion
 
 
