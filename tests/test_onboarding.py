@@ -261,3 +261,26 @@ def test_partitions_start_at_the_recorded_first_day(tmp_path: Path) -> None:
     write_source_settings(data_home(tmp_path), SourceSettings(date(2017, 11, 25), "Asia/Shanghai"))
     assert _first_partition(tmp_path) == "2017-11-25"
     assert _first_partition(tmp_path, ANOMALY_PIPELINE_START_DATE="2017-11-01") == "2017-11-01"
+
+
+def test_summary_reads_scores_and_guard_back(tmp_path: Path) -> None:
+    from anomaly_pipeline.onboarding.summary import score_lines
+
+    home = data_home(tmp_path).ensure()
+    days = [date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)]
+    scores = pl.DataFrame({
+        "user_key": ["a", "b", "c", "d", "e", "f"], "event_day": [d for d in days for _ in "xy"],
+        "score": [990.0, 10.0, 500.0, 20.0, 30.0, 40.0], "outcome": ["block", *["allow"] * 5],
+        "flagged": [True, False, True, True, False, False],
+        "reasons": [["spent 8× the median"], [], [], [], [], []]})
+    guard = pl.DataFrame({"event_day": days, "passed": [True, False, True],
+                          "reason": ["ok", "2025-03-02: alerts withheld — PSI 3", "ok"]})
+    warehouse.replace_partitions(home.warehouse, "scoring.daily_anomaly_scores", scores, days)
+    warehouse.replace_partitions(home.warehouse, "scoring.guard", guard, days)
+    lines = score_lines(home.warehouse, days, "scoring.guard")
+    assert lines[:3] == ["Scores: 3 of 3 days, 6 user-days",
+                         "Flagged share per day: min 0.0% / median 50.0% / max 100.0%",
+                         "Alert guard: alerts withheld on 1 of 3 days, e.g. 2025-03-02: alerts "
+                         "withheld — PSI 3"]
+    assert lines[4].split() == ["a", "2025-03-01", "990.0", "block", "spent", "8×", "the",
+                                "median"]

@@ -79,7 +79,7 @@ def score_lines(warehouse_path: Path, days: list[date], guard_table: str) -> lis
              f"Flagged share per day: min {min(shares):.1%} / median "
              f"{statistics.median(shares):.1%} / max {max(shares):.1%}",
              f"Alert guard: alerts withheld on {len(withheld)} of {len(per_day)} days"
-             + (f", e.g. {withheld[0][1]}" if withheld else ""),
+             + (f", e.g. {withheld[0][0]}" if withheld else ""),
              f"Top {len(top)} user-days (pseudonymised user key, day, score 0-1000, outcome, "
              "reasons):"]
     for user_key, day, score, outcome, reasons in top:
