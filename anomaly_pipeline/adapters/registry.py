@@ -8,7 +8,6 @@ rows (a history file too large for memory), and names the columns its format doe
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -118,9 +117,11 @@ def source_reader(source_format: str, mapping: Path | None = None, *,
         if mapping is None:
             raise ValueError("source format 'mapped' needs a mapping file (mapping=...)")
         loaded = load_mapping(Path(mapping))
-        loaded = dataclasses.replace(loaded, time_format=time_format or loaded.time_format,
-                                     time_zone=time_zone or loaded.time_zone)
-        return SourceReader(MAPPED, loaded.time_format, loaded.time_zone, loaded)
+        timestamp = loaded.timestamp.model_copy(update={
+            "format": time_format or loaded.timestamp.format,
+            "timezone": time_zone or loaded.timestamp.timezone})
+        loaded = loaded.model_copy(update={"timestamp": timestamp})
+        return SourceReader(MAPPED, timestamp.format, timestamp.timezone, loaded)
     if mapping is not None:
         raise ValueError(f"source format {source_format!r} takes no mapping file; got {mapping}")
     return SourceReader(source_format, time_format or _FORMATS[source_format].time_format,
