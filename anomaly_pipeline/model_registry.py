@@ -111,18 +111,66 @@ def log_detector(detector_dir: str | Path, *, artifact_path: str = "model",
 
     from anomaly_pipeline.detectors.base import read_kind
 
-    detector_dir = Path(detector_dir)
-    kind = read_kind(detector_dir)
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_detector needs an active MLflow run (mlflow.start_run)")
-    mlflow.log_artifacts(str(detector_dir), artifact_path)
-    client = _client(mlflow.get_tracking_uri())
-    _ensure_registered_model(client, registered_model_name)
-    version = client.create_model_version(
-        registered_model_name, source=mlflow.get_artifact_uri(artifact_path),
-        run_id=run.info.run_id, tags={**(tags or {}), KIND_TAG: kind})
-    return _ref(version)
+    tracking_uri = mlflow.get_tracking_uri()
+    source = log_detector_files(tracking_uri, run.info.run_id, detector_dir, artifact_path)
+    return register_detector(tracking_uri, source, run.info.run_id,
+                             kind=read_kind(Path(detector_dir)), name=registered_model_name,
+                             tags=tags)
+
+
+def log_detector_files(tracking_uri: str, run_id: str, detector_dir: str | Path,
+                       artifact_path: str = "model") -> str:
+    """Upload ``detector_dir`` into run ``run_id``'s artifacts; return their URI.
+
+    Goes through the client, not the fluent API, so the run's status is left alone: a training
+    process that logs into the Dagster run's MLflow run must not mark it FINISHED.
+    """
+    from mlflow.tracking.artifact_utils import get_artifact_uri
+
+    _client(tracking_uri).log_artifacts(run_id, str(detector_dir), artifact_path)
+    return get_artifact_uri(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
+
+
+def register_detector(tracking_uri: str, source: str, run_id: str, *, kind: str,
+                      name: str = REGISTERED_MODEL,
+                      tags: dict[str, str] | None = None) -> ModelVersionRef:
+    """Register logged detector files (``source``) as a version of ``name`` — once.
+
+    Idempotent: when run ``run_id`` already registered ``source``, that version is returned, so a
+    re-executed registration step never leaves twin versions.
+    """
+    client = _client(tracking_uri)
+    _ensure_registered_model(client, name)
+    for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        if existing.source == source:
+            return _ref(existing)
+    return _ref(client.create_model_version(name, source=source, run_id=run_id,
+                                            tags={**(tags or {}), KIND_TAG: kind}))
+
+
+def kill_runs_of(tracking_uri: str, dagster_run_id: str) -> list[str]:
+    """End the MLflow runs of a dead Dagster run that still say RUNNING as KILLED; their ids.
+
+    A killed process cannot end its MLflow run, which would otherwise show RUNNING (or, when an
+    earlier step had ended it, FINISHED) for ever.
+    """
+    from mlflow.entities import RunStatus, ViewType
+
+    client = _client(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    if not experiments:
+        return []
+    killed = []
+    for run in client.search_runs(
+            experiments, filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' "
+                                       f"and attributes.status = 'RUNNING'",
+            run_view_type=ViewType.ALL):
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        killed.append(run.info.run_id)
+    return killed
 
 
 def load_detector_version(tracking_uri: str, version: int | str,

@@ -34,16 +34,20 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict |
     """
     import dagster as dg
 
+    from anomaly_pipeline.defs.recovery import process_tags, recover_dead_runs
     from anomaly_pipeline.definitions import defs
 
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance, \
-            open(data_home().root / log_name, "a", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log):
-        result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, tags=tags or {}, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": console_level}}},
-                        **(run_config or {})})
+    with dg.DagsterInstance.get() as instance:
+        # execute_in_process bypasses the code location's executor: recover and tag here.
+        for dead in recover_dead_runs(instance):
+            print(f"  recovered dead run {dead.run_id[:8]} ({dead.job_name}): pool slots freed")
+        with open(data_home().root / log_name, "a", encoding="utf-8") as log, \
+                contextlib.redirect_stdout(log):
+            result = defs.resolve_job_def(name).execute_in_process(
+                instance=instance, tags={**process_tags(), **(tags or {})}, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": console_level}}},
+                            **(run_config or {})})
     print(f"  {name}: {'ok' if result.success else 'FAILED'} "
           f"({time.perf_counter() - started:.0f} s, run {result.run_id[:8]})")
     if not result.success and raise_on_failure:

@@ -8,11 +8,13 @@ group; ``TrainerSettings.for_world`` makes the settings agree with the launch.
 
 Every rank reads the data and trains (each on its ``DistributedSampler`` shard). Rank 0 alone then
 publishes: it writes the fitted detector to ``output_dir`` (``Detector.save``), logs params,
-per-epoch losses and that directory to MLflow (resuming ``mlflow.run_id`` when the asset already
-opened a run, so one Dagster run = one MLflow run), registers a model version, and — when launched
-by Dagster Pipes — reports the outcome as materialization metadata. Any error propagates: the
-process exits non-zero with the traceback on stderr, and since publishing is the last step,
-nothing is registered for a failed run.
+per-epoch losses and that directory to MLflow (into ``mlflow.run_id`` when the asset already
+opened a run, so one Dagster run = one MLflow run), registers a model version when the spec names
+a registered model, and — when launched by Dagster Pipes — reports the outcome (the artifact URI
+included) as materialization metadata. The Dagster asset names no registered model: it registers
+the versions itself once every training of its run has succeeded, so a killed run leaves the
+registry untouched. Any error propagates: the process exits non-zero with the traceback on stderr,
+and since publishing is the last step, nothing is registered for a failed run.
 
 The spec (JSON) is parsed by ``TrainingSpec``; this module imports neither torch nor mlflow at
 module level so that the Dagster layer can build and validate specs cheaply.
@@ -204,6 +206,8 @@ class Publication:
     model_dir: Path
     mlflow_run_id: str | None
     model_version: int | None
+    #: Where the detector's files were logged in the run's artifacts (a version's source).
+    artifact_uri: str | None
 
 
 def train(spec: TrainingSpec, environ: Mapping[str, str] = os.environ) -> TrainingOutcome:
@@ -235,49 +239,71 @@ def train(spec: TrainingSpec, environ: Mapping[str, str] = os.environ) -> Traini
 
 def publish(spec: TrainingSpec, outcome: TrainingOutcome,
             dagster_run_id: str | None = None) -> Publication:
-    """Rank 0: save the detector, log it to MLflow and register a version."""
+    """Rank 0: save the detector, log it to MLflow and (when asked) register a version.
+
+    A run named by ``mlflow.run_id`` belongs to the caller (the Dagster asset): this process logs
+    into it through the client and leaves its status alone — ending it here would show the Dagster
+    run's MLflow run FINISHED while later steps still train. A run started here is ended here.
+    """
     model_dir = _write_model_dir(outcome, Path(spec.output_dir), spec.bundle_categories)
     if spec.mlflow is None:
-        return Publication(model_dir=model_dir, mlflow_run_id=None, model_version=None)
-    import mlflow
+        return Publication(model_dir=model_dir, mlflow_run_id=None, model_version=None,
+                           artifact_uri=None)
+    import time
 
-    from anomaly_pipeline.model_registry import DAGSTER_RUN_TAG, ensure_experiment, log_detector
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+    from anomaly_pipeline.model_registry import (
+        DAGSTER_RUN_TAG,
+        ensure_experiment,
+        log_detector_files,
+        register_detector,
+    )
 
     config = spec.mlflow
-    mlflow.set_tracking_uri(config.tracking_uri)
-    if config.run_id is not None:
-        active = mlflow.start_run(run_id=config.run_id)
-    else:
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    own_run = config.run_id is None
+    if own_run:
         assert config.experiment_name is not None  # MlflowSpec requires it without run_id
-        experiment_id = ensure_experiment(config.tracking_uri, config.experiment_name,
-                                          config.artifact_location)
-        active = mlflow.start_run(experiment_id=experiment_id)
+        run_id = client.create_run(ensure_experiment(
+            config.tracking_uri, config.experiment_name, config.artifact_location)).info.run_id
+    else:
+        run_id = config.run_id
     tags = {DAGSTER_RUN_TAG: dagster_run_id} if dagster_run_id else {}
     # One Dagster run may train several kinds into one MLflow run: names are scoped by kind so
     # that params (immutable in MLflow), metrics and model artifacts never collide.
     scope = spec.kind
-    with active as run:
-        if tags:
-            mlflow.set_tags(tags)
-        mlflow.log_params({f"{scope}.{k}": v for k, v in _params(spec, outcome).items()})
-        for record in outcome.report.history:
-            mlflow.log_metrics({f"{scope}.train_loss": record.train_loss,
-                                f"{scope}.val_loss": record.val_loss}, step=record.epoch)
-        summary = {"best_val_loss": outcome.report.best_val_loss,
-                   "samples_per_second": outcome.report.samples_per_second,
-                   "epochs_run": float(outcome.report.epochs_run)}
-        if outcome.detector.threshold_ is not None:
-            summary["threshold"] = outcome.detector.threshold_
-        mlflow.log_metrics({f"{scope}.{k}": v for k, v in summary.items()})
-        artifact_path = f"models/{scope}"
+    now = int(time.time() * 1000)
+    summary = {"best_val_loss": outcome.report.best_val_loss,
+               "samples_per_second": outcome.report.samples_per_second,
+               "epochs_run": float(outcome.report.epochs_run)}
+    if outcome.detector.threshold_ is not None:
+        summary["threshold"] = outcome.detector.threshold_
+    metrics = [Metric(f"{scope}.{name}", value, now, record.epoch)
+               for record in outcome.report.history
+               for name, value in (("train_loss", record.train_loss),
+                                   ("val_loss", record.val_loss))]
+    metrics += [Metric(f"{scope}.{k}", v, now, 0) for k, v in summary.items()]
+    try:
+        client.log_batch(run_id, metrics=metrics,
+                         params=[Param(f"{scope}.{k}", v)
+                                 for k, v in _params(spec, outcome).items()],
+                         tags=[RunTag(k, v) for k, v in tags.items()])
+        source = log_detector_files(config.tracking_uri, run_id, model_dir, f"models/{scope}")
         version = None
         if config.registered_model_name is not None:
-            version = log_detector(model_dir, artifact_path=artifact_path,
-                                   registered_model_name=config.registered_model_name,
-                                   tags=tags).version
-        else:
-            mlflow.log_artifacts(str(model_dir), artifact_path)
-    return Publication(model_dir=model_dir, mlflow_run_id=run.info.run_id, model_version=version)
+            version = register_detector(config.tracking_uri, source, run_id,
+                                        kind=outcome.detector.kind,
+                                        name=config.registered_model_name, tags=tags).version
+    except BaseException:
+        if own_run:
+            client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        raise
+    if own_run:
+        client.set_terminated(run_id)
+    return Publication(model_dir=model_dir, mlflow_run_id=run_id, model_version=version,
+                       artifact_uri=source)
 
 
 def pipes_metadata(outcome: TrainingOutcome, publication: Publication) -> dict[str, Any]:
@@ -293,6 +319,8 @@ def pipes_metadata(outcome: TrainingOutcome, publication: Publication) -> dict[s
         metadata["mlflow_run_id"] = publication.mlflow_run_id
     if publication.model_version is not None:
         metadata["model_version"] = publication.model_version
+    if publication.artifact_uri is not None:
+        metadata["artifact_uri"] = publication.artifact_uri
     return metadata
 
 

@@ -54,7 +54,9 @@ class TrainingSetInfo:
 
 def feature_days(warehouse_path: Path) -> list[date]:
     """Days present in the feature mart, oldest first."""
-    with warehouse.connect(warehouse_path) as conn:
+    if not Path(warehouse_path).exists():
+        return []
+    with warehouse.connect(warehouse_path, read_only=True) as conn:
         if not warehouse.table_exists(conn, FEATURES_TABLE):
             return []
         rows = conn.execute(f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1").fetchall()

@@ -16,8 +16,9 @@ from anomaly_pipeline import warehouse
 from anomaly_pipeline.alerts import WEBHOOK_ENV, check_webhook_url
 from anomaly_pipeline.paths import DataHome, data_home
 
-#: Concurrency pool of every asset that writes the DuckDB file: DuckDB allows one writing process
-#: per file, so writers queue instead of failing on the lock (see resources/dagster.yaml).
+#: Concurrency pool of every step that opens the DuckDB file, readers included: DuckDB allows one
+#: writing process per file and a reading process blocks a writer (see ``warehouse``), so steps
+#: queue instead of failing on the lock (limit 1, resources/dagster.yaml).
 WAREHOUSE_POOL = "duckdb_warehouse"
 #: Training runs saturate the machine's cores (torchrun); one at a time.
 TRAINING_POOL = "model_training"

@@ -30,7 +30,8 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
 
     The report (metrics with bootstrap CIs, threshold tables, confusion matrices, per-type recall,
     plots) is shown here as Markdown and logged to MLflow; with no labels it says that quality
-    cannot be measured and shows distributions and alert volumes instead.
+    cannot be measured and shows distributions and alert volumes instead. The candidates become
+    versions of the registered model here, once both training assets of the run have succeeded.
     """
     import mlflow
     import polars as pl
@@ -45,7 +46,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         save_evaluations,
         write_report,
     )
-    from anomaly_pipeline.model_registry import training_run_tags
+    from anomaly_pipeline.model_registry import register_detector, training_run_tags
     from anomaly_pipeline.scoring import evaluation_frame
     from anomaly_pipeline.training_set import TrainingSetInfo
 
@@ -95,7 +96,11 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                 mlflow.log_metrics({f"{name}.pr_auc": evaluation.pr_auc.value,
                                     f"{name}.roc_auc": evaluation.roc_auc.value})
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
-    by_kind = {ref["kind"]: ref for ref in [*baseline_models, *anomaly_model]}
+    # Every training of the run succeeded (both inputs exist): only now do the candidates become
+    # model versions, so a killed or failed training leaves the registry untouched.
+    by_kind = {ref["kind"]: {**ref, "version": str(register_detector(
+        context.resources.mlflow.tracking_uri, ref["source"], ref["run_id"], kind=ref["kind"],
+        tags=ref["tags"]).version)} for ref in [*baseline_models, *anomaly_model]}
     champion_version = str(champion.ref.version) if champion else None
     context.add_output_metadata({
         "report": dg.MetadataValue.md(gate_md + "\n\n"

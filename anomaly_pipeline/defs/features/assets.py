@@ -51,6 +51,7 @@ def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfi
 
 
 @dg.asset_check(asset="user_day_features", blocking=True, partitions_def=daily_partitions,
+                pool=WAREHOUSE_POOL,
                 description="pandera contract of the feature mart (keys, non-null features, ranges); "
                             "blocks every downstream asset when it fails.")
 def user_day_features_contract(context: dg.AssetCheckExecutionContext,

@@ -12,6 +12,7 @@ from pydantic import Field
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.defs.resources import (
     TRAINING_POOL,
+    WAREHOUSE_POOL,
     WarehouseResource,
     active_mlflow_run,
     mlflow_run_link,
@@ -31,7 +32,7 @@ class TrainingSetConfig(dg.Config):
 
 
 @dg.asset(group_name="training", deps=["user_day_features", "behaviour_sequences", "stg_labels"],
-          kinds={"polars", "parquet"})
+          pool=WAREHOUSE_POOL, kinds={"polars", "parquet"})
 def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                  warehouse: WarehouseResource) -> dict[str, Any]:
     """Every feature day up to ``window_days`` (newest last), split by time into train /
@@ -66,24 +67,27 @@ class BaselineConfig(dg.Config):
     params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind constructor params.")
 
 
-def _register(detector: Any, model_dir: Path, train: Any, categories: dict[str, list[str]], *,
-              tags: dict[str, str]) -> dict[str, Any]:
-    """Finish the bundle, log it to the active MLflow run and register a model version."""
+def _log_candidate(detector: Any, model_dir: Path, train: Any, categories: dict[str, list[str]],
+                   *, run_id: str, tracking_uri: str, tags: dict[str, str]) -> dict[str, Any]:
+    """Finish the bundle and log it to the run's artifacts — not registered yet.
+
+    ``model_evaluation`` registers the candidates once every training of the run has succeeded,
+    so a killed or failed training leaves the registry untouched.
+    """
     from anomaly_pipeline.bundle import finalize_bundle
-    from anomaly_pipeline.model_registry import REGISTERED_MODEL, log_detector
+    from anomaly_pipeline.model_registry import log_detector_files
 
     finalize_bundle(detector, model_dir, train, categories)
-    ref = log_detector(model_dir, artifact_path=f"models/{detector.kind}",
-                       registered_model_name=REGISTERED_MODEL, tags=tags)
-    return {"kind": detector.kind, "version": str(ref.version), "run_id": ref.run_id,
-            "model_dir": str(model_dir)}
+    source = log_detector_files(tracking_uri, run_id, model_dir, f"models/{detector.kind}")
+    return {"kind": detector.kind, "run_id": run_id, "source": source,
+            "model_dir": str(model_dir), "tags": tags}
 
 
 @dg.asset(group_name="training", required_resource_keys={"mlflow"}, pool=TRAINING_POOL,
           kinds={"scikitlearn", "mlflow"})
 def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
                     training_set: dict[str, Any]) -> list[dict[str, Any]]:
-    """Gaussian / IsolationForest / LOF fitted on the training split, each registered in MLflow."""
+    """Gaussian / IsolationForest / LOF fitted on the training split, each logged to MLflow."""
     import mlflow
     import polars as pl
 
@@ -104,10 +108,10 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
             detector.fit(X, feature_names=list(FEATURE_COLUMNS))
             model_dir = Path(info.directory).parent.parent / "models" / context.run_id / kind
             detector.save(model_dir)
-            refs.append(_register(detector, model_dir, train, info.categories,
-                                  tags={"kind": kind, "dagster_run_id": context.run_id,
-                                        "training_set": info.directory}))
-            context.log.info(f"registered {kind} as version {refs[-1]['version']}")
+            refs.append(_log_candidate(
+                detector, model_dir, train, info.categories, run_id=mlflow_run_id,
+                tracking_uri=context.resources.mlflow.tracking_uri,
+                tags={"dagster_run_id": context.run_id, "training_set": info.directory}))
     context.add_output_metadata({"models": dg.MetadataValue.json(refs),
                                  "mlflow_run": mlflow_run_link(context.resources.mlflow,
                                                                mlflow_run_id)})
@@ -166,13 +170,12 @@ def _error_excerpt(log_path: Path, limit: int = 4000) -> str:
           pool=TRAINING_POOL, kinds={"pytorch", "mlflow"})
 def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
                   training_set: dict[str, Any]) -> dg.Output[list[dict[str, Any]]]:
-    """Lightning detectors trained in a torchrun process group; rank 0 logs and registers.
+    """Lightning detectors trained in a torchrun process group; rank 0 logs them to MLflow.
 
     DDP never runs inside this process (Lightning would re-execute the Dagster command line on
     rank 1, see STACK.md): the asset writes a spec, starts torchrun through Dagster Pipes, and
     collects what rank 0 reports.
     """
-    from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.training_set import TrainingSetInfo
 
@@ -202,7 +205,8 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
                 "bundle_categories": info.categories,
                 "mlflow": {"tracking_uri": context.resources.mlflow.tracking_uri,
                            "run_id": mlflow_run_id, "experiment_name": None,
-                           "registered_model_name": REGISTERED_MODEL},
+                           # registered by model_evaluation once the whole run trained
+                           "registered_model_name": None},
             }
             spec_path = kind_dir / "spec.json"
             spec_path.write_text(json.dumps(spec, indent=2))
@@ -219,8 +223,10 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
                                            "log": dg.MetadataValue.path(str(log_path))}) from err
             result = invocation.get_materialize_result()
             reported[kind] = {k: v.value for k, v in (result.metadata or {}).items()}
-            refs.append({"kind": kind, "version": str(reported[kind]["model_version"]),
-                         "run_id": mlflow_run_id, "model_dir": str(reported[kind]["model_dir"])})
+            refs.append({"kind": kind, "run_id": mlflow_run_id,
+                         "source": str(reported[kind]["artifact_uri"]),
+                         "model_dir": str(reported[kind]["model_dir"]),
+                         "tags": {"dagster_run_id": context.run_id}})
     # An explicit Output: with Pipes results in flight, Dagster would read a bare list as events.
     return dg.Output(refs, metadata={
         "models": dg.MetadataValue.json(refs), "training": dg.MetadataValue.json(reported),

@@ -1,0 +1,177 @@
+"""Jobs of the code location as real `dagster job execute` processes, and a way to kill them.
+
+Used by the fault-injection and concurrency tests: each run is its own process group on a data
+directory with its own Dagster instance (the project's resources/dagster.yaml, pools included), so
+``kill -9`` of the group is what an OOM kill or a lost machine does to a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+#: Every table of the warehouse a run writes, with its day column.
+TABLES = {
+    "raw.raw_events": "event_day", "raw.quarantined_events": "event_day",
+    "raw.event_labels": "event_day", "features.stg_events": "event_day",
+    "features.sessions": "event_day", "features.user_day_features": "event_day",
+    "features.behaviour_sequences": "event_day", "scoring.daily_anomaly_scores": "event_day",
+    "scoring.anomaly_alerts": "event_day", "monitoring.feature_drift": "event_day",
+}
+#: Columns that record when a run wrote a row, not what it wrote.
+RUN_TIME_COLUMNS = {"loaded_at", "quarantined_at", "scored_at"}
+
+
+@dataclass
+class Home:
+    """A data directory with a Dagster instance configured by resources/dagster.yaml."""
+
+    root: Path
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "ANOMALY_PIPELINE_HOME": str(self.root),
+                "DAGSTER_HOME": str(self.dagster_home), "ANOMALY_PIPELINE_DEMO": "1",
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+    @classmethod
+    def create(cls, root: Path) -> Home:
+        home = cls(root)
+        home.dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", home.dagster_home / "dagster.yaml")
+        # Create the instance's databases now: a run and a test polling it must not both create
+        # them at the same moment (sqlite storage stamps its schema version on creation).
+        import dagster as dg
+
+        with home.instance() as instance:
+            instance.get_runs(limit=1)
+            instance.get_latest_materialization_event(dg.AssetKey("raw_events"))
+        return home
+
+    def copy_to(self, root: Path) -> Home:
+        """A snapshot of this directory (DuckDB, MLflow, artifacts, Dagster instance)."""
+        shutil.copytree(self.root, root)
+        return Home(root)
+
+    def instance(self) -> Any:
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+
+def start_job(home: Home, job: str, *, days: list[date] | None = None,
+              ops: dict[str, Any] | None = None, in_process: bool = True,
+              log_name: str | None = None) -> subprocess.Popen:
+    """Start ``dagster job execute`` for ``job`` in a new process group (output to a log file).
+
+    ``in_process`` runs every step in the run's process (one import of the code location instead
+    of one per step); the default multiprocess executor is what a deployment uses.
+    """
+    config: dict[str, Any] = {"ops": ops or {}}
+    if in_process:
+        config["execution"] = {"config": {"in_process": {}}}
+    config_path = home.root / f"{job}-{time.monotonic_ns()}.json"
+    config_path.write_text(json.dumps(config))
+    command = [DAGSTER, "job", "execute", "-m", "anomaly_pipeline.definitions", "-j", job,
+               "-c", str(config_path)]
+    if days:
+        command += ["--tags", json.dumps({
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat()})]
+    log = open(home.root / (log_name or f"{job}.log"), "a")
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=home.env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_job(home: Home, job: str, *, timeout: float = 600, **kwargs: Any) -> None:
+    """Run ``job`` to the end; fail with the tail of its log when it does not succeed."""
+    process = start_job(home, job, **kwargs)
+    code = process.wait(timeout=timeout)
+    log = (home.root / kwargs.get("log_name", f"{job}.log")).read_text(errors="replace")
+    assert code == 0, f"{job} exited {code}:\n{log[-4000:]}"
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str,
+             process: subprocess.Popen | None = None) -> None:
+    """Poll ``condition`` every 0.1 s; fail when the run ended first or time ran out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the run ended (exit {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def step_started(home: Home, step_key: str) -> Callable[[], bool]:
+    """True once a started run of the instance logged STEP_START for ``step_key``.
+
+    Only STARTED runs are read: their event log database exists by then (a sqlite instance
+    creates one per run, and two processes creating it at once can corrupt its schema stamp).
+    """
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    def started() -> bool:
+        with home.instance() as instance:
+            for run in instance.get_runs(filters=dg.RunsFilter(
+                    statuses=[dg.DagsterRunStatus.STARTED])):
+                for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START):
+                    if entry.step_key == step_key:
+                        return True
+        return False
+
+    return started
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """``kill -9`` the run's whole process group (its steps, dbt, torchrun) and reap it."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def table_fingerprints(warehouse: Path) -> dict[str, pl.DataFrame]:
+    """Per table and day: row count and an order-independent checksum of the rows.
+
+    Floats are rounded (9 decimals) so that the sum order of a parallel aggregation cannot change
+    the checksum; every other value is hashed as text; ``RUN_TIME_COLUMNS`` are left out.
+    """
+    fingerprints = {}
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        present = {f"{s}.{t}" for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+        for table, day_column in TABLES.items():
+            if table not in present:
+                continue
+            columns = conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema || '.' || table_name = ? ORDER BY ordinal_position",
+                [table]).fetchall()
+            parts = [f"round(\"{name}\", 9)::VARCHAR" if kind in ("DOUBLE", "FLOAT")
+                     else f"\"{name}\"::VARCHAR" for name, kind in columns
+                     if name not in RUN_TIME_COLUMNS]
+            row_text = " || '|' || ".join(f"coalesce({p}, '∅')" for p in parts)
+            fingerprints[table] = conn.execute(
+                f"SELECT {day_column} AS day, count(*) AS rows, "
+                f"sum(hash({row_text})::HUGEINT) AS checksum FROM {table} GROUP BY 1 ORDER BY 1"
+            ).pl()
+    return fingerprints
