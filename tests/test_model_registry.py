@@ -13,7 +13,8 @@ from anomaly_pipeline.detectors.autoencoder import AutoencoderDetector
 from anomaly_pipeline.model_registry import (CHAMPION_ALIAS, REGISTERED_MODEL, ModelVersionRef,
                                              default_artifact_location,
                                              ensure_experiment, get_champion,
-                                             load_detector_version, log_detector, set_champion)
+                                             load_detector_version, log_detector,
+                                             log_detector_files, register_detector, set_champion)
 from anomaly_pipeline.paths import data_home
 
 
@@ -88,6 +89,18 @@ def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
         p.name for p in detector_dir.iterdir())
     assert home.champion() == champion  # cached, not re-fetched
     assert [p.name for p in home.champion_cache.iterdir()] == [champion.bundle_dir.name]
+
+
+def test_registering_logged_files_twice_gives_one_version(tracking_uri: str, fitted) -> None:
+    """model_evaluation registers a run's candidates; re-executing it must not add twins."""
+    experiment_id = ensure_experiment(tracking_uri, "exp")
+    run_id = mlflow.MlflowClient(tracking_uri).create_run(experiment_id).info.run_id
+    source = log_detector_files(tracking_uri, run_id, fitted[0], "models/autoencoder")
+    assert (Path(source) / "meta.json").is_file()
+    assert mlflow.MlflowClient(tracking_uri).get_run(run_id).info.status == "RUNNING"  # untouched
+    first = register_detector(tracking_uri, source, run_id, kind="autoencoder")
+    assert register_detector(tracking_uri, source, run_id, kind="autoencoder") == first
+    assert first.version == 1 and first.kind == "autoencoder"
 
 
 def test_log_detector_needs_an_active_run(tracking_uri: str, fitted) -> None:
