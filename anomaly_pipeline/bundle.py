@@ -9,6 +9,7 @@ saved directory with two extra JSON files, so ``Detector.load`` still reads it u
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from anomaly_pipeline.detectors.base import Detector
+from anomaly_pipeline.detectors.base import META_FILE, Detector
 from anomaly_pipeline.detectors.preprocess import feature_matrix
 from anomaly_pipeline.detectors.registry import SEQUENCE_KINDS, load_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
@@ -56,6 +57,28 @@ def finalize_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
         reference = reference.sample(REFERENCE_SAMPLE, seed=0)
     reference.write_parquet(model_dir / REFERENCE_FILE)
     (model_dir / CATEGORIES_FILE).write_text(json.dumps(categories))
+
+
+def write_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
+                 categories: dict[str, list[str]] | None) -> Path:
+    """Save ``detector`` and (with ``categories``) its scoring bundle into ``model_dir``.
+
+    Written into a staging directory that is then swapped in, so a reader never sees half a
+    model. ``categories`` None saves the bare detector (a training run outside the pipeline).
+    """
+    if model_dir.exists() and any(model_dir.iterdir()) and not (model_dir / META_FILE).exists():
+        raise FileExistsError(f"{model_dir} is a non-empty directory that holds no saved "
+                              f"detector; refusing to overwrite it")
+    staging = model_dir.with_name(f".{model_dir.name}.staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    detector.save(staging)
+    if categories is not None:
+        finalize_bundle(detector, staging, train, categories)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    staging.rename(model_dir)
+    return model_dir
 
 
 @dataclass

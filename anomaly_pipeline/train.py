@@ -27,7 +27,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -245,7 +244,10 @@ def publish(spec: TrainingSpec, outcome: TrainingOutcome,
     into it through the client and leaves its status alone — ending it here would show the Dagster
     run's MLflow run FINISHED while later steps still train. A run started here is ended here.
     """
-    model_dir = _write_model_dir(outcome, Path(spec.output_dir), spec.bundle_categories)
+    from anomaly_pipeline.bundle import write_bundle
+
+    model_dir = write_bundle(outcome.detector, Path(spec.output_dir), outcome.train_frame,
+                             spec.bundle_categories)
     if spec.mlflow is None:
         return Publication(model_dir=model_dir, mlflow_run_id=None, model_version=None,
                            artifact_uri=None)
@@ -392,29 +394,6 @@ def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
     labels = frame.get_column(spec.label_column)
     # Null labels (days without ground truth) become NaN: unknown, skipped by the labelled head.
     return X, labels.cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-
-def _write_model_dir(outcome: TrainingOutcome, output_dir: Path,
-                     bundle_categories: dict[str, list[str]] | None) -> Path:
-    """Save (and bundle) into a staging directory, then swap it in: a reader never sees half a
-    model."""
-    from anomaly_pipeline.detectors.base import META_FILE
-
-    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / META_FILE).exists():
-        raise FileExistsError(f"spec field 'output_dir': {output_dir} is a non-empty directory "
-                              f"that holds no saved detector; refusing to overwrite it")
-    staging = output_dir.with_name(f".{output_dir.name}.staging")
-    if staging.exists():
-        shutil.rmtree(staging)
-    outcome.detector.save(staging)
-    if bundle_categories is not None:
-        from anomaly_pipeline.bundle import finalize_bundle
-
-        finalize_bundle(outcome.detector, staging, outcome.train_frame, bundle_categories)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    staging.rename(output_dir)
-    return output_dir
 
 
 def _params(spec: TrainingSpec, outcome: TrainingOutcome) -> dict[str, str]:
