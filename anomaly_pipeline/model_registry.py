@@ -278,3 +278,18 @@ def training_run_tags(job_name: str, days: Mapping[str, Sequence[str]], kinds: S
     job = "training" if job_name.startswith("__") else job_name
     return {RUN_NAME_TAG: f"{job} {span} {'+'.join(kinds)}", "job": job, "days": span,
             "kinds": ",".join(kinds), "gate_action": gate_action}
+
+
+#: Model-version tags saying what the champion gate decided about each evaluated candidate.
+GATE_ACTION_TAG: Final[str] = "gate_action"
+GATE_OUTCOME_TAG: Final[str] = "gate_outcome"
+GATE_REASON_TAG: Final[str] = "gate_reason"
+#: MLflow's longest model-version tag value.
+_TAG_LIMIT: Final[int] = 5000
+
+
+def gate_tags(kind: str, *, action: str, promoted: str | None, reason: str) -> dict[str, str]:
+    """Model-version tags of an evaluated candidate of ``kind``: the gate's action, whether this
+    candidate was the one promoted, and the gate's reason."""
+    return {GATE_ACTION_TAG: action, GATE_REASON_TAG: reason[:_TAG_LIMIT],
+            GATE_OUTCOME_TAG: "promoted" if kind == promoted else "not promoted"}

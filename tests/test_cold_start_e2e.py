@@ -107,6 +107,14 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
                                  f"isolation_forest+{COLD_START_KIND}")
     assert (run.data.tags["kinds"], run.data.tags["gate_action"]) == (
         f"isolation_forest,{COLD_START_KIND}", "promote")
+    # Every evaluated candidate's version carries the gate's decision about it, the failed
+    # gate's included: the registry reads as a history of decisions.
+    versions = {(v.tags["dagster_run_id"], v.tags["kind"]): v.tags
+                for v in mlflow.MlflowClient(uri).search_model_versions()}
+    assert versions[(failed.run_id, "isolation_forest")]["gate_action"] == "error"
+    assert versions[(first.run_id, COLD_START_KIND)]["gate_outcome"] == "promoted"
+    assert versions[(first.run_id, "isolation_forest")]["gate_outcome"] == "not promoted"
+    assert "cold start" in versions[(first.run_id, "isolation_forest")]["gate_reason"]
 
     # One range run over the champion's source's last day and the new source's first day: both
     # get scores; the guard judges each day, withholding only the new source's alerts.

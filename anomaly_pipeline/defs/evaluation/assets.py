@@ -46,7 +46,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         save_evaluations,
         write_report,
     )
-    from anomaly_pipeline.model_registry import register_detector, training_run_tags
+    from anomaly_pipeline.model_registry import gate_tags, register_detector, training_run_tags
     from anomaly_pipeline.scoring import evaluation_frame
     from anomaly_pipeline.training_set import TrainingSetInfo
 
@@ -97,10 +97,13 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                                     f"{name}.roc_auc": evaluation.roc_auc.value})
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
     # Every training of the run succeeded (both inputs exist): only now do the candidates become
-    # model versions, so a killed or failed training leaves the registry untouched.
+    # model versions, so a killed or failed training leaves the registry untouched. Each carries
+    # the gate's decision about it: the registry reads as a history of decisions.
     by_kind = {ref["kind"]: {**ref, "version": str(register_detector(
         context.resources.mlflow.tracking_uri, ref["source"], ref["run_id"], kind=ref["kind"],
-        tags=ref["tags"]).version)} for ref in [*baseline_models, *anomaly_model]}
+        tags={**ref["tags"], **gate_tags(ref["kind"], action=verdict.action,
+                                         promoted=verdict.promoted, reason=verdict.reason)},
+    ).version)} for ref in [*baseline_models, *anomaly_model]}
     champion_version = str(champion.ref.version) if champion else None
     context.add_output_metadata({
         "report": dg.MetadataValue.md(gate_md + "\n\n"
