@@ -10,7 +10,7 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 # The dbt profile reads the DuckDB path from this variable (DataHome.warehouse).
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
-.PHONY: install demo onboard dev test test-fast bench-features bench-train bench-sensors \
+.PHONY: install demo onboard dev lint test test-fast bench-features bench-train bench-sensors \
         bench-cold-start mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' | grep -v target/)
@@ -47,6 +47,11 @@ onboard: install
 dev: install
 	PATH=$(CURDIR)/$(BIN):$$PATH ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) \
 	  ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## lint: ruff's rules over the repo and mypy over the package (config in pyproject.toml).
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 ## test: the whole suite (slow end-to-end tests included, as in CI).
 test: install
