@@ -90,7 +90,7 @@ class ScoringBundle:
     reasons: ReasonCoder
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "ScoringBundle":
+    def load(cls, model_dir: str | Path) -> ScoringBundle:
         model_dir = Path(model_dir)
         return cls(detector=load_detector(model_dir),
                    scaler=ScoreScaler.from_dict(json.loads((model_dir / SCALER_FILE).read_text())),

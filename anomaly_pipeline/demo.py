@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import date, datetime, timedelta, timezone
-
-import polars as pl
+from datetime import UTC, date, datetime, timedelta
 
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.runs import range_tags, run_job
@@ -31,7 +29,7 @@ LAYER_TABLES = (
 
 def demo_days(n_days: int, today: date | None = None) -> list[date]:
     """The ``n_days`` complete UTC days before today, oldest first."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     return [today - timedelta(days=n_days - i) for i in range(n_days)]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -80,7 +80,7 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
     reader = source_reader(source_format, mapping, time_format=time_format, time_zone=time_zone)
     files_by_day = {day: require_day_files(landing_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = IngestReport()
     accepted_parts, quarantined_parts, log_rows = [], [], []
     for day, files in files_by_day.items():

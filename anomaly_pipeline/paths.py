@@ -78,7 +78,7 @@ class DataHome:
 
         return champion_bundle_dir(self.mlflow_tracking_uri, self.champion_cache)
 
-    def ensure(self) -> "DataHome":
+    def ensure(self) -> DataHome:
         """Create the directories (idempotent) and return self."""
         for path in (self.root, self.landing_events, self.landing_labels, self.artifacts,
                      self.mlflow_artifacts, self.dagster_home):

@@ -57,7 +57,7 @@ class FeatureStats:
     n: int
 
     @classmethod
-    def of(cls, values: np.ndarray, log: bool) -> "FeatureStats":
+    def of(cls, values: np.ndarray, log: bool) -> FeatureStats:
         q25, median, q75, q99 = np.quantile(values, [0.25, 0.50, 0.75, 0.99])
         compared = _comparison_scale(values, log)
         return cls(float(median), float(q25), float(q75), float(q99),

@@ -6,7 +6,7 @@ Plain functions so that the daily asset, the demo and the tests score the same w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -47,7 +47,7 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
     agree with it (``Policy.apply`` with the flag); hard rules may still be stricter than the
     flag (a hard rule can block an unflagged user, naming itself in ``matched_rule``).
     """
-    scored_at = scored_at or datetime.now(timezone.utc)
+    scored_at = scored_at or datetime.now(UTC)
     if frame.is_empty():
         return pl.DataFrame(schema=SCORE_SCHEMA)
     detector = bundle.detector

@@ -34,7 +34,7 @@ class SourceSettings:
     def __post_init__(self) -> None:
         ZoneInfo(self.timezone)  # raises ZoneInfoNotFoundError on an unknown name
 
-    def earliest(self, day: date) -> "SourceSettings":
+    def earliest(self, day: date) -> SourceSettings:
         """These settings with ``start_date`` moved back to ``day`` if ``day`` is earlier."""
         if self.start_date is not None and self.start_date <= day:
             return self
@@ -46,7 +46,7 @@ class SourceSettings:
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "SourceSettings":
+    def from_json(cls, text: str) -> SourceSettings:
         data = json.loads(text)
         start = data.get("start_date")
         return cls(start_date=date.fromisoformat(start) if start else None,

@@ -48,7 +48,7 @@ class TrainingSetInfo:
         return Path(self.directory) / f"{split}.parquet"
 
     @classmethod
-    def read(cls, directory: str | Path) -> "TrainingSetInfo":
+    def read(cls, directory: str | Path) -> TrainingSetInfo:
         return cls(**json.loads((Path(directory) / INFO_FILE).read_text()))
 
 

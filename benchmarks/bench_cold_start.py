@@ -34,8 +34,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from anomaly_pipeline.detectors.preprocess import feature_matrix
-from anomaly_pipeline.detectors.registry import make_detector
-from anomaly_pipeline.detectors.registry import COLD_START_KIND
+from anomaly_pipeline.detectors.registry import COLD_START_KIND, make_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
 from anomaly_pipeline.ingest import load_events, load_labels
 from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing

@@ -43,7 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -88,7 +88,7 @@ def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
     copies = -(-n_events // taobao.height)
     step_s = 86_400 // copies
     day_start = int(datetime(BENCH_DAY.year, BENCH_DAY.month, BENCH_DAY.day,
-                             tzinfo=timezone.utc).timestamp())
+                             tzinfo=UTC).timestamp())
     ts_min = taobao["ts"].min()
     users_per_copy = int(taobao["user"].max()) + 1
     replicated = (

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -47,7 +47,7 @@ def build_warehouse(
     events = conform(events_df).with_columns(
         event_day=pl.col("event_time").dt.date(),
         source_file=pl.lit(source_file),
-        loaded_at=pl.lit(datetime.now(timezone.utc).replace(tzinfo=None)),
+        loaded_at=pl.lit(datetime.now(UTC).replace(tzinfo=None)),
     )
     labels = pl.DataFrame(schema=LABEL_SCHEMA) if labels_df is None else labels_df.select(
         pl.col(name).cast(dtype) for name, dtype in LABEL_SCHEMA.items()

@@ -12,8 +12,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 import pytest
 
-from anomaly_pipeline.alerts import (ALERT_SCHEMA, WebhookError, alert_id, alert_payload,
-                                     empty_alerts, new_alerts, post_webhook)
+from anomaly_pipeline.alerts import (
+    ALERT_SCHEMA,
+    WebhookError,
+    alert_id,
+    alert_payload,
+    empty_alerts,
+    new_alerts,
+    post_webhook,
+)
 from anomaly_pipeline.defs.resources import AlertWebhookResource
 
 DAY = date(2026, 11, 10)
@@ -92,7 +99,7 @@ class _Recorder(BaseHTTPRequestHandler):
     """/ok answers 200, /fail always 500, /flaky 500 once then 204, /bad 400, /token/<t> 403
     quoting the path it was called on (as real receivers do in their error pages)."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+    def do_POST(self) -> None:
         server = self.server
         body = self.rfile.read(int(self.headers["Content-Length"]))
         server.requests.append((self.path, self.headers["Content-Type"], json.loads(body)))

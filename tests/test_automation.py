@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 from anomaly_pipeline.alerts import WEBHOOK_ENV
 from anomaly_pipeline.defs.jobs import daily_job, training_job
@@ -26,7 +27,6 @@ from anomaly_pipeline.defs.monitoring.automation import (
 )
 from anomaly_pipeline.paths import HOME_ENV, data_home
 from anomaly_pipeline.privacy import PSEUDONYM_KEY_ENV
-from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03")
 
@@ -97,8 +97,8 @@ def test_missing_landing_folder_skips(tmp_path: Path, monkeypatch: pytest.Monkey
 # --- daily_scoring_schedule ----------------------------------------------------------------
 
 @pytest.mark.parametrize(("scheduled", "expected"), [
-    (datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc), "2026-11-24"),
-    (datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc), "2026-02-28"),
+    (datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "2026-11-24"),
+    (datetime(2026, 3, 1, 2, 0, tzinfo=UTC), "2026-02-28"),
     # 00:30 in Berlin is still the previous UTC day: yesterday is counted in UTC.
     (datetime(2026, 11, 25, 0, 30, tzinfo=ZoneInfo("Europe/Berlin")), "2026-11-23"),
 ])

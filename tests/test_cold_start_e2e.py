@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 import pytest
+from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.defs.jobs import INGEST_FEATURES, SCORING, TRAINING
@@ -24,7 +25,6 @@ from anomaly_pipeline.defs.monitoring.automation import run_failure_alert_sensor
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.model_registry import get_champion
 from anomaly_pipeline.paths import data_home
-from conftest import Pipeline, failure_sensor_context, materialize, pipeline_resources
 
 pytestmark = pytest.mark.slow
 

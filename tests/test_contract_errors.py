@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -11,7 +11,7 @@ from anomaly_pipeline.contract_errors import MAX_EXAMPLES, ContractViolation, va
 from anomaly_pipeline.schema import conform, raw_events_schema
 
 DAY = date(2026, 10, 3)
-T = datetime(2026, 10, 3, 12, tzinfo=timezone.utc)
+T = datetime(2026, 10, 3, 12, tzinfo=UTC)
 
 
 def _stored(n: int, **columns: list) -> pl.DataFrame:

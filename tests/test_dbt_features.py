@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -41,7 +41,7 @@ def _event(
     return {
         "event_id": event_id, "user_id": user, "event_type": event_type,
         "event_time": datetime(day.year, day.month, day.day, hour, minute, second,
-                               tzinfo=timezone.utc),
+                               tzinfo=UTC),
         "item_id": item, "category_id": category, "shop_id": "shop-1" if item else None,
         "amount": amount, "rating": rating, "device_id": device, "ip": ip,
     }

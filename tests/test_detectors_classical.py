@@ -23,10 +23,15 @@ from anomaly_pipeline.detectors.base import META_FILE, Detector, flag_threshold
 from anomaly_pipeline.detectors.gaussian import GaussianDetector
 from anomaly_pipeline.detectors.isolation_forest import IsolationForestDetector
 from anomaly_pipeline.detectors.lof import LOFDetector
-from anomaly_pipeline.detectors.rank_ensemble import RankEnsembleDetector
 from anomaly_pipeline.detectors.preprocess import FeatureScaler, feature_matrix
+from anomaly_pipeline.detectors.rank_ensemble import RankEnsembleDetector
 from anomaly_pipeline.detectors.registry import (
-    DETECTOR_KINDS, SEQUENCE_KINDS, TABULAR_KINDS, detector_class, load_detector, make_detector,
+    DETECTOR_KINDS,
+    SEQUENCE_KINDS,
+    TABULAR_KINDS,
+    detector_class,
+    load_detector,
+    make_detector,
 )
 
 FEATURES = ["n_events", "n_views", "n_purchases", "cart_or_buy_per_view", "purchase_amount_sum",

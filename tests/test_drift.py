@@ -8,8 +8,18 @@ import pytest
 from scipy import stats
 
 from anomaly_pipeline.drift import (
-    DRIFT_SCHEMA, DriftThresholds, assess, categorical_drift, day_feature_drift, feature_drift,
-    drift_figure, flag_drifted, plot_drift, psi, score_drift, unseen_categories,
+    DRIFT_SCHEMA,
+    DriftThresholds,
+    assess,
+    categorical_drift,
+    day_feature_drift,
+    drift_figure,
+    feature_drift,
+    flag_drifted,
+    plot_drift,
+    psi,
+    score_drift,
+    unseen_categories,
 )
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES
 

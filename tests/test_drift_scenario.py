@@ -21,6 +21,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import Pipeline, materialize, pipeline_resources
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.defs.jobs import INGEST_FEATURES, SCORING, TRAINING
@@ -28,7 +29,6 @@ from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK, DRIFT_TABLE, Dr
 from anomaly_pipeline.defs.monitoring.automation import drift_retraining_sensor
 from anomaly_pipeline.model_registry import get_champion
 from anomaly_pipeline.paths import data_home
-from conftest import Pipeline, materialize, pipeline_resources
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.evaluation import (
     DetectorEvaluation,
     decide_promotion,
@@ -18,7 +19,6 @@ from anomaly_pipeline.evaluation import (
     gate_verdict,
     pick_challenger,
 )
-from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.evaluation.results import Estimate
 
 N_USER_DAYS = 3000
@@ -42,7 +42,7 @@ def evaluate(shift: dict[str, float], *, rows: int = N_USER_DAYS) -> DetectorEva
     """A detector whose abnormal user-days of each type score ``shift[type]`` above normal."""
     scores = NOISE.copy()
     for name, offset in shift.items():
-        scores[TYPES == name] += offset
+        scores[name == TYPES] += offset
     frame = pl.DataFrame({
         "user_key": [f"u{i}" for i in range(N_USER_DAYS)],
         "event_day": [dt.date(2026, 3, 1 + i % 3) for i in range(N_USER_DAYS)],

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import Pipeline, materialize
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.ingest import INGEST_LOG_TABLE, QUARANTINE_TABLE, RAW_EVENTS_TABLE
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.schema import conform
-from conftest import Pipeline, materialize
 
 DAY = date(2026, 10, 3)
 #: raw_events is one multi-asset with its quarantine: they are always materialised together.
@@ -49,7 +49,7 @@ def test_rematerialising_a_partition_duplicates_nothing(ingested_pipeline: Pipel
 
 def _event(event_id: str, user: str = "u1", **extra: object) -> dict:
     return {"event_id": event_id, "user_id": user, "event_type": "view",
-            "event_time": datetime(2026, 10, 3, 12, tzinfo=timezone.utc), **extra}
+            "event_time": datetime(2026, 10, 3, 12, tzinfo=UTC), **extra}
 
 
 def test_dirty_rows_are_quarantined_with_reasons(bare_home: Pipeline) -> None:
@@ -57,7 +57,7 @@ def test_dirty_rows_are_quarantined_with_reasons(bare_home: Pipeline) -> None:
     events = conform(pl.DataFrame([
         _event("e1"), _event("e1"), _event("e2", user=""), _event("e3", amount=-5.0),
         _event("e4", event_type="teleport"),
-        _event("e5", event_time=datetime(2026, 10, 2, 23, 59, tzinfo=timezone.utc)),
+        _event("e5", event_time=datetime(2026, 10, 2, 23, 59, tzinfo=UTC)),
     ]))
     events.write_parquet(landing / f"events_{DAY}.parquet")
     result = materialize(bare_home, RAW,

@@ -14,12 +14,12 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import Pipeline, materialize
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.ingest import QUARANTINE_TABLE, RAW_EVENTS_TABLE
 from anomaly_pipeline.paths import CONFIG_DIR_ENV, REPO_ROOT, data_home
 from anomaly_pipeline.privacy import DEMO_ENV, DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV
-from conftest import Pipeline, materialize
 
 DAY = date(2026, 10, 3)
 NEXT_DAY = DAY + timedelta(days=1)

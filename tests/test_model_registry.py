@@ -10,11 +10,19 @@ import numpy as np
 import pytest
 
 from anomaly_pipeline.detectors.autoencoder import AutoencoderDetector
-from anomaly_pipeline.model_registry import (CHAMPION_ALIAS, REGISTERED_MODEL, ModelVersionRef,
-                                             default_artifact_location,
-                                             ensure_experiment, get_champion,
-                                             load_detector_version, log_detector,
-                                             log_detector_files, register_detector, set_champion)
+from anomaly_pipeline.model_registry import (
+    CHAMPION_ALIAS,
+    REGISTERED_MODEL,
+    ModelVersionRef,
+    default_artifact_location,
+    ensure_experiment,
+    get_champion,
+    load_detector_version,
+    log_detector,
+    log_detector_files,
+    register_detector,
+    set_champion,
+)
 from anomaly_pipeline.paths import data_home
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from nn_synthetic import TOKEN, funnel_tokens, low_rank_table, sequence_frame
 from sklearn.metrics import roc_auc_score
 
 from anomaly_pipeline.detectors.autoencoder import AutoencoderDetector
@@ -16,7 +17,6 @@ from anomaly_pipeline.detectors.sequence import SequenceDetector, sequence_tenso
 from anomaly_pipeline.nn.settings import TrainerSettings
 from anomaly_pipeline.sequences import build_sequences
 from anomaly_pipeline.simulate import SimulationConfig, simulate
-from nn_synthetic import TOKEN, funnel_tokens, low_rank_table, sequence_frame
 
 FAST = {"accelerator": "cpu", "devices": 1, "max_epochs": 30, "batch_size": 128,
         "learning_rate": 0.01, "patience": 5}

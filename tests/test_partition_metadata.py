@@ -10,12 +10,12 @@ from datetime import date
 import dagster as dg
 import polars as pl
 import pytest
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from conftest import Pipeline, materialize
 from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.defs.jobs import SCORING
-from conftest import Pipeline, materialize
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from conftest import FAST_TRAINING, Pipeline, materialize
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.defs.jobs import SCORING, TRAINING
 from anomaly_pipeline.defs.resources import AlertWebhookResource
-from conftest import FAST_TRAINING, Pipeline, materialize
 
 pytestmark = pytest.mark.slow
 

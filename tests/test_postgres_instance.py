@@ -19,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from conftest import REPO_ROOT
 
 from anomaly_pipeline.defs.ingest.assets import ACCOUNTING_CHECK
-from conftest import REPO_ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 INSTANCE_FILES = REPO_ROOT / "resources"
@@ -103,6 +103,7 @@ def postgres_instance(postgres_server: dict[str, str], tmp_path: Path,
 @pytest.mark.slow
 def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
         postgres_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    from conftest import all_definitions, pipeline_resources
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.scheduler.instigation import TickStatus
     from dagster._core.test_utils import create_test_daemon_workspace_context
@@ -114,8 +115,6 @@ def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
         PostgresRunStorage,
         PostgresScheduleStorage,
     )
-
-    from conftest import all_definitions, pipeline_resources
 
     instance = postgres_instance
     assert isinstance(instance.run_storage, PostgresRunStorage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -32,7 +32,7 @@ OTHER_KEY = b"o" * 32
 
 
 def test_pseudonym_is_truncated_hmac_sha256() -> None:
-    expected = hmac.new(KEY, "user-1".encode(), hashlib.sha256).hexdigest()[:32]
+    expected = hmac.new(KEY, b"user-1", hashlib.sha256).hexdigest()[:32]
     assert pseudonymize("user-1", KEY) == expected
     assert pseudonymize("user-1", KEY) != pseudonymize("user-2", KEY)
     assert pseudonymize("user-1", KEY) != pseudonymize("user-1", OTHER_KEY)
@@ -164,7 +164,7 @@ def _privacy_events() -> pl.DataFrame:
     the user id (as some sources do)."""
     rows = []
     for day_index, day in enumerate((DAY1, DAY2)):
-        start = datetime(day.year, day.month, day.day, 8, tzinfo=timezone.utc)
+        start = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
         for user_index, user in enumerate(USERS):
             for step, event_type in enumerate(("login", "view", "cart", "purchase")):
                 rows.append({

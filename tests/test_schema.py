@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandera.errors
 import polars as pl
@@ -16,7 +16,7 @@ from anomaly_pipeline.schema import (
     raw_events_schema,
 )
 
-T = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+T = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 def _frame(**overrides: list) -> pl.DataFrame:

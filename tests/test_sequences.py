@@ -52,7 +52,7 @@ VIEW, LOGIN, PURCHASE, SEARCH = (EVENT_TOKENS[name] for name in ("view", "login"
 
 
 def test_tokens_follow_event_types():
-    assert EVENT_TOKENS == {name: index + 1 for index, name in enumerate(EVENT_TYPES)}
+    assert {name: index + 1 for index, name in enumerate(EVENT_TYPES)} == EVENT_TOKENS
     assert (VIEW, LOGIN, PURCHASE) == (3, 2, 8)
 
 

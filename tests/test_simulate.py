@@ -17,8 +17,13 @@ from anomaly_pipeline.schema import (
     LabelsModel,
     RawEventsModel,
 )
-from anomaly_pipeline.simulate import Simulation, SimulationConfig, simulate, simulate_day
-from anomaly_pipeline.simulate import write_landing
+from anomaly_pipeline.simulate import (
+    Simulation,
+    SimulationConfig,
+    simulate,
+    simulate_day,
+    write_landing,
+)
 from anomaly_pipeline.simulate.__main__ import main
 
 START = date(2026, 11, 1)
@@ -77,7 +82,7 @@ def test_same_config_gives_identical_frames_and_days_match_the_window() -> None:
     assert first.labels.equals(second.labels)
     for day in (START, START + timedelta(days=2)):
         one_day = simulate_day(SMALL, day)
-        assert one_day.events.equals(first.events.filter(DAY == day))
+        assert one_day.events.equals(first.events.filter(day == DAY))
         assert one_day.labels.equals(first.labels.filter(pl.col("event_day") == day))
 
 
@@ -280,7 +285,7 @@ def test_drift_shortens_gaps_and_adds_the_channel_only_from_drift_from() -> None
     base = simulate(SimulationConfig(n_days=4, n_users=800))
     drifted = simulate(SimulationConfig(n_days=4, n_users=800, drift_from=drift_from,
                                         drift_dwell_factor=0.5, drift_new_channel="AppStore"))
-    before, after = DAY < drift_from, DAY >= drift_from
+    before, after = drift_from > DAY, drift_from <= DAY
     assert drifted.events.filter(before).equals(base.events.filter(before))
     assert "AppStore" not in set(drifted.events.filter(before)["channel"].drop_nulls())
     sessions = drifted.events.filter(after).group_by("session_id").agg(

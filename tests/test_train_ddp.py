@@ -222,10 +222,10 @@ def test_pipes_launch_reports_metadata_and_tags_the_dagster_run(tmp_path: Path) 
 def test_two_kinds_resume_one_mlflow_run_without_collisions(tmp_path: Path) -> None:
     """The anomaly_model asset trains every kind into the Dagster run's MLflow run."""
     from mlflow import MlflowClient
+    from nn_synthetic import funnel_tokens, sequence_frame
 
     from anomaly_pipeline.model_registry import ensure_experiment
     from anomaly_pipeline.train import publish
-    from nn_synthetic import funnel_tokens, sequence_frame
 
     rng = np.random.default_rng(5)
     sequences = sequence_frame([funnel_tokens(rng, int(n)) for n in rng.integers(3, 12, 80)], 12)

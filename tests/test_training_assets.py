@@ -9,9 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import FAST_TRAINING, Pipeline, materialize, pipeline_resources
 
 from anomaly_pipeline.paths import data_home
-from conftest import FAST_TRAINING, Pipeline, materialize, pipeline_resources
 
 pytestmark = pytest.mark.slow
 

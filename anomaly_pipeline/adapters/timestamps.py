@@ -9,7 +9,7 @@ which a raw naive value never has) and its reason shows what the source really c
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final
 
 import polars as pl
@@ -107,7 +107,7 @@ def check_time_format(time_format: str) -> None:
     """
     if time_format in TIME_FORMAT_KEYWORDS:
         return
-    moment = datetime(2021, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    moment = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
     sample = pl.Series([moment], dtype=UTC_MICROS)
     try:
         rendered = sample.dt.to_string(time_format)

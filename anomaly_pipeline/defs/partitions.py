@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+
 # Dagster exports no public name for the "which materialization did this check look at" record.
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,

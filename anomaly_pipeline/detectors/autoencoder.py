@@ -30,8 +30,12 @@ import torch
 
 from anomaly_pipeline.detectors.preprocess import ScaledDetector
 from anomaly_pipeline.nn.autoencoder import AutoencoderModule
-from anomaly_pipeline.nn.detector_support import (DEFAULT_SCORE_BATCH_SIZE,
-                                                  LightningDetectorMixin, check_labels, chunked)
+from anomaly_pipeline.nn.detector_support import (
+    DEFAULT_SCORE_BATCH_SIZE,
+    LightningDetectorMixin,
+    check_labels,
+    chunked,
+)
 from anomaly_pipeline.nn.fitting import torch_threads
 from anomaly_pipeline.nn.settings import TrainerSettings
 

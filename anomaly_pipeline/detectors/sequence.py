@@ -30,8 +30,11 @@ import polars as pl
 import torch
 
 from anomaly_pipeline.detectors.base import Detector
-from anomaly_pipeline.nn.detector_support import (DEFAULT_SCORE_BATCH_SIZE,
-                                                  LightningDetectorMixin, chunked)
+from anomaly_pipeline.nn.detector_support import (
+    DEFAULT_SCORE_BATCH_SIZE,
+    LightningDetectorMixin,
+    chunked,
+)
 from anomaly_pipeline.nn.fitting import torch_threads
 from anomaly_pipeline.nn.sequence import ENCODERS, NextEventModule
 from anomaly_pipeline.nn.settings import TrainerSettings

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Self
+from typing import Any, Literal, Self
 
 ThresholdKind = Literal["operating", "percentile", "fpr_target"]
 

@@ -34,7 +34,7 @@ class Catalogue:
     shop_size: np.ndarray              # number of items each shop lists
 
     @staticmethod
-    def build(rng: np.random.Generator) -> "Catalogue":
+    def build(rng: np.random.Generator) -> Catalogue:
         category_level = 30.0 * np.exp(0.9 * rng.standard_normal(N_CATEGORIES))
         price = np.repeat(category_level, ITEMS_PER_CATEGORY) * np.exp(
             0.5 * rng.standard_normal(N_ITEMS))

@@ -9,7 +9,7 @@ which is where ids, ordering and string formatting happen.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
@@ -25,7 +25,7 @@ SIGNUP, LOGIN, VIEW, CLICK, SEARCH, FAV, CART, PURCHASE, REVIEW, REFUND, COUPON 
         "signup", "login", "view", "click", "search", "fav", "cart", "purchase", "review",
         "refund", "coupon"))
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENT_TYPE_NAMES = pl.Series("event_type", EVENT_TYPES, dtype=pl.String)
 
 
@@ -55,7 +55,7 @@ class EventBatch:
 
     @staticmethod
     def build(user: np.ndarray, t: np.ndarray, etype: np.ndarray | int,
-              **columns: np.ndarray | float | int) -> "EventBatch":
+              **columns: np.ndarray | float | int) -> EventBatch:
         """A batch of ``len(t)`` events; scalars broadcast, omitted columns are null."""
         n = len(t)
         unknown = set(columns) - {f.name for f in fields(EventBatch)}
@@ -72,7 +72,7 @@ class EventBatch:
         return EventBatch(**arrays)
 
     @staticmethod
-    def concat(batches: list["EventBatch"]) -> "EventBatch":
+    def concat(batches: list[EventBatch]) -> EventBatch:
         return EventBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches])
                              for f in fields(EventBatch)})
 
@@ -112,7 +112,7 @@ def to_frame(batch: EventBatch, day: date, strings: StringTable) -> pl.DataFrame
     user = batch.user[by_user]
     _, per_user = np.unique(user, return_counts=True)
     sequence = rank_in_group(per_user)
-    day_start_us = int((datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    day_start_us = int((datetime(day.year, day.month, day.day, tzinfo=UTC)
                         - _EPOCH).total_seconds()) * 1_000_000
     micros = day_start_us + np.round(batch.t[by_user] * 1e6).astype(np.int64)
     final = np.lexsort((sequence, user, micros))

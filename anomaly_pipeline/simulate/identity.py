@@ -64,7 +64,7 @@ class StringTable:
         self._values.extend(values)
         return np.arange(start, len(self._values), dtype=np.int64)
 
-    def copy(self) -> "StringTable":
+    def copy(self) -> StringTable:
         return StringTable(self._values)
 
     def series(self, codes: np.ndarray, name: str) -> pl.Series:

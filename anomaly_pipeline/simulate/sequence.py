@@ -25,7 +25,7 @@ class Part:
     present: np.ndarray | None = None   # (n_units, len(pattern)) bool; None = every slot
 
     @staticmethod
-    def per_owner(counts: np.ndarray, pattern: tuple[int, ...]) -> "Part":
+    def per_owner(counts: np.ndarray, pattern: tuple[int, ...]) -> Part:
         """``counts[i]`` units for owner ``i``, every slot present."""
         return Part(np.repeat(np.arange(len(counts)), counts), pattern)
 

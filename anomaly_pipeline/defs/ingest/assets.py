@@ -8,10 +8,6 @@ import dagster as dg
 from pydantic import Field
 
 from anomaly_pipeline import ingest
-from anomaly_pipeline.delivery import DEFAULT_SETTLE_S
-from anomaly_pipeline.paths import config_file
-from anomaly_pipeline.privacy import pseudonym_key
-from anomaly_pipeline.schema import DEFAULT_BOUNDS, NumericBounds
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
     check_results_per_day,
@@ -20,6 +16,10 @@ from anomaly_pipeline.defs.partitions import (
     single_run_backfill,
 )
 from anomaly_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from anomaly_pipeline.delivery import DEFAULT_SETTLE_S
+from anomaly_pipeline.paths import config_file
+from anomaly_pipeline.privacy import pseudonym_key
+from anomaly_pipeline.schema import DEFAULT_BOUNDS, NumericBounds
 
 ACCOUNTING_CHECK = "accepted_plus_quarantined_equals_input"
 

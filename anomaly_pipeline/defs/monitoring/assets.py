@@ -49,8 +49,16 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
     fresh history does not look drifted (and start a retraining) merely for being fresh.
     """
     from anomaly_pipeline.bundle import ScoringBundle
-    from anomaly_pipeline.drift import DriftThresholds, assess, day_feature_drift, flag_drifted
-    from anomaly_pipeline.drift import plot_drift, score_drift, sort_by_drift, unseen_categories
+    from anomaly_pipeline.drift import (
+        DriftThresholds,
+        assess,
+        day_feature_drift,
+        flag_drifted,
+        plot_drift,
+        score_drift,
+        sort_by_drift,
+        unseen_categories,
+    )
     from anomaly_pipeline.evaluation import png_to_markdown
     from anomaly_pipeline.feature_contract import (
         FEATURE_COLUMNS,

@@ -7,8 +7,6 @@ import polars as pl
 from pydantic import Field
 
 from anomaly_pipeline.alert_guard import GuardLimits
-from anomaly_pipeline.paths import config_file
-
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
     check_results_per_day,
@@ -21,6 +19,8 @@ from anomaly_pipeline.defs.resources import (
     AlertWebhookResource,
     WarehouseResource,
 )
+from anomaly_pipeline.paths import config_file
+
 ALERTS_TABLE = "scoring.anomaly_alerts"
 GUARD_TABLE = "scoring.alert_guard"
 GUARD_CHECK = "alert_guard"

@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from anomaly_pipeline.detectors.registry import COLD_START_KIND
 from anomaly_pipeline.defs.resources import (
     TRAINING_POOL,
     WAREHOUSE_POOL,
@@ -17,6 +16,7 @@ from anomaly_pipeline.defs.resources import (
     active_mlflow_run,
     mlflow_run_link,
 )
+from anomaly_pipeline.detectors.registry import COLD_START_KIND
 
 
 class TrainingSetConfig(dg.Config):
@@ -177,6 +177,7 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     collects what rank 0 reports.
     """
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+    from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.training_set import TrainingSetInfo
 
     info = TrainingSetInfo.read(training_set["directory"])
