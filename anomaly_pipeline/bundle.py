@@ -92,9 +92,10 @@ class ScoringBundle:
     @classmethod
     def load(cls, model_dir: str | Path) -> ScoringBundle:
         model_dir = Path(model_dir)
-        return cls(detector=load_detector(model_dir),
-                   scaler=ScoreScaler.from_dict(json.loads((model_dir / SCALER_FILE).read_text())),
-                   reasons=ReasonCoder.from_dict(json.loads((model_dir / REASONS_FILE).read_text())))
+        scaler = json.loads((model_dir / SCALER_FILE).read_text())
+        reasons = json.loads((model_dir / REASONS_FILE).read_text())
+        return cls(detector=load_detector(model_dir), scaler=ScoreScaler.from_dict(scaler),
+                   reasons=ReasonCoder.from_dict(reasons))
 
     def raw_scores(self, frame: pl.DataFrame) -> np.ndarray:
         return self.detector.decision_function(detector_input(self.detector, frame))

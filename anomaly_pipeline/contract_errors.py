@@ -43,7 +43,8 @@ def validate_or_explain(schema: pa.DataFrameSchema, frame: pl.DataFrame, *, tabl
         shown_lines = lines[:MAX_LINES]
         if len(lines) > MAX_LINES:
             shown_lines.append(f"… and {len(lines) - MAX_LINES} more")
-        raise ContractViolation(f"{table} contract failed:\n  " + "\n  ".join(shown_lines)) from None
+        details = "\n  ".join(shown_lines)
+        raise ContractViolation(f"{table} contract failed:\n  {details}") from None
 
 
 def explain(failure_cases: pl.DataFrame, frame: pl.DataFrame, context: pl.DataFrame, *,

@@ -50,7 +50,8 @@ def check_pattern(pattern: str) -> None:
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
     except ValueError as error:
-        raise LandingPathError(f"file_pattern {pattern!r} is not a valid pattern ({error})") from None
+        raise LandingPathError(
+            f"file_pattern {pattern!r} is not a valid pattern ({error})") from None
     if DAY_FIELD not in fields:
         raise LandingPathError(f"file_pattern {pattern!r} must contain {{day}} (the partition's "
                                "YYYY-MM-DD), so that each day reads only its own files")
@@ -76,8 +77,9 @@ def day_files(directory: Path, pattern: str, day: date) -> list[Path]:
     """
     check_pattern(pattern)
     root = directory.resolve()
-    matches = sorted(p for p in directory.glob(pattern.format(day=day.isoformat()))
-                     if not any(is_in_progress(Path(part)) for part in p.relative_to(directory).parts))
+    matches = sorted(
+        p for p in directory.glob(pattern.format(day=day.isoformat()))
+        if not any(is_in_progress(Path(part)) for part in p.relative_to(directory).parts))
     outside = [p.relative_to(directory) for p in matches if not p.resolve().is_relative_to(root)]
     if outside:
         raise LandingPathError(f"file_pattern {pattern!r} matches {len(outside)} file(s) that "

@@ -38,7 +38,8 @@ def _num(value: float | None) -> str:
 
 
 def _with_ci(row: dict, metric: str) -> str:
-    return f"{_num(row[metric])} [{_num(row[metric + '_ci_low'])}, {_num(row[metric + '_ci_high'])}]"
+    low, high = _num(row[f"{metric}_ci_low"]), _num(row[f"{metric}_ci_high"])
+    return f"{_num(row[metric])} [{low}, {high}]"
 
 
 def summary(days: list[date]) -> str:
@@ -89,7 +90,8 @@ def summary(days: list[date]) -> str:
         lines += ["", f"Full report: {latest / 'report.md'} (plots beside it)",
                   "In the UI (`make dev`, http://127.0.0.1:3000): Assets → model_evaluation → "
                   "latest materialization → 'report'; MLflow: `make mlflow-ui`."]
-    lines.append(f"Data directory: {home.root} (dbt's output of the runs: {home.root / 'demo.log'})")
+    lines.append(f"Data directory: {home.root} "
+                 f"(dbt's output of the runs: {home.root / 'demo.log'})")
     return "\n".join(lines)
 
 

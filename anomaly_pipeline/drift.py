@@ -140,7 +140,8 @@ def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: 
     plain = [f for f in features if f not in history] if comparable else list(features)
     table = feature_drift(reference, current, plain)
     if comparable and history:
-        table = sort_by_drift(pl.concat([table, feature_drift(history_reference, current, history)]))
+        with_history = feature_drift(history_reference, current, history)
+        table = sort_by_drift(pl.concat([table, with_history]))
     return table, (() if comparable else tuple(history))
 
 
@@ -292,7 +293,7 @@ def drift_figure(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataF
         raise ValueError("no numeric drift rows whose column is in both frames; nothing to plot")
     figure = Figure(figsize=(4.0 * len(names), 3.2), layout="constrained")
     FigureCanvasAgg(figure)
-    for ax, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names):
+    for ax, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names, strict=True):
         ref = _clean(reference.get_column(name).to_numpy(), name)
         cur = _clean(current.get_column(name).to_numpy(), name)
         edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=bins)

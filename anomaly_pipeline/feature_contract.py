@@ -11,7 +11,7 @@ would score its user-day as normal as any other.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import pandera.polars as pa
 import polars as pl
@@ -134,7 +134,7 @@ class UserDayFeaturesModel(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = False
-        unique = list(KEY_COLUMNS)
+        unique: ClassVar[list[str]] = list(KEY_COLUMNS)
 
 
 #: Feature columns in the docs/contracts.md order (the model's field order, minus the keys).

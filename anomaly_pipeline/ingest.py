@@ -106,8 +106,10 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
             report.rules.update(result.quarantined["rule"].to_list())
     if not allow_empty_day:
         _refuse_empty_redelivery(warehouse_path, log_rows)
-    accepted = pl.concat(accepted_parts) if accepted_parts else pl.DataFrame(schema=RAW_TABLE_SCHEMA)
-    validate_or_explain(raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE, context=accepted)
+    accepted = (pl.concat(accepted_parts) if accepted_parts
+                else pl.DataFrame(schema=RAW_TABLE_SCHEMA))
+    validate_or_explain(raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE,
+                        context=accepted)
     quarantined = (pl.concat(quarantined_parts) if quarantined_parts
                    else pl.DataFrame(schema=QUARANTINE_SCHEMA))
     log = pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA)
@@ -133,7 +135,8 @@ def _refuse_empty_redelivery(warehouse_path: Path, log_rows: list[dict]) -> None
         return
     accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, empty)
     quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, empty)
-    stored = {day: accepted[day] + quarantined[day] for day in empty if accepted[day] + quarantined[day]}
+    totals = {day: accepted[day] + quarantined[day] for day in empty}
+    stored = {day: total for day, total in totals.items() if total}
     if stored:
         raise EmptyRedeliveryError("; ".join(
             f"day {day}: landing file(s) {files[day]} hold no rows, but {n} row(s) are stored for "
@@ -143,7 +146,9 @@ def _refuse_empty_redelivery(warehouse_path: Path, log_rows: list[dict]) -> None
 
 
 def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[int, int]]:
-    """Days where accepted + quarantined rows differ from the logged input: day → (stored, input)."""
+    """Days where accepted + quarantined rows differ from the logged input.
+
+    Returns day → (stored, input)."""
     stored_ok = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, days)
     stored_bad = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, days)
     logged = warehouse.read_days(warehouse_path, INGEST_LOG_TABLE, days)
@@ -213,7 +218,7 @@ class DayFigures:
 
 
 def day_figures(warehouse_path: Path, days: list[date]) -> dict[date, DayFigures]:
-    """Per day: the logged input, the stored accepted / quarantined rows and the rules that fired."""
+    """Per day: the logged input, the stored accepted/quarantined rows and the rules that fired."""
     accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, days)
     quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, days)
     log = warehouse.read_days(warehouse_path, INGEST_LOG_TABLE, days,

@@ -110,7 +110,7 @@ class ConfigPathError(ValueError):
 
 
 def config_dirs() -> list[Path]:
-    """Folders a mapping or rules file may live in: resources/ and ``$ANOMALY_PIPELINE_CONFIG_DIR``."""
+    """Folders a mapping or rules file may live in: resources/, ``$ANOMALY_PIPELINE_CONFIG_DIR``."""
     extra = os.environ.get(CONFIG_DIR_ENV)
     return [RESOURCES_DIR.resolve(), *([Path(extra).expanduser().resolve()] if extra else [])]
 

@@ -480,7 +480,8 @@ class ReasonCoder:
             if not picked:
                 result.append([])
                 continue
-            row = {c: v for c, v in zip(columns, row_values) if isinstance(v, (int, float))}
+            row = {c: v for c, v in zip(columns, row_values, strict=True)
+                   if isinstance(v, (int, float))}
             row_reasons = []
             for t in picked:
                 trigger = names[member_pick[t][i]]

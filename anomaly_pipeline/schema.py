@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 import pandera.polars as pa
 import polars as pl
@@ -157,7 +157,7 @@ class RawEventsTableModel(RawEventsModel):
     loaded_at: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
 
     class Config:
-        unique = list(EVENT_KEY)
+        unique: ClassVar[list[str]] = list(EVENT_KEY)
 
 
 def raw_events_schema(bounds: NumericBounds = DEFAULT_BOUNDS) -> pa.DataFrameSchema:
@@ -180,4 +180,4 @@ class LabelsModel(pa.DataFrameModel):
 
     class Config:
         strict = True
-        unique = ["user_id", "event_day"]
+        unique: ClassVar[list[str]] = ["user_id", "event_day"]

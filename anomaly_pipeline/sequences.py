@@ -20,7 +20,7 @@ the mask of ``sequences_to_arrays`` marks.
 from __future__ import annotations
 
 from functools import cache
-from typing import Final
+from typing import ClassVar, Final
 
 import numpy as np
 import pandera.polars as pa
@@ -144,7 +144,7 @@ class BehaviourSequencesModel(pa.DataFrameModel):
 
     class Config:
         strict = True
-        unique = list(KEY_COLUMNS)
+        unique: ClassVar[list[str]] = list(KEY_COLUMNS)
 
     @pa.dataframe_check
     def lists_have_max_len(cls, data: pa.PolarsData) -> pl.LazyFrame:

@@ -59,15 +59,18 @@ def feature_days(warehouse_path: Path) -> list[date]:
     with warehouse.connect(warehouse_path, read_only=True) as conn:
         if not warehouse.table_exists(conn, FEATURES_TABLE):
             return []
-        rows = conn.execute(f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1").fetchall()
+        rows = conn.execute(
+            f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1").fetchall()
     return [r[0] for r in rows]
 
 
-def split_days(days: list[date], *, validation_days: int, holdout_days: int) -> dict[str, list[date]]:
+def split_days(days: list[date], *, validation_days: int,
+               holdout_days: int) -> dict[str, list[date]]:
     """Oldest days train, then validation, newest holdout; at least one training day."""
     if len(days) < validation_days + holdout_days + 1:
         raise ValueError(f"{len(days)} feature day(s) cannot hold {validation_days} validation + "
-                         f"{holdout_days} holdout day(s) and one training day; materialise more days")
+                         f"{holdout_days} holdout day(s) and one training day; "
+                         "materialise more days")
     n_train = len(days) - validation_days - holdout_days
     return {"train": days[:n_train], "validation": days[n_train:n_train + validation_days],
             "holdout": days[n_train + validation_days:]}

@@ -77,7 +77,8 @@ def connect(path: str | Path, *, read_only: bool = False,
         conn.close()
 
 
-def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl.DataType]) -> None:
+def ensure_table(conn: duckdb.DuckDBPyConnection, table: str,
+                 schema: dict[str, pl.DataType]) -> None:
     """Create schema and table from a polars schema if they do not exist yet."""
     schema_name, _, _ = table.rpartition(".")
     if schema_name:

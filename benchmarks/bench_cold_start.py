@@ -72,7 +72,8 @@ def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
     load_labels(warehouse, landing / "labels", days)
     env = {**os.environ, "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
            "ANOMALY_PIPELINE_PSEUDONYM_KEY": "bench-cold-start-key",
-           "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs")}
+           "DBT_TARGET_PATH": str(root / "dbt" / "target"),
+           "DBT_LOG_PATH": str(root / "dbt" / "logs")}
     env.pop("ANOMALY_PIPELINE_DEMO", None)
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "run", "--select", "+user_day_features",
@@ -100,7 +101,7 @@ def evaluate(frame: pl.DataFrame, holdout_from: date) -> dict[str, dict[str, Any
         detector.fit(X_train, feature_names=list(FEATURE_COLUMNS))
         scores = detector.decision_function(X_test)
         flagged = scores > detector.threshold_
-        recall = {t: float(np.mean([f for f, tt in zip(flagged, types) if tt == t]))
+        recall = {t: float(np.mean([f for f, tt in zip(flagged, types, strict=True) if tt == t]))
                   for t in sorted({t for t in types if t is not None})}
         results[name] = {"pr_auc": float(average_precision_score(truth, scores)),
                          "roc_auc": float(roc_auc_score(truth, scores)), "recall": recall,

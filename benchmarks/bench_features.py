@@ -23,9 +23,10 @@ Then, in one process, three implementations of ``user_day_features`` for that da
 All three implement the definitions documented in ``models/marts/user_day_features.sql``. The
 day has no earlier days, so (b) and (c) compute the history and window features as they
 degenerate for a first day (no history; the 7-day window is the day), whereas (a) runs its
-general code. The three must agree on a sample of users. The last line printed is::
+general code. The three must agree on a sample of users. The last line printed is (one line)::
 
-    bench-features events=<n> project_s=<s> pandas_s=<s> limit_s=<s> vs_pandas=<x> vs_limit=<x> peak_rss_gib=<g>
+    bench-features events=<n> project_s=<s> pandas_s=<s> limit_s=<s> vs_pandas=<x>
+    vs_limit=<x> peak_rss_gib=<g>
 
 with vs_pandas = pandas_s / project_s, vs_limit = project_s / limit_s and the peak RSS of the
 dbt processes (DuckDB included; first build and rebuild). Targets: vs_pandas ≥ 10,
@@ -181,7 +182,7 @@ def read_project_features(warehouse: Path) -> pd.DataFrame:
 def _pseudonymize_column(values: pd.Series, key: bytes, *, network: bool = False) -> pd.Series:
     distinct = values.dropna().unique()
     keys = ip_network_keys(distinct, key) if network else pseudonymize_many(distinct, key)
-    return values.map(dict(zip(distinct, keys)))
+    return values.map(dict(zip(distinct, keys, strict=True)))
 
 
 def pandas_features(parquet: Path, key: bytes) -> pd.DataFrame:
@@ -239,7 +240,7 @@ def pandas_features(parquet: Path, key: bytes) -> pd.DataFrame:
         distinct_ip_networks=("ip_network_key", "nunique"),
     ).join(per_session)
     for event_type, column in COUNTED_TYPES.items():
-        features[column] = counts[event_type] if event_type in counts else 0
+        features[column] = counts.get(event_type, 0)
     features = features.fillna({column: 0 for column in COUNTED_TYPES.values()})
     features["night_share"] = (df["event_time"].dt.hour < 5).groupby(
         [df["user_key"], df["event_day"]], sort=False).mean()

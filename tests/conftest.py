@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -165,7 +165,7 @@ def trained_pipeline(ingested_pipeline: Pipeline) -> Pipeline:
 class _WebhookCollector(BaseHTTPRequestHandler):
     """Records every JSON body POSTed to it (a stand-in alert receiver on 127.0.0.1)."""
 
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))

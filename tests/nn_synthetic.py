@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 
@@ -53,7 +55,7 @@ def sequence_frame(token_lists: list[list[int]], max_len: int,
         tokens = tokens[-max_len:]
         pad = [0] * (max_len - len(tokens))
         gaps = ([0.0] + [gap_of] * (len(tokens) - 1))[: len(tokens)]
-        changes = ([0] + [int(a != b) for a, b in zip(tokens, tokens[1:])])[: len(tokens)]
+        changes = ([0] + [int(a != b) for a, b in itertools.pairwise(tokens)])[: len(tokens)]
         if pad_left:
             rows.append((pad + tokens, [0.0] * len(pad) + gaps, pad + changes))
         else:

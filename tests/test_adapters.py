@@ -241,7 +241,7 @@ def _broken(change: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
     (["not", "a", "mapping"], "must be a YAML mapping"),
 ])
 def test_invalid_mappings_are_rejected_with_the_key(document, message):
-    with pytest.raises(MappingError, match="invalid source mapping my.yaml") as error:
+    with pytest.raises(MappingError, match=r"invalid source mapping my\.yaml") as error:
         parse_mapping(document, origin="my.yaml")
     assert message in str(error.value)
 
@@ -249,7 +249,7 @@ def test_invalid_mappings_are_rejected_with_the_key(document, message):
 def test_mapping_file_that_is_not_yaml(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("columns: [unclosed")
-    with pytest.raises(MappingError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(MappingError, match=r"bad\.yaml: not valid YAML"):
         load_mapping(path)
 
 
@@ -369,5 +369,5 @@ def test_read_source_argument_errors(tmp_path):
         read_source("mapped", path)
     with pytest.raises(ValueError, match="takes no mapping file"):
         read_source("taobao", path, mapping=CLICKSTREAM_MAPPING)
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
         read_source("taobao", tmp_path / "missing.csv")

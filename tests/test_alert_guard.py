@@ -16,7 +16,7 @@ REFERENCE = RNG.gamma(2.0, 1.0, 5000)
 
 def _day(n: int, flagged_share: float, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     flagged = np.zeros(n, dtype=bool)
-    flagged[: int(round(n * flagged_share))] = True
+    flagged[: round(n * flagged_share)] = True
     return flagged, RNG.gamma(2.0, 1.0, n) + shift
 
 

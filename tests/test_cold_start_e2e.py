@@ -130,7 +130,8 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
     guard = guards[new_day.isoformat()]
     assert flooded.success and not guard.passed and guard.metadata["alerts_withheld"].value
     assert "alerts withheld" in guard.description and "retrain on this source" in guard.description
-    assert "× the expected 3.0%" in guard.description or "score distribution PSI" in guard.description
+    assert ("× the expected 3.0%" in guard.description
+            or "score distribution PSI" in guard.description)
     alerts = {m.partition: m for m in flooded.asset_materializations_for_node("anomaly_alerts")}
     assert alerts[new_day.isoformat()].metadata["guard"].value == "withheld"
     assert alerts[new_day.isoformat()].metadata["dagster/row_count"].value == 0

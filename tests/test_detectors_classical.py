@@ -412,7 +412,7 @@ def test_registry_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"invalid parameters \['n_trees'\] for detector kind "
                                         r"'isolation_forest'.*accepted: \['threshold_percentile'"):
         make_detector("isolation_forest", n_trees=10)
-    with pytest.raises(FileNotFoundError, match="meta.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"meta\.json is missing"):
         load_detector(tmp_path)
     (tmp_path / META_FILE).write_text(json.dumps({"kind": "svm"}))
     with pytest.raises(ValueError, match="unknown detector kind 'svm'"):

@@ -156,7 +156,7 @@ def test_bad_input_is_named(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
         feature_drift(reference.with_columns(nope=pl.lit(1.0)), current, ["nope"])
     with pytest.raises(ValueError, match="current 'stable' has no finite values"):
         feature_drift(reference, current.head(0), ["stable"])
-    with pytest.raises(ValueError, match="DriftThresholds.psi must be > 0"):
+    with pytest.raises(ValueError, match=r"DriftThresholds\.psi must be > 0"):
         DriftThresholds(psi=0)
     with pytest.raises(ValueError, match="drift table lacks"):
         assess(pl.DataFrame({"feature": ["a"]}))

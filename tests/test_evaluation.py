@@ -42,7 +42,8 @@ def scored_frame(n: int = 3000, *, n_days: int = 3, prevalence: float = 0.05,
     label = (rng.random(n) < prevalence).astype(np.int8)
     score = rng.normal(size=n) + separation * label
     positive_index = np.cumsum(label) - 1
-    anomaly_type = [TYPES[i % len(TYPES)] if y else None for i, y in zip(positive_index, label)]
+    anomaly_type = [TYPES[i % len(TYPES)] if y else None
+                    for i, y in zip(positive_index, label, strict=True)]
     return pl.DataFrame({
         "user_key": [f"user-{i // n_days}" for i in range(n)],
         "event_day": [FIRST_DAY + dt.timedelta(days=i % n_days) for i in range(n)],

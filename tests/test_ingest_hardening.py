@@ -95,7 +95,8 @@ def test_an_id_redelivered_in_another_file_of_the_day_is_quarantined_naming_its_
     assert raw.filter(pl.col("event_id") == "e2")["amount"].item() == 11.0  # the first copy
     (copy,) = _table(bare_home, QUARANTINE_TABLE).iter_rows(named=True)
     assert (copy["rule"], copy["source_file"]) == ("duplicate_event_id", f"events_{DAY}_b.csv")
-    assert copy["reason"] == f"event_id 'e2' was already accepted from file events_{DAY}_a.csv of this day"
+    assert copy["reason"] == (f"event_id 'e2' was already accepted from file events_{DAY}_a.csv "
+                              "of this day")
 
 
 def test_ids_that_restart_every_day_are_kept_on_each_day(bare_home: Pipeline) -> None:
@@ -199,8 +200,8 @@ def test_a_bad_mapping_in_a_config_folder_names_keys_not_values(
 # --- 5. partial files, empty re-deliveries, absurd numbers -----------------------------------
 
 def test_a_csv_whose_last_line_is_cut_is_rejected(bare_home: Pipeline) -> None:
-    _land(bare_home, f"events_{DAY}.csv", _rows(DAY, "e1", "e2", amount="123.45")
-          + ["e3,2026-10-03T12:00:09Z,user-e3,purchase,123"], end="")
+    _land(bare_home, f"events_{DAY}.csv", [*_rows(DAY, "e1", "e2", amount="123.45"),
+                                           "e3,2026-10-03T12:00:09Z,user-e3,purchase,123"], end="")
     message = _failure(_run(bare_home))
     assert f"events_{DAY}.csv" in message and "last line is cut" in message
     assert _table(bare_home, RAW_EVENTS_TABLE).is_empty()

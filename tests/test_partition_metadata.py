@@ -46,11 +46,13 @@ def _check_records(instance: dg.DagsterInstance, asset: str, check: str, run_id:
     return {r.partition: r.status for r in history if r.run_id == run_id}
 
 
-def _assert_row_counts_per_day(pipeline: Pipeline, tables: dict[str, str], days: list[date]) -> None:
+def _assert_row_counts_per_day(pipeline: Pipeline, tables: dict[str, str],
+                               days: list[date]) -> None:
     for asset, table in tables.items():
         stored = warehouse.count_by_day(pipeline.warehouse, table, days)
-        reported = {day: _partition_metadata(pipeline.instance, asset, day)["dagster/row_count"].value
-                    for day in days}
+        reported = {
+            day: _partition_metadata(pipeline.instance, asset, day)["dagster/row_count"].value
+            for day in days}
         assert reported == stored, asset
     # Not the range's total copied onto every day: the simulated days differ in size.
     raw = {_partition_metadata(pipeline.instance, "raw_events", d)["dagster/row_count"].value

@@ -16,7 +16,8 @@ from anomaly_pipeline.defs.resources import AlertWebhookResource
 
 pytestmark = pytest.mark.slow
 
-SCORE_TABLES = ("scoring.daily_anomaly_scores", "scoring.anomaly_alerts", "monitoring.feature_drift")
+SCORE_TABLES = ("scoring.daily_anomaly_scores", "scoring.anomaly_alerts",
+                "monitoring.feature_drift")
 
 #: Reason codes that describe each simulated anomaly type's behavioural signature.
 SIGNATURES: dict[str, set[str]] = {
@@ -122,7 +123,8 @@ def test_gate_keeps_the_champion_against_a_worse_challenger(trained_pipeline: Pi
     champion_before = trained_pipeline.instance.get_latest_materialization_event(
         dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
     worse = {"training_set": FAST_TRAINING["training_set"],
-             "baseline_models": {"config": {"kinds": ["lof"], "params": {"lof": {"n_neighbors": 2}}}},
+             "baseline_models": {"config": {"kinds": ["lof"],
+                                            "params": {"lof": {"n_neighbors": 2}}}},
              "anomaly_model": {"config": {**FAST_TRAINING["anomaly_model"]["config"],
                                           "kinds": ["sequence"], "max_epochs": 1}}}
     result = materialize(trained_pipeline, TRAINING, run_config={"ops": worse},

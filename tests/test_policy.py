@@ -175,7 +175,7 @@ def test_policy_file_must_lie_in_a_configuration_folder(tmp_path: Path,
     outside.write_text("bands: secret-value\n")
     monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
     for named in (str(outside), "resources/../../../../etc/passwd"):
-        with pytest.raises(ConfigPathError, match="policy_file .* is outside the folders"):
+        with pytest.raises(ConfigPathError, match=r"policy_file .* is outside the folders"):
             config_file(named, setting="policy_file")
     link = DEFAULT_POLICY.parent / "mappings"  # a folder inside resources/ is fine
     assert config_file(link / "example_clickstream.yaml", setting="mapping_file").is_file()

@@ -255,7 +255,7 @@ def test_bad_input_is_named(coder: ReasonCoder, population: pl.DataFrame) -> Non
         ReasonCoder().explain(population.head(1))
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['nope'\]"):
         ReasonCoder().fit(population, feature_names=["nope"])
-    with pytest.raises(ValueError, match="must be numeric.*user_key"):
+    with pytest.raises(ValueError, match=r"must be numeric.*user_key"):
         ReasonCoder().fit(population, feature_names=["user_key"])
     with pytest.raises(ValueError, match=r"contributions has shape \(1, 2\)"):
         coder.explain(_typical(population), np.zeros((1, 2)))

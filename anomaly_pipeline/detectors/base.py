@@ -2,9 +2,10 @@
 
 A detector is fitted on a training window and then scores user-days: ``decision_function`` returns
 one raw score per row, higher meaning more abnormal; ``predict`` flags rows at or above the
-threshold fitted at ``threshold_percentile`` of the training scores (``flag_threshold``). ``save``/``load`` round-trip a fitted
-detector through a directory (``meta.json`` + detector-specific files) so that the same directory
-can be logged to MLflow and loaded by the scoring asset.
+threshold fitted at ``threshold_percentile`` of the training scores (``flag_threshold``).
+``save``/``load`` round-trip a fitted detector through a directory (``meta.json`` +
+detector-specific files) so that the same directory can be logged to MLflow and loaded by the
+scoring asset.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class Detector(ABC):
 
     def __init__(self, threshold_percentile: float = 99.0) -> None:
         if not 0.0 < threshold_percentile < 100.0:
-            raise ValueError(f"threshold_percentile must be in (0, 100), got {threshold_percentile}")
+            raise ValueError(
+                f"threshold_percentile must be in (0, 100), got {threshold_percentile}")
         self.threshold_percentile = threshold_percentile
         self.threshold_: float | None = None
         self.feature_names: list[str] = []

@@ -138,7 +138,7 @@ def sequence_tensors(frame: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     if missing:
         raise ValueError(f"sequence frame lacks column(s) {missing}")
     arrays = [_padded_matrix(frame, column) for column in SEQUENCE_COLUMNS]
-    widths = {column: a.shape[1] for column, a in zip(SEQUENCE_COLUMNS, arrays)}
+    widths = {column: a.shape[1] for column, a in zip(SEQUENCE_COLUMNS, arrays, strict=True)}
     if len(set(widths.values())) != 1:
         raise ValueError(f"columns {list(SEQUENCE_COLUMNS)} must share one padded length, "
                          f"got {widths}")

@@ -20,7 +20,8 @@ from .results import DetectorEvaluation, load_evaluations, save_evaluations
 __all__ = [
     "ChallengerChoice", "DetectorEvaluation", "GateDecision", "GateVerdict", "ReportPaths",
     "ScoredFrameError",
-    "compare_detectors", "decide_promotion", "evaluate_detector", "gate_verdict", "load_evaluations",
+    "compare_detectors", "decide_promotion", "evaluate_detector", "gate_verdict",
+    "load_evaluations",
     "pick_challenger", "png_to_markdown", "pr_curves_png", "render_report", "roc_curves_png",
     "save_evaluations", "score_histogram_png", "validate_scored_frame", "write_report",
 ]

@@ -44,7 +44,7 @@ SUMMARY_QUANTILES: Final[dict[str, float]] = {
 def score_summary(scores: np.ndarray) -> dict[str, float]:
     """Quantiles, mean and standard deviation of the scores."""
     quantiles = np.quantile(scores, list(SUMMARY_QUANTILES.values()))
-    summary = {name: float(value) for name, value in zip(SUMMARY_QUANTILES, quantiles)}
+    summary = {name: float(value) for name, value in zip(SUMMARY_QUANTILES, quantiles, strict=True)}
     summary["mean"] = float(scores.mean())
     summary["std"] = float(scores.std())
     return summary

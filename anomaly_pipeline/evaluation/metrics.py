@@ -120,8 +120,8 @@ def ranking_metrics(y: np.ndarray, scores: np.ndarray, *, n_bootstrap: int,
     ``sample_weight`` (how often each drawn row was drawn) over arrays sorted once by score. The
     result equals scoring the duplicated rows, but each resample is ~37 % smaller than the data
     and already in order for sklearn's stable sort (about 2× faster than fancy-indexed resamples;
-    200 resamples of 50 000 user-days take under 2 s on one core). Resamples that hold a single class
-    have no AUC and are skipped; the number used is returned third.
+    200 resamples of 50 000 user-days take under 2 s on one core). Resamples that hold a single
+    class have no AUC and are skipped; the number used is returned third.
     """
     if len(np.unique(y)) != 2:
         raise ValueError("ranking metrics need labelled user-days of both classes")

@@ -65,11 +65,12 @@ def threshold_table(scores: np.ndarray, *, operating_threshold: float, n_days: i
     """
     common = {"scores": scores, "n_days": n_days, "y": y, "labelled_scores": labelled_scores}
     rows = [threshold_row("operating", "operating", None, operating_threshold, **common)]
-    for q, value in zip(SCORE_PERCENTILES, np.percentile(scores, SCORE_PERCENTILES)):
+    for q, value in zip(SCORE_PERCENTILES, np.percentile(scores, SCORE_PERCENTILES), strict=True):
         rows.append(threshold_row(f"p{q:g}", "percentile", q, float(value), **common))
     if y is not None and labelled_scores is not None:
         for target, value in zip(FPR_TARGETS,
-                                 thresholds_for_fpr_targets(y, labelled_scores, FPR_TARGETS)):
+                                 thresholds_for_fpr_targets(y, labelled_scores, FPR_TARGETS),
+                                 strict=True):
             rows.append(threshold_row(f"fpr<={target * 100:g}%", "fpr_target", target, value,
                                       **common))
     return tuple(rows)

@@ -14,6 +14,7 @@ hundred labelled rows among millions from being ignored by the loss. Rows whose 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -26,7 +27,7 @@ from anomaly_pipeline.nn.loss_module import LossModule
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Linear layers of ``sizes`` with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for index, (width_in, width_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
         if index:
             layers.append(nn.ReLU())
         layers.append(nn.Linear(width_in, width_out))

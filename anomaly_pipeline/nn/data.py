@@ -4,8 +4,9 @@ User-day tables fit in memory many times over, so the fast input pipeline is the
 whole tensors held once, and every batch cut with one advanced-indexing call.
 ``BatchIndexedDataset`` implements ``__getitems__``, which ``torch.utils.data.DataLoader`` calls
 with the sampler's batch of indices instead of looping ``__getitem__`` per sample and collating;
-the collate function is then the identity. The DataLoaders keep ordinary samplers (``RandomSampler`` / ``SequentialSampler``) so
-that Lightning can swap in a ``DistributedSampler`` under DDP and each rank sees only its shard.
+the collate function is then the identity. The DataLoaders keep ordinary samplers
+(``RandomSampler`` / ``SequentialSampler``) so that Lightning can swap in a
+``DistributedSampler`` under DDP and each rank sees only its shard.
 """
 
 from __future__ import annotations

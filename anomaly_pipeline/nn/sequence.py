@@ -201,10 +201,11 @@ class NextEventModule(LossModule):
         mask = tokens != 0
         weight = mask[..., None].to(encoded.dtype)
         nll = torch.stack([-lp.gather(-1, t[..., None]).squeeze(-1)
-                           for lp, t in zip(log_probs, targets)], dim=-1)
+                           for lp, t in zip(log_probs, targets, strict=True)], dim=-1)
         probs = [lp.exp() for lp in log_probs]
-        entropy = torch.stack([-(p * lp).sum(-1) for p, lp in zip(probs, log_probs)], dim=-1)
-        second = torch.stack([(p * lp.square()).sum(-1) for p, lp in zip(probs, log_probs)], dim=-1)
+        pairs = list(zip(probs, log_probs, strict=True))
+        entropy = torch.stack([-(p * lp).sum(-1) for p, lp in pairs], dim=-1)
+        second = torch.stack([(p * lp.square()).sum(-1) for p, lp in pairs], dim=-1)
         variance = (second - entropy.square()).clamp_min(0.0)
         return EventSurprisal(nll * weight, entropy * weight, variance * weight, mask)
 

@@ -62,7 +62,8 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                                           threshold=champion_bundle.threshold_points)
         # Would the alert guard withhold the champion's alerts on these days? (see gate_verdict)
         champion_fit = judge_day(
-            "held-out days", champion_scores["score"].to_numpy() >= champion_bundle.threshold_points,
+            "held-out days",
+            champion_scores["score"].to_numpy() >= champion_bundle.threshold_points,
             champion_bundle.raw_scores(holdout),
             ScoringBundle.reference(champion.bundle_dir)[0]["raw_score"].to_numpy(),
             threshold_percentile=champion_bundle.detector.threshold_percentile)

@@ -1,1 +1,1 @@
-"""Feature stage: the dbt project (staging → sessions → user_day_features) and behaviour sequences."""
+"""Feature stage: the dbt project (staging → sessions → user_day_features), behaviour sequences."""

@@ -47,7 +47,7 @@ def dbt_resource() -> DbtCliResource:
 
 
 class FeatureTranslator(DagsterDbtTranslator):
-    """Asset keys are bare model / source-table names (`stg_events`, `raw_events`), group 'features'."""
+    """Asset keys: bare model or source-table names (`stg_events`, `raw_events`); group features."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         return dg.AssetKey(dbt_resource_props["name"])
@@ -112,4 +112,5 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 def _model_tables(manifest_path: Path) -> dict[str, str]:
     """Model name → `schema.table` of its relation, as dbt's manifest resolves them."""
     nodes = json.loads(manifest_path.read_text())["nodes"].values()
-    return {n["name"]: f"{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "model"}
+    return {n["name"]: f"{n['schema']}.{n['alias']}"
+            for n in nodes if n["resource_type"] == "model"}

@@ -29,7 +29,8 @@ class RawEventsConfig(dg.Config):
 
     source_format: str = Field(
         default="canonical",
-        description="Adapter: canonical | taobao | fraud_log | mapped (see README, 'Bring your own logs').")
+        description="Adapter: canonical | taobao | fraud_log | mapped "
+                    "(see README, 'Bring your own logs').")
     file_pattern: str = Field(
         default="events_{day}.*",
         description="Glob under landing/events that must contain {day} (replaced by the "
@@ -61,9 +62,11 @@ class RawEventsConfig(dg.Config):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("raw_events", group_name="ingest", kinds={"duckdb", "polars"},
-                     description="Accepted events under the canonical contract, one partition per UTC day."),
+                     description="Accepted events under the canonical contract, "
+                                 "one partition per UTC day."),
         dg.AssetSpec("quarantined_events", group_name="ingest", kinds={"duckdb"},
-                     description="Rejected rows with the partition, the rule, a readable reason and the original record."),
+                     description="Rejected rows with the partition, the rule, a readable reason "
+                                 "and the original record."),
     ],
     check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset="raw_events", blocking=True,
                                    partitions_def=daily_partitions,
@@ -81,7 +84,8 @@ def raw_events(context: dg.AssetExecutionContext, config: RawEventsConfig,
     check, so a day of a range run shows that day's figures.
     """
     pseudonym_key()  # no key outside demo mode: fail before reading any raw id
-    mapping = config_file(config.mapping_file, setting="mapping_file") if config.mapping_file else None
+    mapping = (config_file(config.mapping_file, setting="mapping_file")
+               if config.mapping_file else None)
     days = partition_days(context)
     home = warehouse.data_home
     ingest.load_events(
@@ -122,7 +126,8 @@ def _rules_table(rules: dict[str, int]) -> dg.MetadataValue:
     description="Ground truth (user, day, anomaly_type) from a separate source; a day without a "
                 "label file is recorded as unlabelled, not as all-normal.",
 )
-def event_labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def event_labels(context: dg.AssetExecutionContext,
+                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     pseudonym_key()  # no key outside demo mode: fail before reading any raw id
     per_day = ingest.load_labels(warehouse.path, warehouse.data_home.landing_labels,
                                  partition_days(context))

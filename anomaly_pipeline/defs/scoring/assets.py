@@ -97,7 +97,7 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
     warehouse.replace_partitions(GUARD_TABLE, guard, days)
     add_metadata_per_day(context, {
         day: {**_day_summary(scores.filter(pl.col("event_day") == day)),
-              "alerts_withheld": not v.passed} for day, v in zip(days, verdicts)})
+              "alerts_withheld": not v.passed} for day, v in zip(days, verdicts, strict=True)})
     yield dg.MaterializeResult(asset_key="daily_anomaly_scores", metadata={
         "model_version": str(ref.version), "model_kind": ref.kind})
     yield from check_results_per_day(
@@ -105,7 +105,7 @@ def daily_anomaly_scores(context: dg.AssetExecutionContext, config: ScoringConfi
         {day: dg.AssetCheckResult(passed=v.passed, description=v.reason[:2000], metadata={
             "alerts_withheld": not v.passed, "user_days": v.user_days,
             "flagged_share": round(v.flagged_share, 4), "expected_share": v.expected_share,
-            "score_psi": round(v.score_psi, 3)}) for day, v in zip(days, verdicts)})
+            "score_psi": round(v.score_psi, 3)}) for day, v in zip(days, verdicts, strict=True)})
 
 
 def _day_summary(scores: pl.DataFrame) -> dict[str, object]:

@@ -1,1 +1,1 @@
-"""Training stage: training_set → baseline_models and anomaly_model (torchrun), tracked in MLflow."""
+"""Training stage: training_set → baseline_models, anomaly_model (torchrun), tracked in MLflow."""
