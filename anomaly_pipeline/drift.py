@@ -136,13 +136,14 @@ def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: 
     the warm-up, and would otherwise trigger a retraining on every fresh history.
     """
     history = [f for f in features if f in history_features]
-    comparable = history_reference is not None and history_reference.height > 0
-    plain = [f for f in features if f not in history] if comparable else list(features)
+    full_window = (history_reference if history_reference is not None
+                   and history_reference.height > 0 else None)
+    plain = [f for f in features if f not in history] if full_window is not None else list(features)
     table = feature_drift(reference, current, plain)
-    if comparable and history:
-        with_history = feature_drift(history_reference, current, history)
+    if full_window is not None and history:
+        with_history = feature_drift(full_window, current, history)
         table = sort_by_drift(pl.concat([table, with_history]))
-    return table, (() if comparable else tuple(history))
+    return table, (() if full_window is not None else tuple(history))
 
 
 def unseen_categories(seen: dict[str, list[str]],

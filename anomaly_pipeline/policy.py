@@ -47,7 +47,7 @@ _OPS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = dict(zip(get_args(
     operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne), strict=True))
 SCORE_MIN: Final[float] = 0.0
 SCORE_MAX: Final[float] = 1000.0
-POLICY_VERSION: Final[int] = 1
+POLICY_VERSION: Final = 1
 #: How an invalid choice is named, by the key that holds it.
 _CHOICE_WORDS: Final[dict[str, str]] = {"outcome": "unknown outcome", "op": "bad op",
                                         "version": "unsupported version"}

@@ -147,12 +147,14 @@ class BehaviourSequencesModel(pa.DataFrameModel):
         unique: ClassVar[list[str]] = list(KEY_COLUMNS)
 
     @pa.dataframe_check
+    @classmethod
     def lists_have_max_len(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.all_horizontal(
             pl.col(name).list.len() == cls._max_len for name in _LIST_COLUMNS
         ))
 
     @pa.dataframe_check
+    @classmethod
     def tokens_in_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("tokens").list.eval(pl.element().is_between(PAD_TOKEN, len(EVENT_TYPES)))
@@ -160,18 +162,21 @@ class BehaviourSequencesModel(pa.DataFrameModel):
         )
 
     @pa.dataframe_check
+    @classmethod
     def gaps_finite_non_negative(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("log_gaps").list.eval(pl.element().is_finite() & (pl.element() >= 0)).list.all()
         )
 
     @pa.dataframe_check
+    @classmethod
     def category_change_binary(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("category_change").list.eval(pl.element().is_in([0, 1])).list.all()
         )
 
     @pa.dataframe_check
+    @classmethod
     def padding_matches_n_events(cls, data: pa.PolarsData) -> pl.LazyFrame:
         kept = pl.min_horizontal(pl.col("n_events"), pl.lit(cls._max_len))
         tokens = pl.col("tokens")

@@ -39,7 +39,8 @@ def duckdb_type(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
     if isinstance(dtype, pl.List):
-        return f"{duckdb_type(dtype.inner)}[]"
+        inner = dtype.inner if isinstance(dtype.inner, pl.DataType) else dtype.inner()
+        return f"{duckdb_type(inner)}[]"
     for base, name in _DUCKDB_TYPES.items():
         if isinstance(dtype, base):
             return name

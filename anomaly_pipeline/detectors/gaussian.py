@@ -96,16 +96,22 @@ class GaussianDetector(ScaledDetector):
         """
         return self._mahalanobis_terms(self._scaled(X))
 
-    def _mahalanobis_terms(self, Z: np.ndarray) -> np.ndarray:
+    def _fitted_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted mean and precision; a clear error before ``fit``."""
         if self.mean_ is None or self.precision_ is None:
             raise RuntimeError("GaussianDetector is not fitted")
-        deviation = Z - self.mean_
-        if self.precision_.ndim == 1:
-            return 0.5 * deviation ** 2 * self.precision_
-        return 0.5 * deviation * (deviation @ self.precision_)
+        return self.mean_, self.precision_
+
+    def _mahalanobis_terms(self, Z: np.ndarray) -> np.ndarray:
+        mean, precision = self._fitted_state()
+        deviation = Z - mean
+        if precision.ndim == 1:
+            return 0.5 * deviation ** 2 * precision
+        return 0.5 * deviation * (deviation @ precision)
 
     def _save_model(self, path: Path) -> None:
-        np.savez(path / _STATE_FILE, mean=self.mean_, precision=self.precision_,
+        mean, precision = self._fitted_state()
+        np.savez(path / _STATE_FILE, mean=mean, precision=precision,
                  log_normaliser=np.float64(self.log_normaliser_))
 
     def _load_model(self, path: Path) -> None:

@@ -9,7 +9,7 @@ quality but are not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -108,7 +108,7 @@ def evaluate_detector(frame: pl.DataFrame, *, threshold: float,
     measurable = 0 < n_positive < len(y)
 
     notes: list[str] = []
-    common = dict(
+    common: dict[str, Any] = dict(
         threshold=float(threshold), n_user_days=scored.height, n_days=n_days,
         n_labelled=labelled.height, n_positive=n_positive,
         holdout_fingerprint=holdout_fingerprint(scored), quality_measurable=measurable,

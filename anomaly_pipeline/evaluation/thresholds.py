@@ -11,6 +11,7 @@ moving it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Final
 
 import numpy as np
@@ -63,14 +64,14 @@ def threshold_table(scores: np.ndarray, *, operating_threshold: float, n_days: i
     Percentile rows are monotone by construction (higher percentile → higher threshold → fewer
     alerts); FPR-target rows are monotone the other way (looser target → lower threshold).
     """
-    common = {"scores": scores, "n_days": n_days, "y": y, "labelled_scores": labelled_scores}
-    rows = [threshold_row("operating", "operating", None, operating_threshold, **common)]
+    row = partial(threshold_row, scores=scores, n_days=n_days, y=y,
+                  labelled_scores=labelled_scores)
+    rows = [row("operating", "operating", None, operating_threshold)]
     for q, value in zip(SCORE_PERCENTILES, np.percentile(scores, SCORE_PERCENTILES), strict=True):
-        rows.append(threshold_row(f"p{q:g}", "percentile", q, float(value), **common))
+        rows.append(row(f"p{q:g}", "percentile", q, float(value)))
     if y is not None and labelled_scores is not None:
         for target, value in zip(FPR_TARGETS,
                                  thresholds_for_fpr_targets(y, labelled_scores, FPR_TARGETS),
                                  strict=True):
-            rows.append(threshold_row(f"fpr<={target * 100:g}%", "fpr_target", target, value,
-                                      **common))
+            rows.append(row(f"fpr<={target * 100:g}%", "fpr_target", target, value))
     return tuple(rows)

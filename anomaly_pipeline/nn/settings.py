@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 ACCELERATORS: Final[tuple[str, ...]] = ("auto", "cpu", "gpu")
 STRATEGIES: Final[tuple[str, ...]] = ("auto", "ddp")
@@ -108,7 +108,7 @@ class TrainerSettings:
                 "precision": self.precision, "max_epochs": self.max_epochs}
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
