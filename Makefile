@@ -48,9 +48,10 @@ dev: install
 	PATH=$(CURDIR)/$(BIN):$$PATH ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) \
 	  ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-## lint: ruff's rules over the repo (config in pyproject.toml).
+## lint: ruff's rules over the repo and mypy over the package (config in pyproject.toml).
 lint: install
 	$(BIN)/ruff check
+	$(BIN)/mypy
 
 ## test: the whole suite (slow end-to-end tests included, as in CI).
 test: install

@@ -110,4 +110,7 @@ class ScoringBundle:
     @property
     def threshold_points(self) -> float:
         """The detector's operating threshold on the 0–1000 scale."""
+        if self.scaler.threshold_points_ is None:
+            raise ValueError("the bundle's score scaler was fitted without the detector's "
+                             "threshold; refit it with the threshold")
         return float(self.scaler.threshold_points_)

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from dbt.adapters.duckdb.plugins import BasePlugin
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from anomaly_pipeline.privacy import (
     IPV4_NETWORK_PREFIX,
@@ -82,7 +83,8 @@ class Plugin(BasePlugin):
             [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
             # SPECIAL: the function maps NULL to NULL itself and returns NULL for an invalid
             # address.
-            type="arrow", null_handling="special", side_effects=False,
+            type=PythonUDFType.ARROW, null_handling=FunctionNullHandling.SPECIAL,
+            side_effects=False,
         )
         self._configure_session(conn)
 

@@ -51,8 +51,9 @@ def summary(days: list[date]) -> str:
     lines = ["", "Rows per layer:"]
     with warehouse.connect(home.warehouse, read_only=True) as conn:
         for name, table in LAYER_TABLES:
-            n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] \
-                if warehouse.table_exists(conn, table) else 0
+            count = (conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                     if warehouse.table_exists(conn, table) else None)
+            n = count[0] if count else 0
             lines.append(f"  {name:<22} {n:>10,}")
         scored = conn.execute("""
             SELECT s.user_key, s.event_day, s.score, s.threshold, s.outcome, s.reasons,
@@ -69,21 +70,24 @@ def summary(days: list[date]) -> str:
     champion = scored.row(0, named=True)
     evaluation = evaluate_detector(scored.select("user_key", "event_day", "score", "label",
                                                  "anomaly_type"),
-                                   threshold=float(scored["threshold"].max()), n_bootstrap=0)
+                                   threshold=float(scored["threshold"].to_numpy().max()),
+                                   n_bootstrap=0)
+    pr_auc, roc_auc = evaluation.pr_auc, evaluation.roc_auc
     lines += ["", f"Champion ({champion['model_kind']} v{champion['model_version']}) on all "
                   f"{len(days)} days vs the simulator's labels (training days included):",
-              f"  precision {evaluation.precision:.3f}  recall {evaluation.recall:.3f}  "
-              f"PR-AUC {evaluation.pr_auc.value:.3f}  ROC-AUC {evaluation.roc_auc.value:.3f}"]
+              f"  precision {_num(evaluation.precision)}  recall {_num(evaluation.recall)}  "
+              f"PR-AUC {_num(pr_auc.value if pr_auc else None)}  "
+              f"ROC-AUC {_num(roc_auc.value if roc_auc else None)}"]
     reports = sorted((home.artifacts / "evaluations").glob("*/candidates.json"),
                      key=lambda p: p.stat().st_mtime)
     if reports:
         latest = reports[-1].parent
-        table = compare_detectors(load_evaluations(reports[-1]))
+        comparison = compare_detectors(load_evaluations(reports[-1]))
         lines += ["", "Evaluation on the held-out days (every detector on the same days; "
                       "95 % bootstrap CI):",
                   f"  {'detector':<17}{'ROC-AUC':<22}{'PR-AUC':<22}{'precision':>10}"
                   f"{'recall':>8}{'F1':>7}"]
-        for row in table.iter_rows(named=True):
+        for row in comparison.iter_rows(named=True):
             lines.append(f"  {row['detector']:<17}{_with_ci(row, 'roc_auc'):<22}"
                          f"{_with_ci(row, 'pr_auc'):<22}{_num(row['precision']):>10}"
                          f"{_num(row['recall']):>8}{_num(row['f1']):>7}")

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -160,7 +161,7 @@ def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[
 
 def _read_labels(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_parquet(path).select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)
+        return pl.read_parquet(path).select(pl.col(c).cast(t) for c, t in LABEL_SCHEMA.items())
     except (pl.exceptions.PolarsError, OSError) as error:
         problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise MalformedSourceError(path, f"not a labels file ({problem})") from None
@@ -177,7 +178,8 @@ def load_labels(warehouse_path: Path, labels_dir: Path, days: list[date], *,
     """
     files_by_day = {day: day_files(labels_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
-    frames, coverage = [], []
+    frames: list[pl.DataFrame] = []
+    coverage: list[dict[str, Any]] = []
     for day, matches in files_by_day.items():
         if not matches:
             coverage.append({"event_day": day, "labelled": False, "n_labels": 0})

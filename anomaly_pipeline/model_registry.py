@@ -257,6 +257,9 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 
 def _ref(version: ModelVersion | Any) -> ModelVersionRef:
+    if version.run_id is None or version.source is None:
+        raise ValueError(f"registered model {version.name} v{version.version} has no run or "
+                         "source; it was not registered by this pipeline")
     return ModelVersionRef(name=version.name, version=int(version.version),
                            run_id=version.run_id, kind=version.tags.get(KIND_TAG, ""),
                            source_dir=version.source)

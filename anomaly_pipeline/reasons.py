@@ -253,10 +253,10 @@ def _volume(count: str, history_ratio: str, code: str, noun: str) -> ReasonTempl
     """Today's count against the population, or against the user's own 7-day median when that
     is what makes it unusual (the ratio feature is the stronger member)."""
     def render(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
-        value = row.get(count)
         if trigger == history_ratio:
-            today = "" if value is None else f" ({_int(value)} today)"
+            today = "" if row.get(count) is None else f" ({_int(row[count])} today)"
             return code, f"{_ratio(row[history_ratio])} the user's 7-day median {noun}s{today}"
+        value = row[count]  # the trigger itself: present in the row
         return code, (f"{_plural(value, noun)} today, "
                       f"{_vs_population(value, stats[count], _int)}")
     return ReasonTemplate((count, history_ratio), render)

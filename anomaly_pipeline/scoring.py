@@ -70,7 +70,7 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
         model_name=pl.lit(model.name), model_version=pl.lit(model.version),
         model_kind=pl.lit(model.kind),
         scored_at=pl.lit(scored_at).cast(pl.Datetime("us", "UTC")),
-    ).select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA)
+    ).select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items())
 
 
 def evaluation_frame(bundle: ScoringBundle, frame: pl.DataFrame) -> pl.DataFrame:

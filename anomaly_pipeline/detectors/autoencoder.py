@@ -97,10 +97,10 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
         if labels is not None:
             positives = float((train[1] == 1).sum())
             pos_weight = float((train[1] == 0).sum()) / max(positives, 1.0)
-        config = {"n_features": Z.shape[1], "hidden_dims": self.hidden_dims,
-                  "latent_dim": self.latent_dim, "alpha": self.alpha,
-                  "learning_rate": self.trainer_settings.learning_rate,
-                  "pos_weight": pos_weight}
+        config: dict[str, Any] = {
+            "n_features": Z.shape[1], "hidden_dims": self.hidden_dims,
+            "latent_dim": self.latent_dim, "alpha": self.alpha,
+            "learning_rate": self.trainer_settings.learning_rate, "pos_weight": pos_weight}
         self.module_ = self._train(lambda: AutoencoderModule(**config), train, val)
         self.module_config_ = config
         self.recon_ref_ = None

@@ -76,10 +76,10 @@ class SequenceDetector(LightningDetectorMixin, Detector):
             raise ValueError(f"gap_bins must be an integer >= 2, got {gap_bins!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.config = {"n_event_types": len(EVENT_TYPES), "encoder": encoder,
-                       "embed_dim": embed_dim, "hidden_dim": hidden_dim,
-                       "num_layers": num_layers, "num_heads": num_heads, "dropout": dropout,
-                       "gap_bins": gap_bins}
+        self.config: dict[str, Any] = {
+            "n_event_types": len(EVENT_TYPES), "encoder": encoder, "embed_dim": embed_dim,
+            "hidden_dim": hidden_dim, "num_layers": num_layers, "num_heads": num_heads,
+            "dropout": dropout, "gap_bins": gap_bins}
         self._init_lightning(trainer, score_batch_size)
         self.module_: NextEventModule | None = None
 
@@ -89,8 +89,10 @@ class SequenceDetector(LightningDetectorMixin, Detector):
 
     def _fit(self, X: Any, y: np.ndarray | None) -> None:
         arrays = sequence_tensors(X)
+        train: tuple[torch.Tensor, ...] = arrays
+        val: tuple[torch.Tensor, ...]
         if self._validation is not None:
-            train, val = arrays, sequence_tensors(self._validation[0])
+            val = sequence_tensors(self._validation[0])
         else:
             train_rows, val_rows = self._holdout(len(arrays[0]))
             train = tuple(a[train_rows] for a in arrays)
@@ -168,7 +170,7 @@ def _padded_matrix(frame: pl.DataFrame, column: str) -> np.ndarray:
         raise ValueError(f"column {column!r} must be a list column, got {series.dtype}")
     if isinstance(series.dtype, pl.Array):
         series = series.arr.to_list()
-    lengths = series.list.len()
+    lengths = series.list.len().to_numpy()
     if len(series) and lengths.min() != lengths.max():
         raise ValueError(f"column {column!r} must be padded to one length, got lengths "
                          f"{lengths.min()}..{lengths.max()}")

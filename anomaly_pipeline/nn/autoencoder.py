@@ -42,6 +42,8 @@ class AutoencoderModule(LossModule):
     with weight ``alpha`` on the rows with a known label.
     """
 
+    pos_weight: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int,
                  learning_rate: float, alpha: float = 0.0,
                  pos_weight: float | None = None) -> None:

@@ -50,7 +50,10 @@ def batch_loader(dataset: BatchIndexedDataset, batch_size: int, shuffle: bool,
     """A DataLoader that cuts ``dataset`` into batches with one indexing call each."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=_identity, num_workers=num_workers,
+                      # torch types collate_fn as taking a list of samples; with __getitems__
+                      # it receives the batch that call already stacked.
+                      collate_fn=_identity,  # type: ignore[arg-type]
+                      num_workers=num_workers,
                       persistent_workers=num_workers > 0)
 
 

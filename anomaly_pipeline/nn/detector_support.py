@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from anomaly_pipeline.nn.data import TensorDataModule
-from anomaly_pipeline.nn.fitting import TrainingReport, train_module
+from anomaly_pipeline.nn.fitting import ModuleT, TrainingReport, train_module
 from anomaly_pipeline.nn.settings import TrainerSettings
 
 MODEL_FILE: Final[str] = "model.pt"
@@ -69,9 +69,8 @@ class LightningDetectorMixin:
         order = np.random.default_rng(self.trainer_settings.seed).permutation(n_rows)
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
-    def _train(self, build: Callable[[], pl.LightningModule],
-               train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...]
-               ) -> pl.LightningModule:
+    def _train(self, build: Callable[[], ModuleT],
+               train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...]) -> ModuleT:
         settings = self.trainer_settings
         data = TensorDataModule(train, val, batch_size=settings.batch_size,
                                 num_workers=settings.num_workers, seed=settings.seed)

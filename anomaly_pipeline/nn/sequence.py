@@ -85,6 +85,8 @@ class EventSurprisal(NamedTuple):
 class _SinusoidalPositions(nn.Module):
     """Fixed sin/cos position encoding, defined for any sequence length."""
 
+    frequencies: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("frequencies", torch.exp(
@@ -107,6 +109,8 @@ class NextEventModule(LossModule):
     Token ids: 0 = padding, 1…``n_event_types`` = event types; ``n_event_types + 1`` is the start
     token. Batches are ``(tokens long[B, L], log_gaps float[B, L], category_change float[B, L])``.
     """
+
+    gap_edges: torch.Tensor  # buffer, registered in __init__
 
     def __init__(self, n_event_types: int, encoder: str, embed_dim: int, hidden_dim: int,
                  num_layers: int, num_heads: int, dropout: float, learning_rate: float,

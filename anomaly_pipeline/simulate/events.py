@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -19,6 +20,9 @@ from anomaly_pipeline.simulate.catalogue import Catalogue, category_of
 from anomaly_pipeline.simulate.identity import StringTable
 from anomaly_pipeline.simulate.ids import event_ids, session_ids
 from anomaly_pipeline.simulate.timing import DAY_SECONDS, rank_in_group
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import When
 
 SIGNUP, LOGIN, VIEW, CLICK, SEARCH, FAV, CART, PURCHASE, REVIEW, REFUND, COUPON = (
     EVENT_TYPES.index(name) for name in (
@@ -167,7 +171,7 @@ def labels_frame(users: np.ndarray, anomaly_types: list[str], day: date) -> pl.D
     }, schema=LABEL_SCHEMA).sort("user_id")
 
 
-def _present(column: str) -> pl.When:
+def _present(column: str) -> When:
     """Start of an expression that keeps ``column``'s row only where it is not the -1 null."""
     return pl.when(pl.col(column) >= 0)
 

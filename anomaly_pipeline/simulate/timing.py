@@ -36,7 +36,7 @@ def local_times(rng: np.random.Generator, profile: np.ndarray) -> np.ndarray:
     return (np.minimum(hour, 23) + rng.random(len(profile))) * HOUR
 
 
-def to_utc(local_seconds: np.ndarray, tz_hours: np.ndarray) -> np.ndarray:
+def to_utc(local_seconds: np.ndarray, tz_hours: np.ndarray | float) -> np.ndarray:
     """Local time of day to UTC time of day, wrapping round midnight."""
     return np.mod(local_seconds - tz_hours * HOUR, DAY_SECONDS)
 

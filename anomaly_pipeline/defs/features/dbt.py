@@ -92,7 +92,8 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     # dbt holds the DuckDB file until it exits, so each model's rows per day are counted after the
     # build and attached before its events are released (a failed build still reports the models
     # it finished, then fails the step).
-    events, error = [], None
+    events: list[Any] = []
+    error: DagsterDbtCliRuntimeError | None = None
     try:
         events.extend(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream())
     except DagsterDbtCliRuntimeError as err:

@@ -1,5 +1,8 @@
 """feature_drift: each day against the champion's training reference, with a drift check."""
 
+from datetime import date
+from typing import Any
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
@@ -80,7 +83,8 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig,
     # Bundles from before the reference kept its days have no event_day: all rows count as full.
     history_reference = (reference.filter(pl.col("event_day") >= full_history)
                          if "event_day" in reference.columns else reference)
-    tables, verdicts, summaries = [], {}, {}
+    tables, verdicts = [], {}
+    summaries: dict[date, dict[str, Any]] = {}
     for day in days:
         current = warehouse.read_days("features.user_day_features", [day], columns=FEATURE_COLUMNS)
         if current.is_empty():
