@@ -170,7 +170,7 @@ def test_plot_shows_the_most_drifted(frames: tuple[pl.DataFrame, pl.DataFrame]) 
     # the two drifted columns, most drifted first, with their own statistics; not "stable"
     expected = table.filter(pl.col("feature") != "stable")
     assert [t.split("\n")[0] for t in titles] == expected["feature"].to_list()
-    for title, row in zip(titles, expected.iter_rows(named=True)):
+    for title, row in zip(titles, expected.iter_rows(named=True), strict=True):
         assert title.endswith(f"PSI {row['psi']:.2f} · KS {row['ks_stat']:.2f}")
     for ax in figure.axes:  # reference and current histograms side by side
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["reference", "current"]

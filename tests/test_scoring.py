@@ -8,7 +8,7 @@ rows made abnormal on purpose. Each test asserts one promise of the score table.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -25,7 +25,7 @@ from anomaly_pipeline.policy import Policy, load_policy
 from anomaly_pipeline.scoring import SCORE_SCHEMA, ModelIdentity, score_user_days
 
 MODEL = ModelIdentity(name="anomaly_detector", version="7", kind="gaussian")
-SCORED_AT = datetime(2026, 11, 2, 3, 0, tzinfo=timezone.utc)
+SCORED_AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 DEFAULT_POLICY = repo_path("resources/policy.yaml")
 #: Rows made abnormal on purpose, each with the reason code that must explain it.
 ABNORMAL = {
