@@ -14,12 +14,11 @@ import re
 import subprocess
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, Pipeline, materialize, pipeline_resources
 
 from anomaly_pipeline.demo import demo_days
-from conftest import REPO_ROOT, Pipeline, materialize, pipeline_resources
 
 pytestmark = pytest.mark.slow
 

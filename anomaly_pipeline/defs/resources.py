@@ -2,11 +2,11 @@
 and ``resources()``, the code location's bindings of them."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 import polars as pl
@@ -44,7 +44,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def replace_partitions(self, table: str, frame: pl.DataFrame, days: list[date]) -> int:
         return warehouse.replace_partitions(self.path, table, frame, days)
 
-    def read_days(self, table: str, days: list[date], columns: list[str] | None = None) -> pl.DataFrame:
+    def read_days(self, table: str, days: Sequence[date],
+                  columns: Sequence[str] | None = None) -> pl.DataFrame:
         return warehouse.read_days(self.path, table, days, columns=columns)
 
     def count_by_day(self, table: str, days: list[date]) -> dict[date, int]:
@@ -99,7 +100,10 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> Any:
     config = {"experiment_name": name, "mlflow_tracking_uri": home.mlflow_tracking_uri,
               "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
               "extra_tags": {}}
-    return dagster_mlflow_tracking.resource_fn(_MlflowInitContext(init_context, config))
+    # Dagster types resource_fn as either a zero- or a one-argument function; this one takes the
+    # init context, for which dagster-mlflow only reads the attributes _MlflowInitContext has.
+    resource_fn = cast(Callable[[Any], Any], dagster_mlflow_tracking.resource_fn)
+    return resource_fn(_MlflowInitContext(init_context, config))
 
 
 class _MlflowInitContext:

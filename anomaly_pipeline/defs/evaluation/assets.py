@@ -79,8 +79,9 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
                            champion_unfit="; ".join(champion_fit.causes)
                            if champion_fit and not champion_fit.passed else None)
     report_dir = home.artifacts / "evaluations" / context.run_id
-    shown = {**evaluations, **({f"champion (v{champion.ref.version})": champion_eval}
-                               if champion_eval is not None else {})}
+    shown = dict(evaluations)
+    if champion is not None and champion_eval is not None:
+        shown[f"champion (v{champion.ref.version})"] = champion_eval
     paths = write_report(report_dir, shown, title=f"Holdout {info.days['holdout'][0]} – "
                                                   f"{info.days['holdout'][-1]}")
     gate_md = f"**Champion gate: {verdict.action}.** {verdict.reason}"
@@ -93,7 +94,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig,
         mlflow.set_tags(training_run_tags(context.dagster_run.job_name, info.days,
                                           list(evaluations), verdict.action))
         for name, evaluation in evaluations.items():
-            if evaluation.pr_auc is not None:
+            if evaluation.pr_auc is not None and evaluation.roc_auc is not None:
                 mlflow.log_metrics({f"{name}.pr_auc": evaluation.pr_auc.value,
                                     f"{name}.roc_auc": evaluation.roc_auc.value})
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")

@@ -13,6 +13,7 @@ from dagster_shared.error import SerializableErrorInfo
 from anomaly_pipeline.alerts import WEBHOOK_ENV
 from anomaly_pipeline.defs import jobs
 from anomaly_pipeline.defs.monitoring.assets import DRIFT_CHECK
+from anomaly_pipeline.defs.partitions import daily_partitions
 from anomaly_pipeline.defs.resources import AlertWebhookResource
 from anomaly_pipeline.delivery import is_in_progress
 from anomaly_pipeline.messages import redact, url_secrets
@@ -28,7 +29,8 @@ DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("feature_drift"), DRIFT_CHECK)
 #: Seconds after a drift-triggered retraining during which a new drift episode is ignored.
 COOLDOWN_ENV = "ANOMALY_PIPELINE_RETRAIN_COOLDOWN_S"
 DEFAULT_COOLDOWN_S = 24 * 3600
-SCHEDULE_HOUR_ENV, SCHEDULE_TZ_ENV = "ANOMALY_PIPELINE_SCHEDULE_HOUR", "ANOMALY_PIPELINE_SCHEDULE_TZ"
+SCHEDULE_HOUR_ENV = "ANOMALY_PIPELINE_SCHEDULE_HOUR"
+SCHEDULE_TZ_ENV = "ANOMALY_PIPELINE_SCHEDULE_TZ"
 #: How many recent drift-check evaluations the sensor reads per tick.
 HISTORY_LIMIT = 200
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -59,7 +61,8 @@ def drift_observations(instance: dg.DagsterInstance) -> list[DriftObservation]:
     return observations[:HISTORY_LIMIT]
 
 
-@dg.sensor(job=jobs.training_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=jobs.training_job, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
            description="One retraining run (training_set → models → evaluation → champion gate) "
                        "per drift episode of feature_drift's check, with a cooldown. Stop this "
                        "sensor to pause drift-triggered retraining.")
@@ -78,13 +81,14 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
                            skip_reason=None if requests else decision.reason)
 
 
-@dg.sensor(job=jobs.daily_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.sensor(job=jobs.daily_job, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.STOPPED,
            description="A new or re-delivered day file in landing/events runs that day's "
                        "partition once (run key = file name + modification time); deliveries "
                        "in progress (hidden or .tmp/.part names) are ignored.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = data_home().landing_events
-    partitions = set(jobs.daily_job.partitions_def.get_partition_keys(
+    partitions = set(daily_partitions.get_partition_keys(
         dynamic_partitions_store=context.instance)) if landing.exists() else set()
     requests = []
     for path in sorted(landing.glob("*")) if landing.exists() else []:
@@ -124,20 +128,21 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
     from anomaly_pipeline.alerts import post_webhook
 
     secrets = _known_secrets(alert_webhook.url)
+    failures = context.get_step_failure_events()
     steps = [{"step": e.step_key,
-              "error": redact(_error_chain(e.event_specific_data.error
-                                           if e.event_specific_data else None), secrets)}
-             for e in context.get_step_failure_events()]
+              "error": redact(_error_chain(e.step_failure_data.error), secrets)}
+             for e in failures]
     run = context.dagster_run
-    payload = {"text": f"Dagster run {run.run_id} of {run.job_name} failed"
-                       + (f" in {', '.join(s['step'] for s in steps)}" if steps else ""),
-               "run_id": run.run_id, "job": run.job_name, "failed_steps": steps,
+    failed_steps = ", ".join(e.step_key for e in failures if e.step_key)
+    text = (f"Dagster run {run.run_id} of {run.job_name} failed"
+            + (f" in {failed_steps}" if failed_steps else ""))
+    payload = {"text": text, "run_id": run.run_id, "job": run.job_name, "failed_steps": steps,
                "message": redact(context.failure_event.message or "", secrets)}
     if alert_webhook.enabled:
         post_webhook(alert_webhook.url, payload, timeout=alert_webhook.timeout_s,
                      retries=alert_webhook.retries)
     else:
-        context.log.error(payload["text"] + f": {steps}")
+        context.log.error(f"{text}: {steps}")
 
 
 def _known_secrets(webhook_url: str) -> list[str]:
