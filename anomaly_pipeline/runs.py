@@ -15,7 +15,6 @@ from typing import Any
 from anomaly_pipeline.paths import data_home
 
 
-
 def range_tags(days: list[date]) -> dict[str, str]:
     """Run tags that make one run materialise a whole partition range."""
     return {"dagster/asset_partition_range_start": days[0].isoformat(),
@@ -28,9 +27,10 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict |
     """Execute a job of the code location on the persistent instance; return its result.
 
     The terminal gets log lines from ``console_level`` up; the full event log stays in the
-    instance (`make dev` → Runs). dagster-dbt echoes dbt's own log lines to stdout (for compute logs); they go to ``log_name``
-    in the data directory. A failed run raises ``SystemExit`` naming the run, unless
-    ``raise_on_failure`` is false (the caller then reads ``result.success``).
+    instance (`make dev` → Runs). dagster-dbt echoes dbt's own log lines to stdout (for compute
+    logs); they go to ``log_name`` in the data directory. A failed run raises ``SystemExit``
+    naming the run, unless ``raise_on_failure`` is false (the caller then reads
+    ``result.success``).
     """
     import dagster as dg
 

@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import REPO_ROOT
+from fraud_log_history import FRAUD_LOG_HEADER, write_fraud_log
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.adapters import read_source, source_reader
@@ -27,10 +29,8 @@ from anomaly_pipeline.onboarding.history import (
 )
 from anomaly_pipeline.paths import DataHome, data_home
 from anomaly_pipeline.source_settings import SourceSettings, write_source_settings
-from conftest import REPO_ROOT
-from fraud_log_history import FRAUD_LOG_HEADER, write_fraud_log
 
-NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
 US_TIME = "%m/%d/%Y %H:%M"
 
 

@@ -11,12 +11,12 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, SHARED_DATA
+from fraud_log_history import write_fraud_log
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.source_settings import read_source_settings
-from conftest import REPO_ROOT, SHARED_DATA
-from fraud_log_history import write_fraud_log
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "anomaly-pipeline"
 TAOBAO_SAMPLE = SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample110k.csv"
@@ -35,7 +35,8 @@ def onboard(home: Path, *args: str) -> str:
 
 def table_days(home: Path, table: str) -> set[date]:
     with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
-        return {row[0] for row in conn.execute(f"SELECT DISTINCT event_day FROM {table}").fetchall()}
+        rows = conn.execute(f"SELECT DISTINCT event_day FROM {table}").fetchall()
+        return {row[0] for row in rows}
 
 
 def rules(home: Path) -> set[str]:

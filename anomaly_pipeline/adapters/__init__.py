@@ -1,10 +1,11 @@
 """Source adapters: map each source format onto the canonical event columns as text.
 
-``read_source(format, path, mapping=None, time_format=None, time_zone=None)`` returns a *staged* frame (``STAGED_SCHEMA``: every
-canonical column as a string plus ``raw_record``) that ``anomaly_pipeline.cleaning.clean`` parses
-and splits into accepted and quarantined rows. Formats (``SOURCE_FORMATS``): ``canonical``,
-``taobao``, ``fraud_log`` and ``mapped`` (through a YAML ``SourceMapping``). ``source_reader``
-gives the same per batch of rows, for history files too large to read at once.
+``read_source(format, path, mapping=None, time_format=None, time_zone=None)`` returns a *staged*
+frame (``STAGED_SCHEMA``: every canonical column as a string plus ``raw_record``) that
+``anomaly_pipeline.cleaning.clean`` parses and splits into accepted and quarantined rows. Formats
+(``SOURCE_FORMATS``): ``canonical``, ``taobao``, ``fraud_log`` and ``mapped`` (through a YAML
+``SourceMapping``). ``source_reader`` gives the same per batch of rows, for history files too large
+to read at once.
 """
 
 from anomaly_pipeline.adapters.mapping import MappingError, SourceMapping, load_mapping

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import os
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
@@ -189,7 +189,7 @@ def onboard(args: argparse.Namespace) -> list[str]:
     split: SplitReport = split_history(
         reader, args.path, landing_events=home.landing_events, landing_labels=home.landing_labels,
         work_dir=home.root / f".onboarding-{os.getpid()}", source=source,
-        labels_column=args.labels_column, now=datetime.now(timezone.utc))
+        labels_column=args.labels_column, now=datetime.now(UTC))
     _record_source(home, split.days[0], args.timezone or
                    (reader.time_zone if reader.mapping is not None else None))
     lines = [f"Source {source}: {split.rows:,} rows → {split.events:,} events over "

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -71,7 +71,7 @@ class SplitReport:
 
 
 def source_name(path: Path, name: str | None = None) -> str:
-    """The source's name in day-file names: ``name`` or the file's stem, reduced to [A-Za-z0-9_-]."""
+    """The source's name in day-file names: ``name`` or the file's stem, cut to [A-Za-z0-9_-]."""
     cleaned = _NAME_CHARACTERS.sub("-", name if name is not None else Path(path).stem).strip("-")
     if not cleaned:
         raise ValueError(f"source name {name!r} has no letter or digit")
@@ -141,7 +141,7 @@ def split_history(reader: SourceReader, path: Path, *, landing_events: Path,
     row's events (type ``reported``); a day without such users gets an empty file — labelled,
     no abnormal user — which is not the same as no file (unlabelled).
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     latest = now + DEFAULT_MAX_FUTURE
     report = SplitReport(source=source)
     work_dir.mkdir(parents=True, exist_ok=True)

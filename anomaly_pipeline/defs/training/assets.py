@@ -62,9 +62,10 @@ class BaselineConfig(dg.Config):
                              description="Detectors to fit; keep the label-free default "
                              f"{COLD_START_KIND!r}, which the gate promotes when there is no "
                              "champion and no labels to compare candidates.")
-    threshold_percentile: float = Field(default=97.0, gt=0, lt=100,
-                                        description="Training-score percentile of the flag threshold.")
-    params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind constructor params.")
+    threshold_percentile: float = Field(
+        default=97.0, gt=0, lt=100, description="Training-score percentile of the flag threshold.")
+    params: dict[str, dict[str, Any]] = Field(default={},
+                                              description="Per-kind constructor params.")
 
 
 def _log_candidate(detector: Any, model_dir: Path, train: Any, categories: dict[str, list[str]],
@@ -124,7 +125,8 @@ class AnomalyModelConfig(dg.Config):
     kinds: list[str] = Field(default=["autoencoder", "sequence"],
                              description="Lightning detectors to train: autoencoder, sequence.")
     accelerator: str = Field(default="cpu", description="auto | cpu | gpu")
-    devices: int = Field(default=1, ge=1, description="Processes per node (torchrun nproc_per_node).")
+    devices: int = Field(default=1, ge=1,
+                         description="Processes per node (torchrun nproc_per_node).")
     num_nodes: int = Field(default=1, ge=1)
     rdzv_endpoint: str | None = Field(default=None, description="host:port of the c10d rendezvous "
                                       "when num_nodes > 1 (run the same job on every node).")
@@ -148,10 +150,11 @@ def torchrun_command(config: AnomalyModelConfig, spec_path: Path) -> list[str]:
         command.append("--standalone")
     else:
         if not config.rdzv_endpoint:
-            raise dg.Failure("num_nodes > 1 needs rdzv_endpoint (host:port reachable by every node)")
+            raise dg.Failure("num_nodes > 1 needs rdzv_endpoint "
+                             "(host:port reachable by every node)")
         command += [f"--nnodes={config.num_nodes}", "--rdzv-backend=c10d",
                     f"--rdzv-endpoint={config.rdzv_endpoint}"]
-    return command + ["-m", "anomaly_pipeline.train", "--spec", str(spec_path)]
+    return [*command, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)]
 
 
 def _tee_log(command: list[str], log_path: Path) -> list[str]:
@@ -213,14 +216,15 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
             spec_path.write_text(json.dumps(spec, indent=2))
             log_path = kind_dir / "train.log"
             try:
+                command = _tee_log(torchrun_command(config, spec_path), log_path)
                 invocation = context.resources.pipes_subprocess_client.run(
-                    context=context, command=_tee_log(torchrun_command(config, spec_path), log_path),
-                    extras={"kind": kind})
+                    context=context, command=command, extras={"kind": kind})
             # PipesSubprocessClient raises DagsterPipesExecutionError (not exported by Dagster)
             # for a non-zero exit; a run's termination is a BaseException and passes through.
             except Exception as err:
+                excerpt = dg.MetadataValue.text(_error_excerpt(log_path))
                 raise dg.Failure(description=f"{kind} training failed: {err}",
-                                 metadata={"child_error": dg.MetadataValue.text(_error_excerpt(log_path)),
+                                 metadata={"child_error": excerpt,
                                            "log": dg.MetadataValue.path(str(log_path))}) from err
             result = invocation.get_materialize_result()
             reported[kind] = {k: v.value for k, v in (result.metadata or {}).items()}
@@ -232,4 +236,5 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     return dg.Output(refs, metadata={
         "models": dg.MetadataValue.json(refs), "training": dg.MetadataValue.json(reported),
         "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
-        "devices": config.devices, "num_nodes": config.num_nodes, "accelerator": config.accelerator})
+        "devices": config.devices, "num_nodes": config.num_nodes,
+        "accelerator": config.accelerator})
