@@ -19,6 +19,7 @@ import shutil
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anomaly_pipeline.adapters import SOURCE_FORMATS, SourceReader, source_reader
 from anomaly_pipeline.onboarding.history import (
@@ -31,6 +32,9 @@ from anomaly_pipeline.onboarding.history import (
 from anomaly_pipeline.onboarding.summary import Champion, ingest_counts, ingest_lines, score_lines
 from anomaly_pipeline.paths import DataHome, data_home, repo_path
 from anomaly_pipeline.source_settings import read_source_settings, write_source_settings
+
+if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
 
 LOG_NAME = "onboard.log"
 #: The summary reports what the runs warn about per day (e.g. the alert guard), once.
@@ -108,7 +112,8 @@ def _training_run_config(home: DataHome) -> dict | None:
     return None
 
 
-def _champion(home: DataHome, training: object | None, why_not_trained: str) -> Champion:
+def _champion(home: DataHome, training: ExecuteInProcessResult | None,
+              why_not_trained: str) -> Champion:
     """The champion after training and the gate's reason (from its check evaluation)."""
     from anomaly_pipeline.defs.evaluation.assets import GATE_CHECK
     from anomaly_pipeline.model_registry import get_champion

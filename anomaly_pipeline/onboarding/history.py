@@ -224,7 +224,8 @@ def _write_day_files(report: SplitReport, parts: _DayParts, days: list[date],
 def _write_labels(report: SplitReport, labels: list[pl.DataFrame], landing_labels: Path) -> None:
     landing_labels.mkdir(parents=True, exist_ok=True)
     every = pl.concat(labels).unique(["user_id", "event_day"], maintain_order=True) \
-        .filter(pl.col("user_id").is_not_null() & (pl.col("user_id") != "")).cast(LABEL_SCHEMA)
+        .filter(pl.col("user_id").is_not_null() & (pl.col("user_id") != "")) \
+        .with_columns(pl.col(c).cast(t) for c, t in LABEL_SCHEMA.items())
     report.labelled_user_days = every.height
     for day in report.days:
         _record(report, write_parquet_atomic(every.filter(pl.col("event_day") == day),

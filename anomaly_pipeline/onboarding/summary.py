@@ -42,8 +42,9 @@ def ingest_counts(warehouse_path: Path, days: list[date], files: list[str]) -> I
     window = "event_day BETWEEN ? AND ? AND list_contains(?, source_file)"
     arguments = [days[0], days[-1], files]
     with warehouse.connect(warehouse_path, read_only=True) as conn:
-        accepted = conn.execute(f"SELECT count(*) FROM {RAW_EVENTS_TABLE} WHERE {window}",
-                                arguments).fetchone()[0]
+        counted = conn.execute(f"SELECT count(*) FROM {RAW_EVENTS_TABLE} WHERE {window}",
+                               arguments).fetchone()
+        accepted = counted[0] if counted else 0
         quarantined = dict(conn.execute(
             f"SELECT rule, count(*) AS n FROM {QUARANTINE_TABLE} WHERE {window} "
             "GROUP BY rule ORDER BY n DESC, rule", arguments).fetchall())
