@@ -34,8 +34,8 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict |
     """
     import dagster as dg
 
-    from anomaly_pipeline.defs.recovery import process_tags, recover_dead_runs
     from anomaly_pipeline.definitions import defs
+    from anomaly_pipeline.defs.recovery import process_tags, recover_dead_runs
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:

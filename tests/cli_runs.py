@@ -97,9 +97,10 @@ def start_job(home: Home, job: str, *, days: list[date] | None = None,
         command += ["--tags", json.dumps({
             "dagster/asset_partition_range_start": days[0].isoformat(),
             "dagster/asset_partition_range_end": days[-1].isoformat()})]
-    log = open(home.root / (log_name or f"{job}.log"), "a")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=home.env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    # The child inherits the log's descriptor, so this process's copy can close at once.
+    with open(home.root / (log_name or f"{job}.log"), "a") as log:
+        return subprocess.Popen(command, cwd=REPO_ROOT, env=home.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def run_job(home: Home, job: str, *, timeout: float = 600, **kwargs: Any) -> None:

@@ -21,8 +21,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.events import DagsterEventType
-
 from cli_runs import (
     Home,
     kill_group,
@@ -32,6 +30,7 @@ from cli_runs import (
     table_fingerprints,
     wait_for,
 )
+from dagster._core.events import DagsterEventType
 
 pytestmark = pytest.mark.slow
 
@@ -202,8 +201,9 @@ _CONTRACT_CHECK = """
 import sys, dagster as dg
 from anomaly_pipeline.definitions import defs
 check = dg.AssetCheckKey(dg.AssetKey("user_day_features"), "user_day_features_contract")
-job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job(
-    "contract_checks", selection=dg.AssetSelection.checks(check))])).resolve_job_def("contract_checks")
+checks_job = dg.define_asset_job("contract_checks", selection=dg.AssetSelection.checks(check))
+job = dg.Definitions.merge(defs, dg.Definitions(jobs=[checks_job])).resolve_job_def(
+    "contract_checks")
 with dg.DagsterInstance.get() as instance:
     result = job.execute_in_process(instance=instance, raise_on_error=False, tags={
         "dagster/asset_partition_range_start": sys.argv[1],
@@ -218,10 +218,10 @@ def test_daily_run_retrain_and_checks_at_once_hit_no_lock(clean: CleanRun,
     started = time.perf_counter()
     daily = start_job(home, "daily_job", days=DAYS[-1:])
     retrain = start_job(home, "training_job", ops=TRAINING)
-    checks = subprocess.Popen(
-        [sys.executable, "-c", _CONTRACT_CHECK, DAYS[0].isoformat(), DAYS[-1].isoformat()],
-        env=home.env, stdout=open(home.root / "checks.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+    with open(home.root / "checks.log", "w") as checks_log:
+        checks = subprocess.Popen(
+            [sys.executable, "-c", _CONTRACT_CHECK, DAYS[0].isoformat(), DAYS[-1].isoformat()],
+            env=home.env, stdout=checks_log, stderr=subprocess.STDOUT, start_new_session=True)
     codes = {name: process.wait(timeout=600)
              for name, process in (("daily", daily), ("retrain", retrain), ("checks", checks))}
     logs = {name: (home.root / f"{name}.log").read_text(errors="replace")

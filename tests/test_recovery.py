@@ -112,8 +112,8 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool() -> None:
     """DuckDB's lock makes a reader block a writer (and fail against one) across processes, so
     every asset and check that opens the file runs in the warehouse pool; a new user of the
     warehouse resource is pooled unless it is named above with what it uses instead."""
-    from anomaly_pipeline.defs.resources import WAREHOUSE_POOL
     from anomaly_pipeline.definitions import defs
+    from anomaly_pipeline.defs.resources import WAREHOUSE_POOL
 
     users = {(node.node_def.name, node.node_def.pool)
              for node in [*defs.assets, *defs.asset_checks]
@@ -125,8 +125,8 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool() -> None:
 
 
 def test_every_job_runs_on_the_recovering_executor() -> None:
-    from anomaly_pipeline.defs.recovery import recovering_executor
     from anomaly_pipeline.definitions import defs
+    from anomaly_pipeline.defs.recovery import recovering_executor
 
     for job in defs.jobs:
         assert defs.resolve_job_def(job.name).executor_def is recovering_executor, job.name

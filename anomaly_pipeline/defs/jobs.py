@@ -27,4 +27,5 @@ scoring_job = dg.define_asset_job(
 daily_job = dg.define_asset_job(
     "daily_job", selection=INGEST_FEATURES | SCORING, partitions_def=daily_partitions,
     tags={MAX_RUNTIME_TAG: str(3 * 3600)},
-    description="Everything a day needs, from its landing file to its alerts (the schedule's target).")
+    description="Everything a day needs, from its landing file to its alerts "
+                "(the schedule's target).")

@@ -19,8 +19,9 @@ SEQUENCES_TABLE = "features.behaviour_sequences"
 
 
 class SequenceConfig(dg.Config):
-    max_len: int = Field(default=64, ge=2, le=4096,
-                         description="Events kept per user-day (most recent); shorter days are padded.")
+    max_len: int = Field(
+        default=64, ge=2, le=4096,
+        description="Events kept per user-day (most recent); shorter days are padded.")
 
 
 @dg.asset(
@@ -52,8 +53,8 @@ def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfi
 
 @dg.asset_check(asset="user_day_features", blocking=True, partitions_def=daily_partitions,
                 pool=WAREHOUSE_POOL,
-                description="pandera contract of the feature mart (keys, non-null features, ranges); "
-                            "blocks every downstream asset when it fails.")
+                description="pandera contract of the feature mart (keys, non-null features, "
+                            "ranges); blocks every downstream asset when it fails.")
 def user_day_features_contract(context: dg.AssetCheckExecutionContext,
                                warehouse: WarehouseResource):
     """Each day of the step validated and recorded on its own partition."""

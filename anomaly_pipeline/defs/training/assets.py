@@ -180,7 +180,6 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     collects what rank 0 reports.
     """
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
-    from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.training_set import TrainingSetInfo
 
     info = TrainingSetInfo.read(training_set["directory"])
