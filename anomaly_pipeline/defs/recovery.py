@@ -157,11 +157,14 @@ class RecoveringExecutor(dg.Executor):
 
 
 @dg.executor(name="multi_or_in_process_with_recovery",
-             config_schema=dg.multi_or_in_process_executor.config_schema,
+             config_schema=dg.multi_or_in_process_executor.config_schema.as_field(),
              requirements=dg.multi_or_in_process_executor.get_requirements)
 def recovering_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """Dagster's default executor (same config) wrapped in ``RecoveringExecutor``."""
-    return RecoveringExecutor(dg.multi_or_in_process_executor.executor_creation_fn(init_context))
+    create = dg.multi_or_in_process_executor.executor_creation_fn
+    if create is None:  # Dagster's default executor always has one; a clear error if not
+        raise dg.DagsterInvariantViolationError("multi_or_in_process_executor has no creation fn")
+    return RecoveringExecutor(create(init_context))
 
 
 @dg.definitions
