@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from anomaly_pipeline.messages import shown
+from anomaly_pipeline.messages import shown, shown_keys
 
 Loc = tuple[str | int, ...]
 
@@ -92,16 +92,27 @@ def problems(error: ValidationError, model: type[BaseModel]) -> list[Problem]:
     return sorted(found, key=lambda problem: problem.kind != "extra_forbidden")
 
 
-def unknown_keys(found: list[Problem]) -> tuple[Loc, list[str], tuple[str, ...]] | None:
-    """When the first problem is an unknown key: its section, every unknown key of that section
-    (sorted) and the keys the section allows; else None."""
+@dataclass(frozen=True)
+class UnknownKeys:
+    """The unknown keys of one section, ready for a message: ``section`` is its key path ("" for
+    the top level), ``keys`` the unknown keys (sorted, cut short, a few at most) and ``allowed``
+    the keys the section takes (sorted)."""
+
+    section: str
+    keys: str
+    allowed: list[str]
+
+
+def unknown_keys(found: list[Problem]) -> UnknownKeys | None:
+    """When the first problem is an unknown key: every unknown key of its section, else None."""
     first = found[0]
     if first.kind != "extra_forbidden":
         return None
     section = first.loc[:-1]
     keys = sorted(str(p.loc[-1]) for p in found
                   if p.kind == "extra_forbidden" and p.loc[:-1] == section)
-    return section, keys, first.allowed
+    return UnknownKeys(key_path(section) if section else "", shown_keys(keys),
+                       sorted(first.allowed))
 
 
 def _problem(item: Mapping[str, Any], model: type[BaseModel]) -> Problem:

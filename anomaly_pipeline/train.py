@@ -16,24 +16,25 @@ the versions itself once every training of its run has succeeded, so a killed ru
 registry untouched. Any error propagates: the process exits non-zero with the traceback on stderr,
 and since publishing is the last step, nothing is registered for a failed run.
 
-The spec (JSON) is parsed by ``TrainingSpec``; this module imports neither torch nor mlflow at
-module level so that the Dagster layer can build and validate specs cheaply.
+The spec is the JSON the asset wrote with ``TrainingSpec.model_dump_json``, read back with
+``TrainingSpec.from_file`` (``model_validate_json``); this module imports neither torch nor mlflow
+at module level.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from anomaly_pipeline.nn.settings import TrainerSettings
+# SpecError is re-exported: callers of the entry point catch it from here.
+from anomaly_pipeline.training_spec import SpecError, TrainingSpec  # noqa: F401
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,151 +42,7 @@ if TYPE_CHECKING:
     from anomaly_pipeline.detectors.base import Detector
     from anomaly_pipeline.nn.fitting import TrainingReport
 
-KINDS: Final[tuple[str, ...]] = ("autoencoder", "sequence")
 _LOG = logging.getLogger("anomaly_pipeline.train")
-
-
-class SpecError(ValueError):
-    """A training spec that breaks a rule; the message names the field."""
-
-
-@dataclass(frozen=True)
-class MlflowSpec:
-    """Where rank 0 logs and registers the model.
-
-    ``run_id``: an existing run to resume (the Dagster run's), else a new run is started in
-    ``experiment_name``. ``registered_model_name``: None logs the model without registering it.
-    ``artifact_location``: root for a newly created experiment (default: ``mlartifacts/`` beside a
-    sqlite database).
-    """
-
-    tracking_uri: str
-    experiment_name: str | None = None
-    run_id: str | None = None
-    registered_model_name: str | None = None
-    artifact_location: str | None = None
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> MlflowSpec:
-        _check_keys("mlflow", values, cls)
-        if not (isinstance(values.get("tracking_uri"), str) and values["tracking_uri"]):
-            raise SpecError(f"spec field 'mlflow.tracking_uri' is required (a non-empty string), "
-                            f"got {values.get('tracking_uri')!r}")
-        if values.get("run_id") is None and not values.get("experiment_name"):
-            raise SpecError("spec field 'mlflow.experiment_name' is required when "
-                            "'mlflow.run_id' is null")
-        for name in ("experiment_name", "run_id", "registered_model_name", "artifact_location"):
-            value = values.get(name)
-            if value is not None and not (isinstance(value, str) and value):
-                raise SpecError(f"spec field 'mlflow.{name}' must be a non-empty string or null, "
-                                f"got {value!r}")
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """What to train, on which data, with which settings, and where the results go.
-
-    ``feature_names`` (tabular kinds; ignored by ``sequence``) selects and orders the feature
-    columns; ``label_column`` (optional; 1 abnormal, 0 normal, null unknown) feeds the
-    autoencoder's semi-supervised head. ``val_path`` null holds out ``trainer.val_fraction`` of the
-    training rows instead. ``threshold_percentile`` (optional) is passed to the detector.
-    ``bundle_categories`` (optional): when set, rank 0 also writes the scoring bundle
-    (``bundle.finalize_bundle``: score scale, reason codes, drift reference with these categorical
-    values) into ``output_dir`` before logging it, so the registered version is directly
-    scoreable; the training table must then hold ``feature_contract.FEATURE_COLUMNS``.
-    """
-
-    kind: str
-    train_path: str
-    output_dir: str
-    val_path: str | None = None
-    feature_names: list[str] = field(default_factory=list)
-    label_column: str | None = None
-    model_params: dict[str, Any] = field(default_factory=dict)
-    trainer: TrainerSettings = field(default_factory=TrainerSettings)
-    mlflow: MlflowSpec | None = None
-    threshold_percentile: float | None = None
-    bundle_categories: dict[str, list[str]] | None = None
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainingSpec:
-        """Parse and validate a JSON-like mapping; ``SpecError`` names the offending field."""
-        if not isinstance(values, Mapping):
-            raise SpecError(f"a training spec must be a JSON object, got {type(values).__name__}")
-        _check_keys("", values, cls)
-        for name in ("kind", "train_path", "output_dir"):
-            if name not in values:
-                raise SpecError(f"spec field {name!r} is required")
-        kind = values["kind"]
-        if kind not in KINDS:
-            raise SpecError(f"spec field 'kind' must be one of {KINDS}, got {kind!r}")
-        for name in ("train_path", "output_dir"):
-            if not (isinstance(values[name], str) and values[name]):
-                raise SpecError(f"spec field {name!r} must be a non-empty path string, "
-                                f"got {values[name]!r}")
-        for name in ("val_path", "label_column"):
-            value = values.get(name)
-            if value is not None and not (isinstance(value, str) and value):
-                raise SpecError(f"spec field {name!r} must be a non-empty string or null, "
-                                f"got {value!r}")
-        features = values.get("feature_names") or []
-        if not (isinstance(features, list) and all(isinstance(f, str) and f for f in features)):
-            raise SpecError(f"spec field 'feature_names' must be a list of column names, "
-                            f"got {features!r}")
-        if len(set(features)) != len(features):
-            raise SpecError(f"spec field 'feature_names' repeats column(s) "
-                            f"{sorted({f for f in features if features.count(f) > 1})}")
-        if kind == "autoencoder" and not features:
-            raise SpecError("spec field 'feature_names' must name at least one column for "
-                            "kind 'autoencoder'")
-        model_params = values.get("model_params") or {}
-        if not isinstance(model_params, dict):
-            raise SpecError(f"spec field 'model_params' must be an object, got {model_params!r}")
-        for name in ("trainer", "threshold_percentile"):
-            if name in model_params:
-                raise SpecError(f"spec field 'model_params' must not contain {name!r}; use the "
-                                f"top-level {name!r} field")
-        threshold = values.get("threshold_percentile")
-        if threshold is not None and not (isinstance(threshold, (int, float))
-                                          and 0 < threshold < 100):
-            raise SpecError(f"spec field 'threshold_percentile' must be in (0, 100) or null, "
-                            f"got {threshold!r}")
-        categories = values.get("bundle_categories")
-        if categories is not None and not (
-                isinstance(categories, dict)
-                and all(isinstance(v, list) and all(isinstance(c, str) for c in v)
-                        for v in categories.values())):
-            raise SpecError("spec field 'bundle_categories' must map column names to lists of "
-                            "strings, or be null")
-        try:
-            trainer = TrainerSettings.from_dict(values.get("trainer"))
-        except (TypeError, ValueError) as error:
-            raise SpecError(f"spec field 'trainer': {error}") from None
-        mlflow = values.get("mlflow")
-        if mlflow is not None and not isinstance(mlflow, Mapping):
-            raise SpecError(f"spec field 'mlflow' must be an object or null, got {mlflow!r}")
-        return cls(kind=kind, train_path=values["train_path"], output_dir=values["output_dir"],
-                   val_path=values.get("val_path"), feature_names=list(features),
-                   label_column=values.get("label_column"), model_params=dict(model_params),
-                   trainer=trainer,
-                   mlflow=MlflowSpec.from_dict(mlflow) if mlflow is not None else None,
-                   threshold_percentile=threshold, bundle_categories=categories)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> TrainingSpec:
-        path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SpecError(f"spec file {path} does not exist") from None
-        except json.JSONDecodeError as error:
-            raise SpecError(f"spec file {path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (``from_dict`` inverts it); what the Dagster asset writes to disk."""
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -354,14 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(publication: Publication) -> None:
     _LOG.info("model written to %s (mlflow run %s, version %s)", publication.model_dir,
               publication.mlflow_run_id, publication.model_version)
-
-
-def _check_keys(prefix: str, values: Mapping[str, Any], cls: type) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = f"'{prefix}' " if prefix else ""
-        raise SpecError(f"unknown spec field(s) {where}{unknown}; known: {sorted(known)}")
 
 
 def _read_table(field_name: str, path: str) -> Any:

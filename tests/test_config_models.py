@@ -1,4 +1,5 @@
-"""Typed configs: a typo anywhere names its key path, and no message quotes a file's values."""
+"""Typed configs (policy file, source mapping, training spec): a typo anywhere names its key
+path, no message quotes a file's values, and each default is defined once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import yaml
 
 from anomaly_pipeline.adapters.mapping import MappingError, parse_mapping
 from anomaly_pipeline.config_model import key_path
+from anomaly_pipeline.defs.training.assets import AnomalyModelConfig, training_spec
+from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+from anomaly_pipeline.nn.settings import TrainerSettings
 from anomaly_pipeline.policy import PolicyError, load_policy
+from anomaly_pipeline.training_set import TrainingSetInfo
+from anomaly_pipeline.training_spec import KINDS, SpecError, TrainingSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-do-not-print"
@@ -107,3 +113,68 @@ def test_sections_left_empty_read_as_none_configured(tmp_path: Path) -> None:
     assert load_policy(policy_file).hard_rules == ()
     mapping = parse_mapping({**_mapping(), "event_types": None, "defaults": None})
     assert mapping.event_types == {} and mapping.defaults == {}
+
+
+# -- the training spec -----------------------------------------------------------------------------
+def _training_set(tmp_path: Path) -> TrainingSetInfo:
+    return TrainingSetInfo(directory=str(tmp_path / "set"), days={}, rows={}, labelled_rows={},
+                           abnormal_rows={}, feature_names=list(FEATURE_COLUMNS),
+                           categories={"channel": ["Direct"]})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"trainer": {"batchsize": 64}}, "spec field 'trainer': unknown trainer setting(s) "
+                                     "['batchsize']; known: ['accelerator', 'batch_size', "),
+    ({"trainer": {"precision": "fp8"}}, "spec field 'trainer': trainer setting 'precision' "
+                                        "must be one of ['32-true', "),
+    ({"mlflow": {"tracking_uri": "sqlite:///m.db", "run_id": "r", "experiment": "x"}},
+     "unknown spec field(s) 'mlflow' ['experiment']; known: ['artifact_location', "),
+    ({"label_colum": "label"}, "unknown spec field(s) ['label_colum']; known: ["),
+])
+def test_a_training_spec_typo_names_its_key_path(change: dict, message: str) -> None:
+    spec = {"kind": "sequence", "train_path": "t.parquet", "output_dir": "model", **change}
+    with pytest.raises(SpecError) as error:
+        TrainingSpec.from_dict(spec)
+    assert str(error.value).startswith(message)
+
+
+def test_launchpad_defaults_are_the_trainer_settings() -> None:
+    """The anomaly_model Launchpad form restates no trainer default: it takes TrainerSettings'."""
+    launchpad, settings = AnomalyModelConfig(), TrainerSettings()
+    shared = set(AnomalyModelConfig.model_fields) & set(TrainerSettings.model_fields)
+    assert shared >= {"accelerator", "devices", "precision", "max_epochs", "batch_size",
+                      "learning_rate", "patience", "seed"}
+    for name in shared:
+        assert getattr(launchpad, name) == getattr(settings, name), name
+        assert AnomalyModelConfig.model_fields[name].description == \
+            TrainerSettings.model_fields[name].description, name
+    assert launchpad.batch_size == 512 and launchpad.seed == 7  # one value, not 512 vs 1024
+    assert launchpad.kinds == list(KINDS)
+
+
+def test_the_asset_spec_travels_as_model_dump_json(tmp_path: Path) -> None:
+    config = AnomalyModelConfig(kinds=["autoencoder"], devices=2, batch_size=64)
+    spec = training_spec(config, "autoencoder", _training_set(tmp_path), tmp_path / "ae")
+    assert spec.trainer.strategy == "ddp" and spec.trainer.batch_size == 64
+    assert spec.trainer.seed == TrainerSettings().seed
+    path = tmp_path / "spec.json"
+    path.write_text(spec.model_dump_json(indent=2))
+    assert TrainingSpec.from_file(path) == spec
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"precision": "fp8"}, "trainer setting 'precision' must be one of"),
+    ({"batch_size": 0}, "trainer setting 'batch_size' must be greater than or equal to 1"),
+    ({"kinds": ["autoencodr"]}, "spec field 'kind' must be one of ['autoencoder', 'sequence']"),
+    ({"model_params": {"autoencoder": {"trainer": {}}}}, "must not contain 'trainer'"),
+])
+def test_a_bad_launchpad_value_fails_while_the_spec_is_built(tmp_path: Path, config: dict,
+                                                             message: str) -> None:
+    import dagster as dg
+
+    model_config = AnomalyModelConfig(**config)
+    kind = model_config.kinds[0]
+    with pytest.raises(dg.Failure) as failure:
+        training_spec(model_config, kind, _training_set(tmp_path), tmp_path / kind)
+    assert message in str(failure.value.description)
+    assert not (tmp_path / kind).exists()

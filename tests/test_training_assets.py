@@ -1,6 +1,6 @@
 """anomaly_model through Dagster: torchrun with 2 ranks, one Dagster run, one MLflow run, the model
 logged but not yet registered; a crash fails the asset with the child's error and registers
-nothing."""
+nothing; a bad spec fails it before torchrun starts."""
 
 from __future__ import annotations
 
@@ -69,4 +69,22 @@ def test_training_crash_fails_with_the_childs_error_and_registers_nothing(
     assert "autoencoder training failed" in error.error.message
     child_error = error.user_failure_data.metadata["child_error"].value
     assert "latent_dim" in child_error and "Traceback" in child_error
+    assert _mlflow_state(fresh_home.root)[1] == 0
+
+
+def test_a_bad_spec_fails_the_asset_before_torchrun_starts(fresh_home: Pipeline) -> None:
+    config = {"training_set": FAST_TRAINING["training_set"],
+              "anomaly_model": {"config": {"kinds": ["autoencoder"], "precision": "fp8"}}}
+    result = materialize(fresh_home, TRAIN_AND_MODEL, run_config={"ops": config},
+                         raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "anomaly_model"
+    assert "trainer setting 'precision' must be one of" in failure.event_specific_data.error.message
+    # no spec was written, no process group started, nothing registered; the run is closed
+    import mlflow
+
+    assert mlflow.active_run() is None
+    assert not list(data_home(fresh_home.root).root.rglob("spec.json"))
+    assert not list(data_home(fresh_home.root).root.rglob("train.log"))
     assert _mlflow_state(fresh_home.root)[1] == 0

@@ -178,9 +178,8 @@ def _describe(found: list[Problem]) -> str:
     where = key_path(first.loc)
     unknown = unknown_keys(found)
     if unknown is not None:
-        section, keys, allowed = unknown
-        inside = f" in '{key_path(section)}'" if section else ""
-        return f"unknown key(s) {shown_keys(keys)}{inside}; allowed: {sorted(allowed)}"
+        inside = f" in '{unknown.section}'" if unknown.section else ""
+        return f"unknown key(s) {unknown.keys}{inside}; allowed: {unknown.allowed}"
     if first.kind == "missing":
         return f"missing required key '{where}'" if len(first.loc) == 1 else \
             f"'{where}' is required"

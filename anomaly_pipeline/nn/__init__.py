@@ -1,6 +1,6 @@
 """Lightning models behind the neural detectors, kept apart as Lightning recommends.
 
-* ``settings`` — ``TrainerSettings``: hardware and loop configuration (plain Python, no torch, so
+* ``settings`` — ``TrainerSettings``: hardware and loop configuration (pydantic, no torch, so
   the Dagster layer can build and validate it without importing torch);
 * ``data`` — in-memory tensor datasets and DataModule with batch-level indexing;
 * ``fitting`` — the one place that builds a ``Trainer`` and runs it (seeds, early stopping, best

@@ -3,89 +3,78 @@
 A ``TrainerSettings`` says *where and how long* to train (accelerator, devices, precision, epochs,
 batch size, …); the LightningModules say *what* to learn. The same model code therefore runs on a
 laptop CPU, one GPU, or ``torchrun`` across nodes by changing only these fields. This module is
-plain Python (no torch import) so that the Dagster layer can build and validate settings when the
-code location loads.
+plain Python and pydantic (no torch import) so that the Dagster layer can build and validate
+settings when the code location loads. Its defaults are the only ones: the ``anomaly_model``
+asset's Launchpad fields take theirs from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Annotated, Any, Literal, get_args
 
-ACCELERATORS: Final[tuple[str, ...]] = ("auto", "cpu", "gpu")
-STRATEGIES: Final[tuple[str, ...]] = ("auto", "ddp")
-PRECISIONS: Final[tuple[str, ...]] = ("32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true")
+from pydantic import Field, ValidationError
+
+from anomaly_pipeline.config_model import (
+    ConfigModel,
+    Problem,
+    key_path,
+    problems,
+    unknown_keys,
+)
+
+Accelerator = Literal["auto", "cpu", "gpu"]
+Strategy = Literal["auto", "ddp"]
+Precision = Literal["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]
 
 
-@dataclass(frozen=True)
-class TrainerSettings:
+class TrainerSettings(ConfigModel):
     """Where and how a LightningModule is trained.
 
-    ``devices`` is a count or ``"auto"``; ``strategy="ddp"`` is only for processes started by
-    ``torchrun`` (never inside a Dagster process: see STACK.md). ``batch_size`` is per device, so
-    the global batch of a DDP run is ``batch_size × devices × num_nodes``. ``patience`` counts
-    epochs without a better validation loss before early stopping. ``val_fraction`` is the share of
-    training rows held out for validation when the caller supplies no validation set.
-    ``checkpoint_dir`` receives the best checkpoint (a temporary directory when None); it must be
-    on storage every rank can read. ``cpu_threads`` is torch's intra-op thread count per rank
-    while the detector trains or scores (restored afterwards; None keeps torch's default): the
-    networks are small, and on shared cores one thread per rank trained the autoencoder ≈ 6× faster
-    than two contending threads (measured on the 2-core dev machine), so 1 is the default.
+    ``strategy="ddp"`` is only for processes started by ``torchrun`` (never inside a Dagster
+    process: see STACK.md), so one device is the default; under torchrun ``for_world`` sets
+    ``devices`` and ``num_nodes`` from the launch. ``batch_size`` is per device, so the global
+    batch of a DDP run is ``batch_size × devices × num_nodes``. ``checkpoint_dir`` must be on
+    storage every rank can read. ``cpu_threads``: the networks are small, and on shared cores one
+    thread per rank trained the autoencoder ≈ 6× faster than two contending threads (measured on
+    the 2-core dev machine), so 1 is the default.
     """
 
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    max_epochs: int = 20
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    patience: int = 3
-    seed: int = 0
-    num_workers: int = 0
-    val_fraction: float = 0.1
-    checkpoint_dir: str | None = None
-    cpu_threads: int | None = 1
+    accelerator: Accelerator = Field("cpu", description=" | ".join(get_args(Accelerator)))
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1, description="Devices (torchrun processes) per node: a count, or 'auto' for all.")
+    num_nodes: int = Field(1, ge=1)
+    strategy: Strategy = Field("auto", description=" | ".join(get_args(Strategy))
+                               + " (ddp only under torchrun)")
+    precision: Precision = Field("32-true", description=" | ".join(get_args(Precision)))
+    max_epochs: int = Field(20, ge=1)
+    batch_size: int = Field(512, ge=1, description="Per device.")
+    learning_rate: float = Field(1e-3, gt=0, lt=1e3)
+    patience: int = Field(3, ge=0, description="Epochs without a better validation loss before "
+                                              "early stopping.")
+    seed: int = Field(7, ge=0)
+    num_workers: int = Field(0, ge=0)
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of training rows held out "
+                                "for validation when no validation set is given.")
+    checkpoint_dir: str | None = Field(None, description="Receives the best checkpoint (a "
+                                       "temporary directory when null).")
+    cpu_threads: int | None = Field(1, ge=1, description="torch's intra-op threads per rank "
+                                    "while the detector trains or scores (null: torch's default).")
 
-    def __post_init__(self) -> None:
-        _check_choice("accelerator", self.accelerator, ACCELERATORS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        if self.devices != "auto" and not (_is_int(self.devices) and self.devices >= 1):
-            raise ValueError(f"trainer setting 'devices' must be 'auto' or an integer >= 1, "
-                             f"got {self.devices!r}")
-        for name in ("num_nodes", "max_epochs", "batch_size"):
-            _check_int(name, getattr(self, name), minimum=1)
-        for name in ("patience", "seed", "num_workers"):
-            _check_int(name, getattr(self, name), minimum=0)
-        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1e3):
-            raise ValueError(f"trainer setting 'learning_rate' must be a positive number, "
-                             f"got {self.learning_rate!r}")
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
-            raise ValueError(f"trainer setting 'val_fraction' must be in (0, 1), "
-                             f"got {self.val_fraction!r}")
-        if self.cpu_threads is not None:
-            _check_int("cpu_threads", self.cpu_threads, minimum=1)
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            raise ValueError(f"trainer setting 'checkpoint_dir' must be a path string or null, "
-                             f"got {self.checkpoint_dir!r}")
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ValueError(_settings_problem(problems(error, TrainerSettings))) from None
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> TrainerSettings:
         """Build from a JSON-like mapping; unknown keys are an error (a typo must not pass)."""
-        values = dict(values or {})
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown trainer setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return cls(**dict(values or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe field values (``from_dict`` inverts it)."""
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def for_world(self, world_size: int, local_world_size: int) -> TrainerSettings:
         """These settings adjusted to a process group that ``torchrun`` already started.
@@ -97,27 +86,21 @@ class TrainerSettings:
         if world_size < 1 or local_world_size < 1 or world_size % local_world_size:
             raise ValueError(f"inconsistent process group: WORLD_SIZE={world_size}, "
                              f"LOCAL_WORLD_SIZE={local_world_size}")
-        return dataclasses.replace(
-            self, devices=local_world_size, num_nodes=world_size // local_world_size,
-            strategy="ddp" if world_size > 1 else self.strategy)
+        return self.model_copy(update={
+            "devices": local_world_size, "num_nodes": world_size // local_world_size,
+            "strategy": "ddp" if world_size > 1 else self.strategy})
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``pytorch_lightning.Trainer`` (the caller adds callbacks)."""
-        return {"accelerator": self.accelerator, "devices": self.devices,
-                "num_nodes": self.num_nodes, "strategy": self.strategy,
-                "precision": self.precision, "max_epochs": self.max_epochs}
+        return self.model_dump(include={"accelerator", "devices", "num_nodes", "strategy",
+                                        "precision", "max_epochs"})
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not (_is_int(value) and value >= minimum):
-        raise ValueError(f"trainer setting {name!r} must be an integer >= {minimum}, "
-                         f"got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"trainer setting {name!r} must be one of {choices}, got {value!r}")
+def _settings_problem(found: list[Problem]) -> str:
+    """The first of ``found`` (locations relative to the settings) in words naming the setting,
+    never its value."""
+    unknown = unknown_keys(found)
+    if unknown is not None:
+        return f"unknown trainer setting(s) {unknown.keys}; known: {unknown.allowed}"
+    first = found[0]
+    return f"trainer setting '{key_path(first.loc)}' {first.text}"

@@ -1,10 +1,9 @@
 """training_set, baseline_models and the torchrun-launched anomaly_model."""
 
-import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import dagster as dg
 from pydantic import Field
@@ -17,6 +16,11 @@ from anomaly_pipeline.defs.resources import (
     mlflow_run_link,
 )
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
+from anomaly_pipeline.nn.settings import TrainerSettings
+from anomaly_pipeline.training_spec import KINDS, SpecError, TrainingSpec
+
+if TYPE_CHECKING:
+    from anomaly_pipeline.training_set import TrainingSetInfo
 
 
 class TrainingSetConfig(dg.Config):
@@ -119,28 +123,63 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
     return refs
 
 
+def _trainer_field(name: str) -> Any:
+    """A Launchpad field for trainer setting ``name``: default and description are
+    ``TrainerSettings``'s (defined once); the spec validates the value before torchrun starts."""
+    field = TrainerSettings.model_fields[name]
+    return Field(default=field.default, description=field.description)
+
+
 class AnomalyModelConfig(dg.Config):
     """Lightning training, launched with torchrun (CPU or GPU; one or many devices)."""
 
-    kinds: list[str] = Field(default=["autoencoder", "sequence"],
-                             description="Lightning detectors to train: autoencoder, sequence.")
-    accelerator: str = Field(default="cpu", description="auto | cpu | gpu")
-    devices: int = Field(default=1, ge=1,
-                         description="Processes per node (torchrun nproc_per_node).")
-    num_nodes: int = Field(default=1, ge=1)
+    kinds: list[str] = Field(default=list(KINDS), description="Lightning detectors to train: "
+                             + ", ".join(KINDS) + ".")
+    accelerator: str = _trainer_field("accelerator")
+    devices: int = _trainer_field("devices")
+    num_nodes: int = _trainer_field("num_nodes")
     rdzv_endpoint: str | None = Field(default=None, description="host:port of the c10d rendezvous "
                                       "when num_nodes > 1 (run the same job on every node).")
-    precision: str = Field(default="32-true", description="32-true | bf16-mixed | 16-mixed | …")
-    max_epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=512, ge=1, description="Per device.")
-    learning_rate: float = Field(default=1e-3, gt=0)
-    patience: int = Field(default=3, ge=0)
-    seed: int = 7
+    precision: str = _trainer_field("precision")
+    max_epochs: int = _trainer_field("max_epochs")
+    batch_size: int = _trainer_field("batch_size")
+    learning_rate: float = _trainer_field("learning_rate")
+    patience: int = _trainer_field("patience")
+    seed: int = _trainer_field("seed")
     alpha: float = Field(default=1.0, ge=0, description="Weight of the semi-supervised BCE head "
                          "of the autoencoder (L = reconstruction + alpha·BCE); it trains only on "
                          "labelled rows, so without labels the model is unsupervised; 0 disables.")
     threshold_percentile: float = Field(default=97.0, gt=0, lt=100)
     model_params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind params.")
+
+
+#: Launchpad fields passed to the spec's ``trainer`` as they are.
+_TRAINER_FIELDS: Final = tuple(name for name in AnomalyModelConfig.model_fields
+                               if name in TrainerSettings.model_fields)
+
+
+def training_spec(config: AnomalyModelConfig, kind: str, info: "TrainingSetInfo", kind_dir: Path,
+                  mlflow: dict[str, Any] | None = None) -> TrainingSpec:
+    """The validated spec for ``kind``: a bad value fails the asset here, before a torchrun
+    process group starts."""
+    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+
+    trainer = {name: getattr(config, name) for name in _TRAINER_FIELDS}
+    try:
+        return TrainingSpec.from_dict({
+            "kind": kind, "train_path": str(info.path("train")),
+            "val_path": str(info.path("validation")), "feature_names": list(FEATURE_COLUMNS),
+            "label_column": "label" if config.alpha > 0 else None,
+            "threshold_percentile": config.threshold_percentile,
+            "model_params": {**({"alpha": config.alpha} if kind == "autoencoder" else {}),
+                             **config.model_params.get(kind, {})},
+            "trainer": {**trainer, "checkpoint_dir": str(kind_dir / "checkpoints"),
+                        "strategy": "ddp" if config.devices * config.num_nodes > 1 else "auto"},
+            "output_dir": str(kind_dir / "model"), "bundle_categories": info.categories,
+            "mlflow": mlflow,
+        })
+    except SpecError as error:
+        raise dg.Failure(description=f"anomaly_model config for kind {kind!r}: {error}") from None
 
 
 def torchrun_command(config: AnomalyModelConfig, spec_path: Path) -> list[str]:
@@ -179,40 +218,23 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     rank 1, see STACK.md): the asset writes a spec, starts torchrun through Dagster Pipes, and
     collects what rank 0 reports.
     """
-    from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.training_set import TrainingSetInfo
 
     info = TrainingSetInfo.read(training_set["directory"])
     run_dir = Path(info.directory).parent.parent / "models" / context.run_id
     refs, reported = [], {}
     with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
-        for kind in config.kinds:
+        # registered_model_name None: model_evaluation registers once the whole run trained
+        mlflow = {"tracking_uri": context.resources.mlflow.tracking_uri, "run_id": mlflow_run_id,
+                  "registered_model_name": None}
+        # every kind's spec is validated before the first process group starts
+        specs = {kind: training_spec(config, kind, info, run_dir / kind, mlflow)
+                 for kind in config.kinds}
+        for kind, spec in specs.items():
             kind_dir = run_dir / kind
             kind_dir.mkdir(parents=True, exist_ok=True)
-            spec = {
-                "kind": kind, "train_path": str(info.path("train")),
-                "val_path": str(info.path("validation")),
-                "feature_names": list(FEATURE_COLUMNS),
-                "label_column": "label" if config.alpha > 0 else None,
-                "threshold_percentile": config.threshold_percentile,
-                "model_params": {**({"alpha": config.alpha} if kind == "autoencoder" else {}),
-                                 **config.model_params.get(kind, {})},
-                "trainer": {"accelerator": config.accelerator, "devices": config.devices,
-                            "num_nodes": config.num_nodes,
-                            "strategy": "ddp" if config.devices * config.num_nodes > 1 else "auto",
-                            "precision": config.precision, "max_epochs": config.max_epochs,
-                            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-                            "patience": config.patience, "seed": config.seed,
-                            "checkpoint_dir": str(kind_dir / "checkpoints")},
-                "output_dir": str(kind_dir / "model"),
-                "bundle_categories": info.categories,
-                "mlflow": {"tracking_uri": context.resources.mlflow.tracking_uri,
-                           "run_id": mlflow_run_id, "experiment_name": None,
-                           # registered by model_evaluation once the whole run trained
-                           "registered_model_name": None},
-            }
             spec_path = kind_dir / "spec.json"
-            spec_path.write_text(json.dumps(spec, indent=2))
+            spec_path.write_text(spec.model_dump_json(indent=2))
             log_path = kind_dir / "train.log"
             try:
                 command = _tee_log(torchrun_command(config, spec_path), log_path)
