@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import date
@@ -71,6 +72,8 @@ def demo_like_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelin
                             resources=pipeline_resources(root), simulation=simulation)
         assert materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags(DAYS[:3])).success
         assert materialize(pipeline, TRAINING, run_config={"ops": LEAN_TRAINING}).success
+        # the instance settings `make install` gives the demo home (pools: one DuckDB writer)
+        shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", home.dagster_home / "dagster.yaml")
         yield pipeline
 
 
