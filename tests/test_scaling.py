@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from anomaly_pipeline.detectors.base import flag_threshold
@@ -104,6 +104,8 @@ _TIED = st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 7.25, 30.0]), min_siz
 
 @settings(max_examples=150, deadline=None)
 @given(train=_TIED, new=_TIED, percentile=st.sampled_from([50.0, 90.0, 95.0, 97.0, 99.0]))
+# a small training set whose 90th percentile falls just below a score (found by hypothesis)
+@example(train=[0.0] * 10 + [0.5, 1.0], new=[0.5], percentile=90.0)
 def test_ties_never_make_the_flag_and_the_band_disagree(train: list[float], new: list[float],
                                                          percentile: float) -> None:
     train_scores, raw = np.array(train), np.array(new + train[:5])

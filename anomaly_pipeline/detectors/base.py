@@ -111,21 +111,26 @@ class Detector(ABC):
 
 def flag_threshold(train_scores: np.ndarray, percentile: float) -> float:
     """The raw score at or above which a row is flagged: the ``percentile`` of training scores,
-    moved up to the next distinct score when it lands on a tie.
+    moved up to the smallest training score whose flagged share keeps the promise.
 
     Why: a detector whose scores tie (a sequence model giving thousands of short sessions the
-    same surprisal) can put its percentile exactly on a mass of equal scores; flagging "at or
-    above" it would then flag that whole mass, far more than the ``1 − percentile`` share the
-    threshold promises. Past the tie, the flagged training share never exceeds that share
-    (unless the tie is the maximum, where nothing lies above it).
+    same surprisal) can put its percentile exactly on a mass of equal scores, and a small training
+    set can put it just below a score; flagging "at or above" it would then flag more than the
+    ``1 − percentile`` share the threshold promises. Moved up, the flagged training share never
+    exceeds that share (unless the maximum itself is such a tie: nothing lies above it).
     """
-    scores = np.asarray(train_scores, dtype=np.float64)
+    scores = np.sort(np.asarray(train_scores, dtype=np.float64))
     threshold = float(np.percentile(scores, percentile))
-    expected = 1.0 - percentile / 100.0
-    above = scores[scores > threshold]
-    if np.mean(scores >= threshold) > expected + 1e-12 and above.size:
-        threshold = float(above.min())
-    return threshold
+    allowed = 1.0 - percentile / 100.0 + 1e-12
+
+    def flagged_share(values: np.ndarray) -> np.ndarray:
+        return 1.0 - np.searchsorted(scores, values, side="left") / scores.size
+
+    if flagged_share(np.array([threshold]))[0] <= allowed:
+        return threshold
+    candidates = np.unique(scores[scores > threshold])
+    kept = candidates[flagged_share(candidates) <= allowed]
+    return float(kept[0]) if kept.size else float(scores[-1])
 
 
 def read_kind(path: str | Path) -> str:
