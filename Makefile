@@ -10,7 +10,7 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 # The dbt profile reads the DuckDB path from this variable (DataHome.warehouse).
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
-.PHONY: install demo onboard dev lint test test-fast bench-features bench-train bench-sensors \
+.PHONY: install demo onboard dev docs lint test test-fast bench-features bench-train bench-sensors \
         bench-cold-start mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
@@ -52,6 +52,17 @@ dev: install
 lint: install
 	$(BIN)/ruff check
 	$(BIN)/mypy
+
+## docs: dbt's documentation of every model and column (the features' from the catalogue) and the
+## lineage, on http://127.0.0.1:8080 (the compile vars only fill the SQL shown; nothing runs).
+docs: install
+	mkdir -p $(ANOMALY_PIPELINE_HOME)
+	export ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} \
+	  ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) && \
+	$(BIN)/dbt docs generate --project-dir dbt_features --profiles-dir resources/dbt --quiet \
+	  --vars '{start_day: 2024-01-01, end_day: 2024-01-01}' && \
+	$(BIN)/dbt docs serve --project-dir dbt_features --profiles-dir resources/dbt \
+	  --host 127.0.0.1 --port 8080 --no-browser
 
 ## test: the whole suite (slow end-to-end tests included, as in CI).
 test: install

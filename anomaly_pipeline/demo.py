@@ -20,7 +20,7 @@ from anomaly_pipeline.runs import range_tags, run_job
 LAYER_TABLES = (
     ("raw_events", "raw.raw_events"), ("quarantined_events", "raw.quarantined_events"),
     ("event_labels", "raw.event_labels"), ("stg_events", "features.stg_events"),
-    ("sessions", "features.sessions"), ("user_day_features", "features.user_day_features"),
+    ("int_sessions", "features.int_sessions"), ("user_day_features", "features.user_day_features"),
     ("behaviour_sequences", "features.behaviour_sequences"),
     ("daily_anomaly_scores", "scoring.daily_anomaly_scores"),
     ("anomaly_alerts", "scoring.anomaly_alerts"), ("feature_drift", "monitoring.feature_drift"),

@@ -29,7 +29,7 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 TABLES = {
     "raw.raw_events": "event_day", "raw.quarantined_events": "event_day",
     "raw.event_labels": "event_day", "features.stg_events": "event_day",
-    "features.sessions": "event_day", "features.user_day_features": "event_day",
+    "features.int_sessions": "event_day", "features.user_day_features": "event_day",
     "features.behaviour_sequences": "event_day", "scoring.daily_anomaly_scores": "event_day",
     "scoring.anomaly_alerts": "event_day", "monitoring.feature_drift": "event_day",
 }

@@ -1,9 +1,9 @@
 """Helpers for tests that need a warehouse built by the real dbt project.
 
 ``build_warehouse`` lays down the raw tables exactly as the Dagster raw_events / event_labels
-assets do (docs/contracts.md); ``run_dbt`` runs the project's dbt CLI against it in a subprocess,
-as dagster-dbt does, with its target/ and logs/ beside the warehouse so that concurrent test runs
-never share dbt's working files.
+assets do (README "Data contracts"); ``run_dbt`` runs the project's dbt CLI against it in a
+subprocess, as dagster-dbt does, with its target/ and logs/ beside the warehouse so that
+concurrent test runs never share dbt's working files.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 #: Pseudonym key of test warehouses (a real key, not the demo one, so tests take the prod path).
 TEST_PSEUDONYM_KEY = "test-pseudonym-key-0123456789abcdef"
 
-FEATURE_MODELS = ("stg_events", "stg_labels", "sessions", "user_day_access", "user_day_features")
+FEATURE_MODELS = ("stg_events", "stg_labels", "int_sessions", "int_user_day_access",
+                  "user_day_features")
 
 
 def build_warehouse(

@@ -168,7 +168,7 @@ def test_sessions_split_by_the_30_minute_gap(warehouse: Path, features: pl.DataF
     assert _row(features, "carol", DAY2)["n_sessions"] == 1
     sessions = _query(warehouse, f"""
         select session_index, n_events, n_views, duration_s, gap_before_s
-        from features.sessions
+        from features.int_sessions
         where user_key = '{pseudonymize("alice", KEY)}' and event_day = date '{DAY1}'
         order by session_index""")
     assert sessions.rows() == [(1, 4, 2, 120.0, None), (2, 2, 2, 600.0, 28680.0)]
@@ -324,3 +324,14 @@ def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
     result = run_dbt(["run", "--select", "user_day_features", *bad], warehouse, check=False)
     assert result.returncode != 0
     assert "source_timezone must be an IANA timezone name" in result.stdout
+
+
+def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
+    """The given/expect unit tests (int_sessions, first_purchase_delay_s, night_share) run
+    through the real dbt on DuckDB, as `dbt build` runs them before each model."""
+    run_dbt(["test", "--select", "test_type:unit"], warehouse)
+    run_results = json.loads((warehouse.parent / "dbt" / "target" / "run_results.json").read_text())
+    statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in run_results["results"]}
+    assert statuses == {"sessions_split_at_the_inactivity_gap": "pass",
+                        "first_purchase_delay_is_clipped_and_one_week_when_never": "pass",
+                        "night_share_counts_events_before_five_local": "pass"}

@@ -100,7 +100,7 @@ def test_backfilling_seven_days_in_one_run_duplicates_nothing(ingested_pipeline:
     from anomaly_pipeline.defs.jobs import INGEST_FEATURES
 
     assert len(ingested_pipeline.days) == 7
-    tables = (RAW_EVENTS_TABLE, QUARANTINE_TABLE, "features.stg_events", "features.sessions",
+    tables = (RAW_EVENTS_TABLE, QUARANTINE_TABLE, "features.stg_events", "features.int_sessions",
               "features.user_day_features", "features.behaviour_sequences")
     before = {t: _counts(ingested_pipeline.warehouse, t) for t in tables}
     runs_before = len(ingested_pipeline.instance.get_runs())

@@ -112,11 +112,11 @@ def test_ids_that_restart_every_day_are_kept_on_each_day(bare_home: Pipeline) ->
 
 @pytest.mark.slow
 def test_ids_repeating_across_days_keep_distinct_keys_downstream(bare_home: Pipeline) -> None:
-    """stg_events, sessions and user_day_features key by day: no collision when ids restart."""
+    """stg_events, int_sessions and user_day_features key by day: no collision when ids restart."""
     for day in (DAY, NEXT_DAY):
         _land(bare_home, f"events_{day}.csv", _rows(day, "1", "2"))
     result = _run(bare_home, days=[DAY, NEXT_DAY], selection=RAW | dg.AssetSelection.assets(
-        "stg_events", "sessions", "user_day_access", "user_day_features"))
+        "stg_events", "int_sessions", "int_user_day_access", "user_day_features"))
     assert result.success
     with warehouse.connect(bare_home.warehouse, read_only=True) as conn:
         staged = conn.execute("SELECT event_day, event_id FROM features.stg_events "

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 #: Asset → the table whose rows per day its partitions must report.
 INGEST_TABLES = {
     "raw_events": "raw.raw_events", "quarantined_events": "raw.quarantined_events",
-    "stg_events": "features.stg_events", "sessions": "features.sessions",
-    "user_day_access": "features.user_day_access",
+    "stg_events": "features.stg_events", "int_sessions": "features.int_sessions",
+    "int_user_day_access": "features.int_user_day_access",
     "user_day_features": "features.user_day_features",
     "behaviour_sequences": "features.behaviour_sequences",
 }

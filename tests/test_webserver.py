@@ -22,7 +22,7 @@ QUERY = """{
   repositoriesOrError { ... on RepositoryConnection { nodes {
     sensors { name } schedules { name cronSchedule } jobs { name } } } }
 }"""
-EXPECTED_ASSETS = {"raw_events", "quarantined_events", "event_labels", "stg_events", "sessions",
+EXPECTED_ASSETS = {"raw_events", "quarantined_events", "event_labels", "stg_events", "int_sessions",
                    "user_day_features", "behaviour_sequences", "training_set", "baseline_models",
                    "anomaly_model", "model_evaluation", "champion_model", "daily_anomaly_scores",
                    "anomaly_alerts", "feature_drift"}

@@ -11,7 +11,8 @@ same four steps for every detector (and the Lightning autoencoder), so their inp
    column, stored, and replayed at transform time);
 3. robust centring and scaling: median and IQR/1.349 (the standard deviation of a normal column),
    falling back to the standard deviation where the IQR vanishes (sparse counts that are mostly 0)
-   and to 1 where that vanishes too (constant columns), so nothing divides by ~0;
+   and to 1 where that vanishes too (constant columns), so nothing divides by ~0 (the spread the
+   reason coder uses too: ``anomaly_pipeline.robust_scale``);
 4. clip to ``±clip`` so one absurd value cannot dominate a distance or a loss.
 
 ``ScaledDetector`` is the base for detectors that model the scaled matrix: it fits the scaler,
@@ -32,11 +33,8 @@ import numpy as np
 import polars as pl
 
 from anomaly_pipeline.detectors.base import Detector
+from anomaly_pipeline.robust_scale import MIN_SPREAD, robust_spread
 
-#: IQR of a standard normal; dividing by it makes the robust scale comparable to a std.
-_IQR_TO_STD: Final[float] = 1.3489795003921634
-#: Spread below which a column is treated as having no spread at all.
-_MIN_SPREAD: Final[float] = 1e-9
 _FORMAT: Final[str] = "feature_scaler/v1"
 SCALER_FILE: Final[str] = "scaler.json"
 
@@ -71,18 +69,9 @@ def _skewness(column: np.ndarray) -> float:
     """Sample skewness; 0 for a constant column (no tail to compress)."""
     deviation = column - column.mean()
     std = float(np.sqrt(np.mean(deviation ** 2)))
-    if std <= _MIN_SPREAD:
+    if std <= MIN_SPREAD:
         return 0.0
     return float(np.mean(deviation ** 3) / std ** 3)
-
-
-def _robust_spread(column: np.ndarray) -> float:
-    """IQR/1.349, else the std (mostly-constant columns), else 1 (constant columns)."""
-    q25, q75 = np.percentile(column, [25.0, 75.0])
-    for spread in ((q75 - q25) / _IQR_TO_STD, float(column.std())):
-        if spread > _MIN_SPREAD:
-            return float(spread)
-    return 1.0
 
 
 class FeatureScaler:
@@ -127,7 +116,7 @@ class FeatureScaler:
         self.fill_ = fill
         self.log_ = log
         self.center_ = np.median(transformed, axis=0)
-        self.scale_ = np.array([_robust_spread(col) for col in transformed.T])
+        self.scale_ = np.array([robust_spread(col) for col in transformed.T])
         return self
 
     def transform(self, X: Any) -> np.ndarray:

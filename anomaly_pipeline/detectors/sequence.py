@@ -1,7 +1,7 @@
 """Sequence detector: how atypical a user-day's actions and their timing are to a next-event model.
 
 Input type (``fit``, ``decision_function``): a polars DataFrame with the ``behaviour_sequences``
-list columns (docs/contracts.md), one row per user-day, other columns ignored:
+list columns (README "Data contracts"), one row per user-day, other columns ignored:
 
 * ``tokens`` — list[int], 1 + index in ``schema.EVENT_TYPES``, 0 = padding;
 * ``log_gaps`` — list[float], log1p seconds since the previous event;

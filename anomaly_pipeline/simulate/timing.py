@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from anomaly_pipeline.features.catalogue import SESSION_GAP_MINUTES
+
 DAY_SECONDS = 86_400.0
 HOUR = 3_600.0
-#: Inactivity that ends a session (the usual web-analytics rule, also used downstream).
-SESSION_GAP_S = 1_800.0
+#: Inactivity that ends a session (the usual web-analytics rule; the features' own gap).
+SESSION_GAP_S = SESSION_GAP_MINUTES * 60.0
 
 #: Relative activity per local hour 0..23: quiet nights, a lunch bump and an evening peak.
 DAYTIME_PROFILE = np.array([1.5, 0.8, 0.5, 0.3, 0.3, 0.4, 0.9, 2.0, 3.0, 3.5, 3.8, 4.0,

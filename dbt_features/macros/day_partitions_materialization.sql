@@ -6,7 +6,7 @@
   * Later runs: `delete from <model> where event_day in the range`, then
     `insert into <model> <select>` straight from the model's query.
 
-  This is the delete+insert contract of docs/contracts.md. dbt's built-in incremental
+  This is the delete+insert contract of the README ("Data contracts"). dbt's built-in incremental
   materialization does the same, but first copies the model's result into a temporary table
   (and then deletes by the days found in it), so every event of the range was written twice:
   the dominant cost of a rebuild of stg_events. Clearing the whole range, rather than only the

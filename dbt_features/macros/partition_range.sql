@@ -36,5 +36,5 @@
 
 {#- The first day that the history features of the range look back to. -#}
 {% macro history_start_day() -%}
-    {{- return("(" ~ start_day() ~ " - " ~ var('history_days') ~ ")") -}}
+    {{- return("(" ~ start_day() ~ " - " ~ catalogue().history_days ~ ")") -}}
 {%- endmacro %}

@@ -1,1 +1,2 @@
-"""Feature stage: the dbt project (staging → sessions → user_day_features), behaviour sequences."""
+"""Feature stage: the dbt project (staging → int_sessions → user_day_features), behaviour
+sequences."""

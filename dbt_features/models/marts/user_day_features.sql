@@ -1,9 +1,11 @@
 {#-
-  One row per (user_key, event_day) with every feature of docs/contracts.md, all non-null.
+  One row per (user_key, event_day) with every feature of the catalogue
+  (anomaly_pipeline/features/catalogue.py, as the generated macro catalogue()), all non-null;
+  _marts.yml (generated too) documents each column.
 
   Sources: the range's events (counts, money, ratings, night share, breadth), its sessions
   (depth, dwell, durations, gaps between consecutive events) and, for the history and sharing
-  features, sessions and user_day_access of the {{ var('history_days') }} days before the range:
+  features, int_sessions and int_user_day_access of the history days before the range:
   earlier days come from those already-built tables, days inside the range from this run, so a
   whole week builds in one invocation.
 
@@ -14,9 +16,9 @@
     std; all interval features are 0 for a one-event day;
   * views_per_active_minute counts each session as at least one minute of activity;
   * first_purchase_delay_s: seconds from the day's first signup to the day's first purchase,
-    clipped to [0, 604800]; 604800 (one week, "never") when the user did not both sign up and buy
-    that day;
-  * history (the {{ var('history_days') }} days before the day, active days only): *_vs_7d_median
+    clipped to [0, never]; never (no_purchase_delay_s, one week) when the user did not both sign
+    up and buy that day;
+  * history (the catalogue's history_days before the day, active days only): *_vs_7d_median
     = (value + 1) / (median + 1), smoothed because a median of purchases is usually 0; 1 (no
     change) when the user has no history;
   * new_device / new_ip_network: 1 when the user has history and used a device / network that
@@ -24,13 +26,11 @@
   * users_per_*: the most users sharing any one of the user's devices / networks on the day and
     over the 7 days ending on the day (0 when the user has none).
 -#}
-{%- set count_columns = {
-    'signup': 'n_signups', 'login': 'n_logins', 'view': 'n_views', 'click': 'n_clicks',
-    'search': 'n_searches', 'fav': 'n_favs', 'cart': 'n_carts', 'purchase': 'n_purchases',
-    'review': 'n_reviews', 'refund': 'n_refunds', 'coupon': 'n_coupons',
-} -%}
-{%- set sharing_window_days = 7 -%}
-{%- set never_s = 604800 -%}
+{%- set spec = catalogue() -%}
+{%- set count_columns = spec.event_count_columns -%}
+{%- set history_days = spec.history_days -%}
+{%- set sharing_window_days = spec.sharing_window_days -%}
+{%- set never_s = spec.no_purchase_delay_s -%}
 
 with event_days as (
 
@@ -81,7 +81,7 @@ session_days as (
         sum(inner_gap_sq_sum_s2) + coalesce(sum(gap_before_s * gap_before_s), 0)
             as interval_sq_sum_s2,
         least(min(inner_gap_min_s), min(gap_before_s)) as interval_min_s
-    from {{ ref('sessions') }}
+    from {{ ref('int_sessions') }}
     where event_day between {{ history_start_day() }} and {{ end_day() }}
     group by user_key, event_day
 
@@ -99,7 +99,7 @@ history as (
     from session_days
     window previous_days as (
         partition by user_key order by event_day
-        range between interval {{ var('history_days') }} days preceding and interval 1 day preceding
+        range between interval {{ history_days }} days preceding and interval 1 day preceding
     )
 
 ),
@@ -107,7 +107,7 @@ history as (
 access as (
 
     select user_key, event_day, device_key, ip_key, ip_network_key
-    from {{ ref('user_day_access') }}
+    from {{ ref('int_user_day_access') }}
     where event_day between {{ history_start_day() }} and {{ end_day() }}
 
 ),
@@ -166,7 +166,7 @@ breadth as (
         max(day_users.n_users) as users_per_{{ entity }}_day,
         max(window_users.n_users) as users_per_{{ entity }}_window,
         max((uses.previous_day is null
-            or uses.event_day - uses.previous_day > {{ var('history_days') }})::integer)
+            or uses.event_day - uses.previous_day > {{ history_days }})::integer)
             as unseen_{{ entity }}
     from (
         select
@@ -251,11 +251,11 @@ assembled as (
 select
     user_key,
     event_day,
-    {%- for column in feature_columns() %}
-    {%- if column == 'interval_cv' %}
-    coalesce(interval_std_s / nullif(interval_mean_s, 0), 0)::double as interval_cv,
+    {%- for feature in spec.features %}
+    {%- if feature.name == 'interval_cv' %}
+    coalesce(interval_std_s / nullif(interval_mean_s, 0), 0)::{{ feature.dtype }} as interval_cv
     {%- else %}
-    {{ column }}::double as {{ column }}{{ "," if not loop.last }}
-    {%- endif %}
+    {{ feature.name }}::{{ feature.dtype }} as {{ feature.name }}
+    {%- endif %}{{ "," if not loop.last }}
     {%- endfor %}
 from assembled

@@ -1,6 +1,6 @@
 {#-
-  One row per session: a user's events of one day, split wherever {{ var('session_gap_minutes') }}
-  minutes pass without an event. Sessions never span midnight, so each partition day is rebuilt
+  One row per session: a user's events of one day, split wherever the catalogue's
+  session gap (anomaly_pipeline/features/catalogue.py: SESSION_GAP_MINUTES) passes without an event. Sessions never span midnight, so each partition day is rebuilt
   on its own (a source's session_id is not used: many sources have none and the gap rule is the
   same for all).
 
@@ -9,7 +9,7 @@
   squares and minimum of the gaps inside it), so the mart never re-reads events in time order.
   Events at the same instant are ordered by event_id, so the result is deterministic.
 -#}
-{% set gap_limit_s = var('session_gap_minutes') * 60 %}
+{% set gap_limit_s = catalogue().session_gap_minutes * 60 %}
 
 with events as (
 
