@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, NO_PURCHASE_DELAY_S
+from anomaly_pipeline.features.catalogue import BY_NAME, FEATURES, Check
 from anomaly_pipeline.reasons import TEMPLATED_FEATURES, Explanation, ReasonCoder
 
 
@@ -66,8 +67,20 @@ def _population(n: int = 3000, seed: int = 0) -> pl.DataFrame:
         "new_device": np.where(history > 0, rng.binomial(1, 0.03, n), 1.0),
         "new_ip_network": np.where(history > 0, rng.binomial(1, 0.05, n), 1.0),
     }
+    for feature in FEATURES:  # a feature added later: a skewed draw inside its bounds
+        if feature.name not in columns:
+            columns[feature.name] = _within(feature.check, rng, n)
     return pl.DataFrame({"user_key": [f"u{i}" for i in range(n)], **columns}).with_columns(
         event_day=pl.lit(date(2026, 11, 1)))
+
+
+def _within(check: Check, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Plausible values of a catalogue feature without a hand-written distribution."""
+    if check.isin is not None:
+        return rng.choice(np.asarray(check.isin), n, p=None)
+    low = check.ge if check.ge is not None else check.gt
+    values = low + rng.lognormal(0.0, 0.5, n)
+    return values if check.le is None else np.minimum(values, check.le)
 
 
 def _typical(population: pl.DataFrame, **overrides: float) -> pl.DataFrame:
@@ -116,7 +129,8 @@ _BOUNDED = {"night_share": 0.95, "extreme_rating_share": 1.0, "rating_mean": 1.0
 def test_every_feature_becomes_a_readable_reason_when_abnormal(
         coder: ReasonCoder, population: pl.DataFrame, feature: str) -> None:
     high = float(population.get_column(feature).quantile(0.9)) * 20 + 20
-    value = _LOW_IS_ABNORMAL.get(feature, _BOUNDED.get(feature, high))
+    low = 0.0 if BY_NAME[feature].direction == "low" else high
+    value = _LOW_IS_ABNORMAL.get(feature, _BOUNDED.get(feature, low))
     # guards: review features need reviews, order value needs a purchase
     row = _typical(population, **{"n_reviews": 3, "rating_mean": 4.0,
                                   "extreme_rating_share": 0.3, "n_purchases": 1, feature: value})
