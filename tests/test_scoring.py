@@ -27,12 +27,14 @@ from anomaly_pipeline.scoring import SCORE_SCHEMA, ModelIdentity, score_user_day
 MODEL = ModelIdentity(name="anomaly_detector", version="7", kind="gaussian")
 SCORED_AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 DEFAULT_POLICY = repo_path("resources/policy.yaml")
-#: Rows made abnormal on purpose, each with the reason code that must explain it.
+#: Rows made abnormal on purpose, each with the reason codes of the features made abnormal (the
+#: detector's contributions decide which of them leads; a new feature may tip that balance).
 ABNORMAL = {
-    "view_rate": ({"views_per_active_minute": 60.0}, "high_view_rate"),
-    "networks": ({"distinct_ips": 8.0, "distinct_ip_networks": 6.0}, "many_ip_networks"),
+    "view_rate": ({"views_per_active_minute": 60.0}, {"high_view_rate"}),
+    "networks": ({"distinct_ips": 8.0, "distinct_ip_networks": 6.0},
+                 {"many_ips", "many_ip_networks"}),
     "spend": ({"n_purchases": 1.0, "purchase_amount_sum": 40_000.0,
-               "purchase_amount_mean": 40_000.0}, "high_spend"),
+               "purchase_amount_mean": 40_000.0}, {"high_spend", "high_order_value"}),
 }
 
 
@@ -101,10 +103,10 @@ def test_flag_threshold_and_outcome_agree(scored: pl.DataFrame, bundle: ScoringB
 
 
 def test_each_abnormal_row_is_flagged_and_named_by_its_feature(scored: pl.DataFrame) -> None:
-    for name, (_, code) in ABNORMAL.items():
+    for name, (_, codes) in ABNORMAL.items():
         row = scored.filter(pl.col("user_key") == name).row(0, named=True)
         assert row["flagged"] and row["outcome"] != "allow", (name, row["score"])
-        assert row["reason_codes"][0] == code, (name, row["reason_codes"])
+        assert row["reason_codes"][0] in codes, (name, row["reason_codes"])
         assert len(row["reasons"]) == len(row["reason_codes"]) <= 3
     view_rate = scored.filter(pl.col("user_key") == "view_rate").row(0, named=True)
     assert "60.0 views/min" in view_rate["reasons"][0]
@@ -143,4 +145,9 @@ def test_scores_do_not_depend_on_the_rest_of_the_day(bundle: ScoringBundle, day:
     alone = score_user_days(bundle, day.filter(pl.col("user_key") == "networks"),
                             load_policy(DEFAULT_POLICY), MODEL, scored_at=SCORED_AT)
     together = scored.filter(pl.col("user_key") == "networks")
-    assert alone.drop("scored_at").rows() == together.drop("scored_at").rows()
+    # a matrix product over one row and over many may round the last bit differently (BLAS
+    # picks kernels by shape), so the floats agree to 1e-12, everything else exactly
+    floats = ["raw_score", "score"]
+    assert alone.drop("scored_at", *floats).rows() == together.drop("scored_at", *floats).rows()
+    for column in floats:
+        assert alone[column].to_list() == pytest.approx(together[column].to_list(), rel=1e-12)
