@@ -258,6 +258,12 @@ FEATURES: Final[tuple[Feature, ...]] = (
     # -- history (the user's active days among the trailing days before the day)
     Feature("history_days", "History", f"Active days of the user in the {_H} days before the "
             f"day.", Check(ge=0, le=_H), "low", "history", log=False, windowed=True),
+    Feature("days_since_last_active", "History", f"Days since the user's previous active day, "
+            f"1-{_H}; {_H + 1} when none in the {_H} days before. A long-dormant account "
+            f"that is suddenly active is a classic account-takeover sign.",
+            Check(ge=1, le=_H + 1), "high",
+            Phrase("dormant_account_returns", "previous active day {value} day{s} ago"),
+            log=False, applies=_HISTORY, windowed=True),
     Feature("events_vs_7d_median", "History", f"(n_events + 1) / (median over the {_H}-day "
             f"history + 1), smoothed because a median is often 0; 1 without history.", POSITIVE,
             "high", "volume_events", applies=_HISTORY, windowed=True),

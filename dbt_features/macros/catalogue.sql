@@ -167,6 +167,10 @@
             "dtype": "double"
         },
         {
+            "name": "days_since_last_active",
+            "dtype": "double"
+        },
+        {
             "name": "events_vs_7d_median",
             "dtype": "double"
         },

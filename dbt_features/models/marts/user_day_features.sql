@@ -93,6 +93,13 @@ history as (
         user_key,
         event_day,
         count(*) over previous_days as history_days,
+        -- the gap is capped at history_days + 1 ("none in the window"), so a one-day run and a
+        -- range run agree although the range sees further back
+        coalesce(
+            least(event_day - lag(event_day) over (partition by user_key order by event_day),
+                  {{ history_days + 1 }}),
+            {{ history_days + 1 }}
+        ) as days_since_last_active,
         median(n_events) over previous_days as events_median,
         median(n_views) over previous_days as views_median,
         median(n_purchases) over previous_days as purchases_median
@@ -228,6 +235,7 @@ assembled as (
         coalesce(device_features.users_per_device_window, 0) as users_per_device_window,
         coalesce(ip_network_features.users_per_ip_network_window, 0) as users_per_ip_network_window,
         history.history_days,
+        history.days_since_last_active,
         {%- for measure, median in [('n_events', 'events_median'), ('n_views', 'views_median'),
                                     ('n_purchases', 'purchases_median')] %}
         case when history.history_days > 0
