@@ -2,7 +2,9 @@
 
 Why a time split (train → validation → holdout, oldest to newest) and not a random one: a model
 is always applied to days after the ones it learnt from, and behaviour drifts; a random split would
-leak tomorrow's patterns into training and flatter the evaluation.
+leak tomorrow's patterns into training and flatter the evaluation. Only a history too short for a
+time split (a user's first day or two, e.g. the one-day Taobao sample) is split by user instead,
+so that onboarding any history still ends with a champion; the set records which split it used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ CATEGORICAL_COLUMNS = ("channel", "event_type")
 SEQUENCE_COLUMNS = ("tokens", "log_gaps", "category_change")
 SPLITS = ("train", "validation", "holdout")
 INFO_FILE = "training_set.json"
+#: Shares of users in validation and holdout when a short history is split by user.
+USER_SPLIT_SHARES = {"validation": 0.15, "holdout": 0.20}
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class TrainingSetInfo:
     categories: dict[str, list[str]]
     #: User-days available per split before sampling down to the row cap (= ``rows`` if none).
     available_rows: dict[str, int] = field(default_factory=dict)
+    #: "time" (days split oldest → newest) or "user" (a history too short for a time split).
+    split_by: str = "time"
 
     def path(self, split: str) -> Path:
         return Path(self.directory) / f"{split}.parquet"
@@ -74,6 +80,22 @@ def split_days(days: list[date], *, validation_days: int,
     n_train = len(days) - validation_days - holdout_days
     return {"train": days[:n_train], "validation": days[n_train:n_train + validation_days],
             "holdout": days[n_train + validation_days:]}
+
+
+def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Every user's rows in exactly one split, chosen by a seeded hash of the user key.
+
+    A user never sits in two splits, so the holdout still measures users the model has not seen;
+    the hash (polars' seeded ``hash``) repeats within one install, not across polars versions.
+    """
+    bucket = (pl.col("user_key").hash(seed=7) % 10_000).cast(pl.Float64) / 10_000
+    holdout_from = 1.0 - USER_SPLIT_SHARES["holdout"]
+    validation_from = holdout_from - USER_SPLIT_SHARES["validation"]
+    tagged = frame.with_columns(_bucket=bucket)
+    return {"train": tagged.filter(pl.col("_bucket") < validation_from).drop("_bucket"),
+            "validation": tagged.filter(pl.col("_bucket").is_between(
+                validation_from, holdout_from, closed="left")).drop("_bucket"),
+            "holdout": tagged.filter(pl.col("_bucket") >= holdout_from).drop("_bucket")}
 
 
 def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
@@ -138,13 +160,26 @@ def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
                        max_rows: int | None = None) -> TrainingSetInfo:
     """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``.
 
-    ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all.
+    ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all. A
+    window shorter than ``validation_days + holdout_days + 1`` days is split by user
+    (``split_users``) instead of by time.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    split = split_days(days, validation_days=validation_days, holdout_days=holdout_days)
     rows, labelled, abnormal, available = {}, {}, {}, {}
-    for name, split_day_list in split.items():
-        frame, available[name] = load_capped(warehouse_path, split_day_list, max_rows)
+    frames: dict[str, pl.DataFrame] = {}
+    if len(days) >= validation_days + holdout_days + 1:
+        split_by = "time"
+        split = split_days(days, validation_days=validation_days, holdout_days=holdout_days)
+        for name, split_day_list in split.items():
+            frames[name], available[name] = load_capped(warehouse_path, split_day_list, max_rows)
+    else:
+        split_by = "user"
+        split = {name: list(days) for name in SPLITS}
+        whole, total = load_capped(warehouse_path, days, max_rows)
+        frames = split_users(whole)
+        available = {name: round(total * frame.height / max(whole.height, 1))
+                     for name, frame in frames.items()}
+    for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet")
         rows[name] = frame.height
         labelled[name] = int(frame["label"].is_not_null().sum())
@@ -156,6 +191,6 @@ def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
                            categories={c: sorted({v for v in category_values(
                                warehouse_path, split["train"], c) if v is not None})
                                for c in CATEGORICAL_COLUMNS},
-                           available_rows=available)
+                           available_rows=available, split_by=split_by)
     (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
     return info

@@ -103,6 +103,14 @@ def test_onboard_the_taobao_sample(tmp_path: Path) -> None:
     assert (settings.start_date, settings.timezone) == (date(2017, 11, 26), "Asia/Shanghai")
     assert table_days(home, "raw.raw_events") == {date(2017, 11, 26)}
     assert "out_of_partition" not in rules(home)
-    # the sample is one day: features yes, but no time split to train on, and it says so
+    # the sample is one day: too short for a time split, so training splits it by user and the
+    # day still ends with scores from a label-free champion
     assert table_days(home, "features.user_day_features") == {date(2017, 11, 26)}
-    assert "fewer than 3 feature days" in printed, printed
+    assert table_days(home, "scoring.daily_anomaly_scores") == {date(2017, 11, 26)}
+    assert "Scores: 1 of 1 days" in printed, printed
+    assert "cold start" in printed, printed
+    with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
+        users, flagged = conn.execute(
+            "SELECT count(*), avg(flagged::int) FROM scoring.daily_anomaly_scores").fetchone()
+    assert users == 66_454
+    assert flagged <= 2 * 0.03, flagged   # within 2x the 97th-percentile threshold's rate

@@ -10,7 +10,12 @@ import polars as pl
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
-from anomaly_pipeline.training_set import FEATURES_TABLE, TrainingSetInfo, build_training_set
+from anomaly_pipeline.training_set import (
+    FEATURES_TABLE,
+    TrainingSetInfo,
+    build_training_set,
+    split_users,
+)
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
 
@@ -47,3 +52,28 @@ def test_without_a_cap_every_user_day_is_kept(tmp_path: Path) -> None:
     info = build_training_set(path, DAYS, tmp_path / "ts", validation_days=2, holdout_days=3,
                               max_rows=None)
     assert info.rows == info.available_rows == {"train": 150, "validation": 60, "holdout": 90}
+
+
+def test_a_one_day_history_is_split_by_user(tmp_path: Path) -> None:
+    path = _feature_warehouse(tmp_path, [1_000] + [0] * 9)
+    info = build_training_set(path, DAYS[:1], tmp_path / "ts", validation_days=2, holdout_days=3)
+    assert info.split_by == "user"
+    assert info.days == {name: [DAYS[0].isoformat()] for name in ("train", "validation", "holdout")}
+    assert sum(info.rows.values()) == sum(info.available_rows.values()) == 1_000
+    assert info.rows["train"] > info.rows["holdout"] > 0 and info.rows["validation"] > 0
+    assert TrainingSetInfo.read(info.directory) == info
+
+
+def test_a_history_too_short_for_a_time_split_is_split_by_user() -> None:
+    frame = pl.DataFrame({"user_key": [f"u{i}" for i in range(2_000)],
+                          "event_day": [date(2017, 11, 26)] * 2_000, "label": [None] * 2_000},
+                         schema_overrides={"label": pl.Int8})
+    splits = split_users(frame)
+    users = {name: set(part["user_key"]) for name, part in splits.items()}
+    assert sum(len(u) for u in users.values()) == 2_000          # every user in one split
+    assert not (users["train"] & users["validation"] or users["train"] & users["holdout"]
+                or users["validation"] & users["holdout"])
+    assert 0.55 < len(users["train"]) / 2_000 < 0.75
+    assert 0.10 < len(users["validation"]) / 2_000 < 0.20
+    assert 0.15 < len(users["holdout"]) / 2_000 < 0.25
+    assert split_users(frame)["holdout"].equals(splits["holdout"])   # repeatable

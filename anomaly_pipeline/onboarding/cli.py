@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 LOG_NAME = "onboard.log"
 #: The summary reports what the runs warn about per day (e.g. the alert guard), once.
 CONSOLE_LEVEL = "ERROR"
-#: A time split needs a training, a validation and a holdout day.
-MIN_TRAINING_DAYS = 3
+#: A history this long is split by time into one training, one validation and one holdout day;
+#: a shorter one is split by user (``training_set.split_users``).
+MIN_TIME_SPLIT_DAYS = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,21 +96,21 @@ def _partitioned_days(days: list[date]) -> list[date]:
 
 
 def _training_run_config(home: DataHome) -> dict | None:
-    """Run config of training_job for the feature days there are, or None when too few.
+    """Run config of training_job for the feature days there are, or None when there are none.
 
     The default time split (``TrainingSetConfig``) wants its validation and holdout days plus a
     training day; a shorter history trains on one validation and one holdout day instead, and
-    fewer than three days cannot be split by time at all.
+    one too short even for that is split by user by ``training_set`` itself.
     """
     from anomaly_pipeline.defs.training.assets import TrainingSetConfig
     from anomaly_pipeline.training_set import feature_days
 
     n_days, default = len(feature_days(home.warehouse)), TrainingSetConfig()
-    if n_days > default.validation_days + default.holdout_days:
+    if n_days == 0:
+        return None
+    if n_days > default.validation_days + default.holdout_days or n_days < MIN_TIME_SPLIT_DAYS:
         return {}
-    if n_days >= MIN_TRAINING_DAYS:
-        return {"ops": {"training_set": {"config": {"validation_days": 1, "holdout_days": 1}}}}
-    return None
+    return {"ops": {"training_set": {"config": {"validation_days": 1, "holdout_days": 1}}}}
 
 
 def _champion(home: DataHome, training: ExecuteInProcessResult | None,
@@ -176,8 +177,8 @@ def _run_jobs(home: DataHome, days: list[date], reader: SourceReader) -> Champio
     training_config = _training_run_config(home)
     training = None if training_config is None else run(
         "training_job", run_config=training_config, raise_on_failure=False)
-    champion = _champion(home, training, f"not trained now: fewer than {MIN_TRAINING_DAYS} "
-                         "feature days (one each to train, validate and hold out) — onboard more")
+    champion = _champion(home, training, "not trained: no feature day was built — see the "
+                         "quarantine reasons above")
     if champion.model != "none":
         run("scoring_job", tags=range_tags(days), raise_on_failure=False)
     return champion

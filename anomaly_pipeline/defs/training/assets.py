@@ -40,7 +40,8 @@ class TrainingSetConfig(dg.Config):
 def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                  warehouse: WarehouseResource) -> dict[str, Any]:
     """Every feature day up to ``window_days`` (newest last), split by time into train /
-    validation / holdout Parquet files, each sampled down to ``max_rows`` user-days."""
+    validation / holdout Parquet files, each sampled down to ``max_rows`` user-days (a history
+    too short for the time split is split by user)."""
     from anomaly_pipeline.training_set import build_training_set, feature_days
 
     days = feature_days(warehouse.path)
@@ -57,7 +58,7 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
         "days": dg.MetadataValue.json(info.days), "rows": dg.MetadataValue.json(info.rows),
         "available_rows": dg.MetadataValue.json(info.available_rows),
         "abnormal_rows": dg.MetadataValue.json(info.abnormal_rows),
-        "features": len(info.feature_names)})
+        "split_by": info.split_by, "features": len(info.feature_names)})
     return {"directory": info.directory}
 
 
