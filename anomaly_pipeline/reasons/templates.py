@@ -102,7 +102,7 @@ def _volume(count: str, history_ratio: str, code: str, noun: str) -> ReasonTempl
     is what makes it unusual (the ratio feature is the stronger member)."""
     def render(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
         value = row.get(count)
-        if trigger == history_ratio:
+        if trigger == history_ratio or value is None:
             today = "" if value is None else f" ({_int(value)} today)"
             return code, f"{_ratio(row[history_ratio])} the user's 7-day median {noun}s{today}"
         return code, (f"{_plural(value, noun)} today, "
