@@ -48,9 +48,10 @@ dev: install
 	PATH=$(CURDIR)/$(BIN):$$PATH ANOMALY_PIPELINE_WAREHOUSE=$(WAREHOUSE) \
 	  ANOMALY_PIPELINE_DEMO=$${ANOMALY_PIPELINE_DEMO:-1} $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-## lint: ruff's rules over the repo and mypy over the package (config in pyproject.toml).
+## lint: ruff's rules and formatting over the repo and mypy over the package (config in pyproject.toml).
 lint: install
 	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
 ## docs: dbt's documentation of every model and column (the features' from the catalogue) and the

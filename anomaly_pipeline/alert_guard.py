@@ -23,8 +23,10 @@ from datetime import date
 import numpy as np
 
 #: What on-call can do about a withheld day (every withheld reason ends with it).
-REMEDY = ("retrain on this source (training_job over its days) so the champion knows it, or "
-          "override the guard for a run (anomaly_alerts config override_guard: true)")
+REMEDY = (
+    "retrain on this source (training_job over its days) so the champion knows it, or "
+    "override the guard for a run (anomaly_alerts config override_guard: true)"
+)
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,15 @@ class GuardVerdict:
     causes: tuple[str, ...] = ()
 
 
-def judge_day(day: date | str, flagged: np.ndarray, raw_scores: np.ndarray,
-              reference_raw_scores: np.ndarray, *, threshold_percentile: float,
-              limits: GuardLimits = GuardLimits()) -> GuardVerdict:
+def judge_day(
+    day: date | str,
+    flagged: np.ndarray,
+    raw_scores: np.ndarray,
+    reference_raw_scores: np.ndarray,
+    *,
+    threshold_percentile: float,
+    limits: GuardLimits = GuardLimits(),
+) -> GuardVerdict:
     """The verdict on one day's scores (``flagged`` and ``raw_scores`` are its user-days);
     ``day`` may also label pooled days (the gate judges a champion on the held-out days)."""
     from anomaly_pipeline.drift import psi  # scipy: not at the code location's import
@@ -75,17 +83,32 @@ def judge_day(day: date | str, flagged: np.ndarray, raw_scores: np.ndarray,
     score_psi = psi(reference_raw_scores, raw_scores) if n else 0.0
     causes = []
     if n >= limits.min_user_days and share > limits.max_flag_multiple * expected:
-        causes.append(f"{share:.1%} of {n} user-days flagged, {share / expected:.1f}× the "
-                      f"expected {expected:.1%} (limit {limits.max_flag_multiple:g}×)")
+        causes.append(
+            f"{share:.1%} of {n} user-days flagged, {share / expected:.1f}× the "
+            f"expected {expected:.1%} (limit {limits.max_flag_multiple:g}×)"
+        )
     if score_psi > limits.max_score_psi:
-        causes.append(f"score distribution PSI {score_psi:.2f} against the champion's training "
-                      f"reference (limit {limits.max_score_psi:g})")
+        causes.append(
+            f"score distribution PSI {score_psi:.2f} against the champion's training "
+            f"reference (limit {limits.max_score_psi:g})"
+        )
     if causes:
-        reason = (f"{day}: alerts withheld — {'; '.join(causes)}: the day does not look like "
-                  f"the champion's training data; {REMEDY}")
+        reason = (
+            f"{day}: alerts withheld — {'; '.join(causes)}: the day does not look like "
+            f"the champion's training data; {REMEDY}"
+        )
     else:
-        reason = (f"{day}: {share:.1%} of {n} user-days flagged (expected {expected:.1%}), "
-                  f"score PSI {score_psi:.2f}: within limits")
-    return GuardVerdict(day=day, passed=not causes, user_days=n, flagged_share=share,
-                        expected_share=expected, score_psi=score_psi, reason=reason,
-                        causes=tuple(causes))
+        reason = (
+            f"{day}: {share:.1%} of {n} user-days flagged (expected {expected:.1%}), "
+            f"score PSI {score_psi:.2f}: within limits"
+        )
+    return GuardVerdict(
+        day=day,
+        passed=not causes,
+        user_days=n,
+        flagged_share=share,
+        expected_share=expected,
+        score_psi=score_psi,
+        reason=reason,
+        causes=tuple(causes),
+    )

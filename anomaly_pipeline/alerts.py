@@ -79,8 +79,11 @@ def alert_id(user_key: str, raised_day: date) -> str:
     return hashlib.sha256(f"{user_key}|{raised_day.isoformat()}".encode()).hexdigest()[:20]
 
 
-def new_alerts(today: pl.DataFrame, open_alerts: pl.DataFrame,
-               reopen_after_days: int = DEFAULT_REOPEN_AFTER_DAYS) -> pl.DataFrame:
+def new_alerts(
+    today: pl.DataFrame,
+    open_alerts: pl.DataFrame,
+    reopen_after_days: int = DEFAULT_REOPEN_AFTER_DAYS,
+) -> pl.DataFrame:
     """Alerts (``ALERT_SCHEMA``, status ``open``) to raise for one scored day.
 
     ``today`` holds one day's scored users (user_key, event_day, score, outcome, reasons);
@@ -95,29 +98,40 @@ def new_alerts(today: pl.DataFrame, open_alerts: pl.DataFrame,
     _require(open_alerts, _OPEN_COLUMNS, "open_alerts")
     days = today.get_column("event_day").unique()
     if today.height and (days.len() != 1 or days.null_count()):
-        raise ValueError("today must hold exactly one non-null event_day; got "
-                         f"{days.sort(nulls_last=True).to_list()}")
+        raise ValueError(
+            "today must hold exactly one non-null event_day; got "
+            f"{days.sort(nulls_last=True).to_list()}"
+        )
     duplicated = today.filter(pl.col("user_key").is_duplicated()).get_column("user_key")
     if duplicated.len():
-        raise ValueError(f"today has several rows for user_key(s) "
-                         f"{duplicated.unique().head(5).to_list()}; expected one per user")
+        raise ValueError(
+            f"today has several rows for user_key(s) "
+            f"{duplicated.unique().head(5).to_list()}; expected one per user"
+        )
     unknown = set(today.get_column("outcome").unique().to_list()) - {"allow", *ALERTING_OUTCOMES}
     if unknown:
-        raise ValueError(f"today.outcome holds unknown value(s) {sorted(map(str, unknown))}; "
-                         "expected allow, review or block")
+        raise ValueError(
+            f"today.outcome holds unknown value(s) {sorted(map(str, unknown))}; "
+            "expected allow, review or block"
+        )
     flagged = today.filter(pl.col("outcome").is_in(ALERTING_OUTCOMES))
     if flagged.is_empty():
         return empty_alerts()
     day: date = days.item()
-    still_open = open_alerts.filter(
-        (pl.col("event_day") < day)
-        & (pl.col("event_day") > day - timedelta(days=reopen_after_days))
-        & (pl.col("status") != CLOSED).fill_null(True)
-    ).select("user_key").unique()
+    still_open = (
+        open_alerts.filter(
+            (pl.col("event_day") < day)
+            & (pl.col("event_day") > day - timedelta(days=reopen_after_days))
+            & (pl.col("status") != CLOSED).fill_null(True)
+        )
+        .select("user_key")
+        .unique()
+    )
     raised = flagged.join(still_open, on="user_key", how="anti").sort("user_key")
     return raised.select(
-        pl.Series("alert_id", [alert_id(u, day) for u in raised.get_column("user_key")],
-                  dtype=pl.String),
+        pl.Series(
+            "alert_id", [alert_id(u, day) for u in raised.get_column("user_key")], dtype=pl.String
+        ),
         pl.col("user_key").cast(pl.String),
         pl.col("event_day").cast(pl.Date),
         pl.col("score").cast(pl.Float64),
@@ -133,23 +147,37 @@ def alert_payload(alerts: pl.DataFrame) -> dict[str, Any]:
     _require(alerts, tuple(c for c in ALERT_SCHEMA if c != "status"), "alerts")
     counts = {o: alerts.filter(pl.col("outcome") == o).height for o in ("block", "review")}
     days = sorted(d.isoformat() for d in alerts.get_column("event_day").unique().drop_nulls())
-    text = (f"{alerts.height} new anomaly alert(s) for {', '.join(days) or 'no day'}: "
-            f"{counts['block']} block, {counts['review']} review")
+    text = (
+        f"{alerts.height} new anomaly alert(s) for {', '.join(days) or 'no day'}: "
+        f"{counts['block']} block, {counts['review']} review"
+    )
     rows = alerts.sort(["outcome", "score"], descending=[False, True]).iter_rows(named=True)
     return {
         "text": text,
         "alert_count": alerts.height,
         "counts": counts,
         "event_days": days,
-        "alerts": [{"alert_id": r["alert_id"], "user_key": r["user_key"],
-                    "event_day": r["event_day"].isoformat(), "score": r["score"],
-                    "outcome": r["outcome"], "reasons": list(r["reasons"] or [])}
-                   for r in rows],
+        "alerts": [
+            {
+                "alert_id": r["alert_id"],
+                "user_key": r["user_key"],
+                "event_day": r["event_day"].isoformat(),
+                "score": r["score"],
+                "outcome": r["outcome"],
+                "reasons": list(r["reasons"] or []),
+            }
+            for r in rows
+        ],
     }
 
 
-def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5.0, retries: int = 2,
-                 backoff_s: float = 0.5) -> int:
+def post_webhook(
+    url: str,
+    payload: Mapping[str, Any],
+    timeout: float = 5.0,
+    retries: int = 2,
+    backoff_s: float = 0.5,
+) -> int:
     """POST ``payload`` as JSON to ``url``; return the (2xx) HTTP status.
 
     Connection failures and 5xx answers are retried ``retries`` times with exponential backoff
@@ -166,15 +194,23 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5.0, ret
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff_s * 2 ** (attempt - 1))
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", "User-Agent": "anomaly-pipeline"})
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "anomaly-pipeline",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             detail = exc.read(500).decode("utf-8", errors="replace").strip()
-            last_error = redact(f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else ""),
-                                secrets)
+            last_error = redact(
+                f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else ""), secrets
+            )
             if exc.code < 500:
                 # ``from None``: the chained urllib error would print the full URL in tracebacks.
                 raise WebhookError(f"POST {endpoint} rejected: {last_error}") from None

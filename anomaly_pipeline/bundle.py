@@ -40,8 +40,9 @@ def detector_input(detector: Detector, frame: pl.DataFrame) -> Any:
     return feature_matrix(frame, detector.feature_names or FEATURE_COLUMNS)
 
 
-def finalize_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
-                    categories: dict[str, list[str]]) -> None:
+def finalize_bundle(
+    detector: Detector, model_dir: Path, train: pl.DataFrame, categories: dict[str, list[str]]
+) -> None:
     """Fit the score scale and the reason coder on the training rows and store the drift
     reference; write all of it into ``model_dir`` beside the saved detector."""
     scores = detector.decision_function(detector_input(detector, train))
@@ -59,16 +60,22 @@ def finalize_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
     (model_dir / CATEGORIES_FILE).write_text(json.dumps(categories))
 
 
-def write_bundle(detector: Detector, model_dir: Path, train: pl.DataFrame,
-                 categories: dict[str, list[str]] | None) -> Path:
+def write_bundle(
+    detector: Detector,
+    model_dir: Path,
+    train: pl.DataFrame,
+    categories: dict[str, list[str]] | None,
+) -> Path:
     """Save ``detector`` and (with ``categories``) its scoring bundle into ``model_dir``.
 
     Written into a staging directory that is then swapped in, so a reader never sees half a
     model. ``categories`` None saves the bare detector (a training run outside the pipeline).
     """
     if model_dir.exists() and any(model_dir.iterdir()) and not (model_dir / META_FILE).exists():
-        raise FileExistsError(f"{model_dir} is a non-empty directory that holds no saved "
-                              f"detector; refusing to overwrite it")
+        raise FileExistsError(
+            f"{model_dir} is a non-empty directory that holds no saved "
+            f"detector; refusing to overwrite it"
+        )
     staging = model_dir.with_name(f".{model_dir.name}.staging")
     if staging.exists():
         shutil.rmtree(staging)
@@ -94,8 +101,11 @@ class ScoringBundle:
         model_dir = Path(model_dir)
         scaler = json.loads((model_dir / SCALER_FILE).read_text())
         reasons = json.loads((model_dir / REASONS_FILE).read_text())
-        return cls(detector=load_detector(model_dir), scaler=ScoreScaler.from_dict(scaler),
-                   reasons=ReasonCoder.from_dict(reasons))
+        return cls(
+            detector=load_detector(model_dir),
+            scaler=ScoreScaler.from_dict(scaler),
+            reasons=ReasonCoder.from_dict(reasons),
+        )
 
     def raw_scores(self, frame: pl.DataFrame) -> np.ndarray:
         return self.detector.decision_function(detector_input(self.detector, frame))
@@ -104,13 +114,17 @@ class ScoringBundle:
     def reference(model_dir: str | Path) -> tuple[pl.DataFrame, dict[str, list[str]]]:
         """The drift reference stored with a bundle: feature sample + raw scores, categories."""
         model_dir = Path(model_dir)
-        return (pl.read_parquet(model_dir / REFERENCE_FILE),
-                json.loads((model_dir / CATEGORIES_FILE).read_text()))
+        return (
+            pl.read_parquet(model_dir / REFERENCE_FILE),
+            json.loads((model_dir / CATEGORIES_FILE).read_text()),
+        )
 
     @property
     def threshold_points(self) -> float:
         """The detector's operating threshold on the 0–1000 scale."""
         if self.scaler.threshold_points_ is None:
-            raise ValueError("the bundle's score scaler was fitted without the detector's "
-                             "threshold; refit it with the threshold")
+            raise ValueError(
+                "the bundle's score scaler was fitted without the detector's "
+                "threshold; refit it with the threshold"
+            )
         return float(self.scaler.threshold_points_)

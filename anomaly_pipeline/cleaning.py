@@ -108,8 +108,13 @@ _RATING = "__rating"
 #: The earlier file of the day that already holds a row's event id (null when none does).
 _FIRST_FILE = "__first_file"
 #: Canonical column → the helper column holding its parsed value (others are taken as text).
-_PARSED: Final = {"event_time": _TIME, "event_type": _TYPE, "amount": _AMOUNT,
-                  "quantity": _QUANTITY, "rating": _RATING}
+_PARSED: Final = {
+    "event_time": _TIME,
+    "event_type": _TYPE,
+    "amount": _AMOUNT,
+    "quantity": _QUANTITY,
+    "rating": _RATING,
+}
 _RULE = "rule"
 DUPLICATE_EVENT_ID: Final = "duplicate_event_id"
 
@@ -189,14 +194,23 @@ def _prepare(staged: pl.DataFrame) -> pl.DataFrame:
 
 def _bad_time_reason(time_format_description: str | None) -> pl.Expr:
     if time_format_description is None:
-        return _format("event_time '{}' is not an ISO-8601 timestamp with a UTC offset",
-                       _shown(pl.col("event_time")))
-    return _format("event_time '{}' does not match the source's time format "
-                   + time_format_description, _shown(pl.col("event_time")))
+        return _format(
+            "event_time '{}' is not an ISO-8601 timestamp with a UTC offset",
+            _shown(pl.col("event_time")),
+        )
+    return _format(
+        "event_time '{}' does not match the source's time format " + time_format_description,
+        _shown(pl.col("event_time")),
+    )
 
 
-def _rules(partition_day: date, now: datetime, max_future: timedelta,
-           bounds: NumericBounds, time_format_description: str | None = None) -> list[Rule]:
+def _rules(
+    partition_day: date,
+    now: datetime,
+    max_future: timedelta,
+    bounds: NumericBounds,
+    time_format_description: str | None = None,
+) -> list[Rule]:
     """The rules in the order they are applied (``duplicate_event_id`` comes after them all)."""
     time, event_day = pl.col(_TIME), pl.col(_TIME).dt.date()
     latest = now + max_future
@@ -206,18 +220,22 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta,
         return _shown(pl.col(name))
 
     def missing(name: str) -> Rule:
-        return Rule(f"missing_{name}", pl.col(name).is_null(),
-                    pl.lit(f"{name} is missing or empty"))
+        return Rule(
+            f"missing_{name}", pl.col(name).is_null(), pl.lit(f"{name} is missing or empty")
+        )
 
     encoding_fails, encoding_reason = _per_column(
         {name: pl.col(name).str.contains(_BAD_CHARACTERS) for name in RAW_EVENT_COLUMNS},
-        lambda name: pl.lit(f"{name} contains a control character or U+FFFD replacement "
-                            "character (bad encoding)"),
+        lambda name: pl.lit(
+            f"{name} contains a control character or U+FFFD replacement character (bad encoding)"
+        ),
     )
     length_fails, length_reason = _per_column(
         {name: pl.col(name).str.len_chars() > MAX_STRING_LENGTH for name in _TEXT_COLUMNS},
-        lambda name: _format(f"{name} is {{}} characters long, over the limit of "
-                             f"{MAX_STRING_LENGTH}", pl.col(name).str.len_chars()),
+        lambda name: _format(
+            f"{name} is {{}} characters long, over the limit of {MAX_STRING_LENGTH}",
+            pl.col(name).str.len_chars(),
+        ),
     )
     return [
         missing("event_id"),
@@ -225,68 +243,132 @@ def _rules(partition_day: date, now: datetime, max_future: timedelta,
         missing("event_time"),
         missing("event_type"),
         Rule("bad_encoding", encoding_fails, encoding_reason),
-        Rule("user_id_too_long", pl.col("user_id").str.len_chars() > MAX_STRING_LENGTH,
-             _format(f"user_id is {{}} characters long, over the limit of {MAX_STRING_LENGTH}",
-                     pl.col("user_id").str.len_chars())),
+        Rule(
+            "user_id_too_long",
+            pl.col("user_id").str.len_chars() > MAX_STRING_LENGTH,
+            _format(
+                f"user_id is {{}} characters long, over the limit of {MAX_STRING_LENGTH}",
+                pl.col("user_id").str.len_chars(),
+            ),
+        ),
         Rule("string_too_long", length_fails, length_reason),
         Rule("bad_event_time", time.is_null(), _bad_time_reason(time_format_description)),
-        Rule("event_time_too_old", time < EARLIEST_EVENT_TIME,
-             _format(f"event_time {{}} is before {EARLIEST_EVENT_TIME.date()}", _time_text(time))),
-        Rule("future_event_time", time > latest,
-             _format(f"event_time {{}} is more than {max_future} after the load time "
-                     f"{now.isoformat()}", _time_text(time))),
-        Rule("out_of_partition", event_day != partition_day,
-             _format(f"event_time {{}} falls on {{}}, not on partition day {partition_day}: "
-                     "re-deliver it in the file of {} (a file spanning several days: "
-                     "`anomaly-pipeline onboard` splits it by day)", _time_text(time), event_day,
-                     event_day)),
-        Rule("unknown_event_type", ~pl.col(_TYPE).is_in(EVENT_TYPES),
-             _format(f"event_type '{{}}' is not one of {', '.join(EVENT_TYPES)}",
-                     value("event_type"))),
-        Rule("bad_amount", pl.col("amount").is_not_null() & amount.is_null(),
-             _format("amount '{}' is not a number", value("amount"))),
-        Rule("non_finite_amount", ~amount.is_finite(),
-             _format("amount '{}' is not a finite number", value("amount"))),
-        Rule("negative_amount", amount < 0,
-             _format("amount {} is negative", value("amount"))),
-        Rule("amount_too_large", amount > bounds.max_amount,
-             _format(f"amount {{}} is above the bound max_amount={bounds.max_amount:g}",
-                     value("amount"))),
-        Rule("bad_quantity",
-             pl.col("quantity").is_not_null() & ~quantity_number.is_finite().fill_null(False),
-             _format("quantity '{}' is not a finite number", value("quantity"))),
-        Rule("negative_quantity", quantity_number < 0,
-             _format("quantity {} is negative", value("quantity"))),
-        Rule("quantity_too_large", quantity_number > bounds.max_quantity,
-             _format(f"quantity {{}} is above the bound max_quantity={bounds.max_quantity}",
-                     value("quantity"))),
-        Rule("non_integer_quantity", pl.col("quantity").is_not_null() & pl.col(_QUANTITY).is_null(),
-             _format("quantity {} is not a whole number (or too large)", value("quantity"))),
-        Rule("bad_rating", pl.col("rating").is_not_null() & pl.col(_RATING).is_null(),
-             _format("rating '{}' is not a whole number", value("rating"))),
-        Rule("rating_out_of_range", ~pl.col(_RATING).is_between(*RATING_RANGE),
-             _format(f"rating {{}} is outside {RATING_RANGE[0]}-{RATING_RANGE[1]}",
-                     value("rating"))),
-        Rule("malformed_ip", ~pl.col("ip").str.contains(IP_PATTERN),
-             _format("ip '{}' is not an IPv4 or IPv6 address", value("ip"))),
+        Rule(
+            "event_time_too_old",
+            time < EARLIEST_EVENT_TIME,
+            _format(f"event_time {{}} is before {EARLIEST_EVENT_TIME.date()}", _time_text(time)),
+        ),
+        Rule(
+            "future_event_time",
+            time > latest,
+            _format(
+                f"event_time {{}} is more than {max_future} after the load time {now.isoformat()}",
+                _time_text(time),
+            ),
+        ),
+        Rule(
+            "out_of_partition",
+            event_day != partition_day,
+            _format(
+                f"event_time {{}} falls on {{}}, not on partition day {partition_day}: "
+                "re-deliver it in the file of {} (a file spanning several days: "
+                "`anomaly-pipeline onboard` splits it by day)",
+                _time_text(time),
+                event_day,
+                event_day,
+            ),
+        ),
+        Rule(
+            "unknown_event_type",
+            ~pl.col(_TYPE).is_in(EVENT_TYPES),
+            _format(
+                f"event_type '{{}}' is not one of {', '.join(EVENT_TYPES)}", value("event_type")
+            ),
+        ),
+        Rule(
+            "bad_amount",
+            pl.col("amount").is_not_null() & amount.is_null(),
+            _format("amount '{}' is not a number", value("amount")),
+        ),
+        Rule(
+            "non_finite_amount",
+            ~amount.is_finite(),
+            _format("amount '{}' is not a finite number", value("amount")),
+        ),
+        Rule("negative_amount", amount < 0, _format("amount {} is negative", value("amount"))),
+        Rule(
+            "amount_too_large",
+            amount > bounds.max_amount,
+            _format(
+                f"amount {{}} is above the bound max_amount={bounds.max_amount:g}", value("amount")
+            ),
+        ),
+        Rule(
+            "bad_quantity",
+            pl.col("quantity").is_not_null() & ~quantity_number.is_finite().fill_null(False),
+            _format("quantity '{}' is not a finite number", value("quantity")),
+        ),
+        Rule(
+            "negative_quantity",
+            quantity_number < 0,
+            _format("quantity {} is negative", value("quantity")),
+        ),
+        Rule(
+            "quantity_too_large",
+            quantity_number > bounds.max_quantity,
+            _format(
+                f"quantity {{}} is above the bound max_quantity={bounds.max_quantity}",
+                value("quantity"),
+            ),
+        ),
+        Rule(
+            "non_integer_quantity",
+            pl.col("quantity").is_not_null() & pl.col(_QUANTITY).is_null(),
+            _format("quantity {} is not a whole number (or too large)", value("quantity")),
+        ),
+        Rule(
+            "bad_rating",
+            pl.col("rating").is_not_null() & pl.col(_RATING).is_null(),
+            _format("rating '{}' is not a whole number", value("rating")),
+        ),
+        Rule(
+            "rating_out_of_range",
+            ~pl.col(_RATING).is_between(*RATING_RANGE),
+            _format(f"rating {{}} is outside {RATING_RANGE[0]}-{RATING_RANGE[1]}", value("rating")),
+        ),
+        Rule(
+            "malformed_ip",
+            ~pl.col("ip").str.contains(IP_PATTERN),
+            _format("ip '{}' is not an IPv4 or IPv6 address", value("ip")),
+        ),
     ]
 
 
 #: Every rule code, in the order a row is checked.
 RULE_CODES: Final[tuple[str, ...]] = (
-    *(rule.code for rule in _rules(date(2000, 1, 1), EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE,
-                                   DEFAULT_BOUNDS)),
+    *(
+        rule.code
+        for rule in _rules(
+            date(2000, 1, 1), EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE, DEFAULT_BOUNDS
+        )
+    ),
     DUPLICATE_EVENT_ID,
 )
 
 
 def _duplicate_reason() -> pl.Expr:
     event_id = _shown(pl.col("event_id"))
-    return (pl.when(pl.col(_FIRST_FILE).is_not_null())
-            .then(_format("event_id '{}' was already accepted from file {} of this day",
-                          event_id, pl.col(_FIRST_FILE)))
-            .otherwise(_format("event_id '{}' repeats an earlier accepted row of this file",
-                               event_id)))
+    return (
+        pl.when(pl.col(_FIRST_FILE).is_not_null())
+        .then(
+            _format(
+                "event_id '{}' was already accepted from file {} of this day",
+                event_id,
+                pl.col(_FIRST_FILE),
+            )
+        )
+        .otherwise(_format("event_id '{}' repeats an earlier accepted row of this file", event_id))
+    )
 
 
 def _with_first_file(frame: pl.DataFrame, accepted_earlier: pl.DataFrame | None) -> pl.DataFrame:
@@ -300,8 +382,11 @@ def _with_first_file(frame: pl.DataFrame, accepted_earlier: pl.DataFrame | None)
 def _check_arguments(staged: pl.DataFrame, partition_day: date, now: datetime) -> None:
     # Wrong inputs here are programming errors in the caller, not bad data: fail loudly.
     if staged.schema != pl.Schema(STAGED_SCHEMA):
-        wrong = {name: str(dtype) for name, dtype in staged.schema.items()
-                 if STAGED_SCHEMA.get(name) != dtype}
+        wrong = {
+            name: str(dtype)
+            for name, dtype in staged.schema.items()
+            if STAGED_SCHEMA.get(name) != dtype
+        }
         missing = [name for name in STAGED_SCHEMA if name not in staged.columns]
         raise ValueError(
             "clean() needs a staged frame (every canonical column plus raw_record, all String, "
@@ -342,10 +427,12 @@ def clean(
     )
     passing = flagged.filter(pl.col(_RULE).is_null())
     kept = passing["event_id"].is_first_distinct() & passing[_FIRST_FILE].is_null()
-    failed = pl.concat([
-        flagged.filter(pl.col(_RULE).is_not_null()),
-        passing.filter(~kept).with_columns(pl.lit(DUPLICATE_EVENT_ID).alias(_RULE)),
-    ]).sort(_ROW)
+    failed = pl.concat(
+        [
+            flagged.filter(pl.col(_RULE).is_not_null()),
+            passing.filter(~kept).with_columns(pl.lit(DUPLICATE_EVENT_ID).alias(_RULE)),
+        ]
+    ).sort(_ROW)
 
     accepted = passing.filter(kept).select(
         pl.col(_PARSED.get(name, name)).cast(dtype).alias(name)
@@ -358,8 +445,9 @@ def clean(
         pl.lit(partition_day, pl.Date).alias("event_day"),
         pl.lit(source_file, pl.String).alias("source_file"),
         pl.col(_RULE),
-        pl.coalesce(pl.when(pl.col(_RULE) == code).then(reason) for code, reason in reasons)
-        .alias("reason"),
+        pl.coalesce(pl.when(pl.col(_RULE) == code).then(reason) for code, reason in reasons).alias(
+            "reason"
+        ),
         pl.col("raw_record"),
         pl.lit(now, UTC_MICROS).alias("quarantined_at"),
     )

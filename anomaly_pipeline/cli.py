@@ -10,12 +10,18 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the sub-command; bad input exits 2 with one clear line."""
     from anomaly_pipeline.onboarding import cli as onboarding
 
-    parser = argparse.ArgumentParser(prog="anomaly-pipeline",
-                                     description="The anomaly pipeline's command line.")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-pipeline", description="The anomaly pipeline's command line."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    onboarding.add_arguments(commands.add_parser(
-        "onboard", help=onboarding.__doc__.splitlines()[0], description=onboarding.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    onboarding.add_arguments(
+        commands.add_parser(
+            "onboard",
+            help=onboarding.__doc__.splitlines()[0],
+            description=onboarding.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     args = parser.parse_args(argv)
     try:
         lines = onboarding.onboard(args)

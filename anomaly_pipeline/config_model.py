@@ -25,14 +25,24 @@ Loc = tuple[str | int, ...]
 
 #: What a pydantic type error expected, in the project's words.
 _EXPECTED: Final[dict[str, str]] = {
-    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "bool_type": "true or false", "string_type": "text", "list_type": "a list",
-    "tuple_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
-    "model_attributes_type": "a mapping", "dataclass_type": "a mapping",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dataclass_type": "a mapping",
 }
-_BOUND_ERRORS: Final = frozenset({"greater_than", "greater_than_equal", "less_than",
-                                  "less_than_equal"})
+_BOUND_ERRORS: Final = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+)
 #: Pydantic's own location markers (a dict key, a union member) are not keys of the file.
 _DICT_KEY: Final = "[key]"
 
@@ -109,10 +119,12 @@ def unknown_keys(found: list[Problem]) -> UnknownKeys | None:
     if first.kind != "extra_forbidden":
         return None
     section = first.loc[:-1]
-    keys = sorted(str(p.loc[-1]) for p in found
-                  if p.kind == "extra_forbidden" and p.loc[:-1] == section)
-    return UnknownKeys(key_path(section) if section else "", shown_keys(keys),
-                       sorted(first.allowed))
+    keys = sorted(
+        str(p.loc[-1]) for p in found if p.kind == "extra_forbidden" and p.loc[:-1] == section
+    )
+    return UnknownKeys(
+        key_path(section) if section else "", shown_keys(keys), sorted(first.allowed)
+    )
 
 
 def _problem(item: Mapping[str, Any], model: type[BaseModel]) -> Problem:
@@ -150,19 +162,21 @@ def _interval(field: FieldInfo | None) -> str | None:
     """``(0, 100)`` / ``[1, 10]`` for a field bounded on both sides, else None."""
     if field is None:
         return None
-    bounds = {type(rule).__name__: getattr(rule, type(rule).__name__.lower())
-              for rule in field.metadata if type(rule).__name__ in ("Gt", "Ge", "Lt", "Le")}
-    low = ("(", bounds["Gt"]) if "Gt" in bounds else ("[", bounds["Ge"]) if "Ge" in bounds \
-        else None
-    high = (")", bounds["Lt"]) if "Lt" in bounds else ("]", bounds["Le"]) if "Le" in bounds \
-        else None
+    bounds = {
+        type(rule).__name__: getattr(rule, type(rule).__name__.lower())
+        for rule in field.metadata
+        if type(rule).__name__ in ("Gt", "Ge", "Lt", "Le")
+    }
+    low = ("(", bounds["Gt"]) if "Gt" in bounds else ("[", bounds["Ge"]) if "Ge" in bounds else None
+    high = (
+        (")", bounds["Lt"]) if "Lt" in bounds else ("]", bounds["Le"]) if "Le" in bounds else None
+    )
     if low is None or high is None:
         return None
     return f"{low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
 
 
-def _walk(model: type[BaseModel], loc: Loc
-          ) -> tuple[Loc, type[BaseModel], FieldInfo | None, Any]:
+def _walk(model: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel], FieldInfo | None, Any]:
     """Follow ``loc`` through the model's annotations: the loc without pydantic's markers
     (dict-key and union-member tags), the model holding its last key, that key's field, and the
     annotation found there (None past an unknown key)."""
@@ -176,8 +190,10 @@ def _walk(model: type[BaseModel], loc: Loc
             continue
         if isinstance(node, type) and issubclass(node, BaseModel):
             holder = node
-            field = next((info for name, info in node.model_fields.items()
-                          if part in (name, info.alias)), None)
+            field = next(
+                (info for name, info in node.model_fields.items() if part in (name, info.alias)),
+                None,
+            )
             node = field.annotation if field is not None else None
         elif get_origin(node) in (list, tuple):
             node = get_args(node)[0]

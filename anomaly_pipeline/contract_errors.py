@@ -28,8 +28,9 @@ class ContractViolation(ValueError):
     """Rows broke a table's contract; the message says where and how, with a few examples."""
 
 
-def validate_or_explain(schema: pa.DataFrameSchema, frame: pl.DataFrame, *, table: str,
-                        context: pl.DataFrame) -> pl.DataFrame:
+def validate_or_explain(
+    schema: pa.DataFrameSchema, frame: pl.DataFrame, *, table: str, context: pl.DataFrame
+) -> pl.DataFrame:
     """Validate ``frame`` against ``schema`` (lazily: every failure at once).
 
     ``context`` has ``CONTEXT_COLUMNS`` for each row of ``frame``, in the same order. Raises
@@ -47,30 +48,46 @@ def validate_or_explain(schema: pa.DataFrameSchema, frame: pl.DataFrame, *, tabl
         raise ContractViolation(f"{table} contract failed:\n  {details}") from None
 
 
-def explain(failure_cases: pl.DataFrame, frame: pl.DataFrame, context: pl.DataFrame, *,
-            unique: list[str]) -> list[str]:
+def explain(
+    failure_cases: pl.DataFrame, frame: pl.DataFrame, context: pl.DataFrame, *, unique: list[str]
+) -> list[str]:
     """One line per (file, day, column, rule) of pandera's ``failure_cases``."""
     located = failure_cases.select(
-        pl.col("index").cast(pl.Int64), pl.col("column"), pl.col("check"),
+        pl.col("index").cast(pl.Int64),
+        pl.col("column"),
+        pl.col("check"),
         pl.col("failure_case").cast(pl.String),
-    ).join(context.select(CONTEXT_COLUMNS).with_row_index("index").with_columns(
-        pl.col("index").cast(pl.Int64)), on="index", how="left")
+    ).join(
+        context.select(CONTEXT_COLUMNS)
+        .with_row_index("index")
+        .with_columns(pl.col("index").cast(pl.Int64)),
+        on="index",
+        how="left",
+    )
     groups = located.group_by([*CONTEXT_COLUMNS, "column", "check"], maintain_order=True).agg(
-        pl.len().alias("rows"), pl.col("index").head(MAX_EXAMPLES).alias("indices"),
-        pl.col("failure_case").head(MAX_EXAMPLES).alias("cases"))
+        pl.len().alias("rows"),
+        pl.col("index").head(MAX_EXAMPLES).alias("indices"),
+        pl.col("failure_case").head(MAX_EXAMPLES).alias("cases"),
+    )
     lines = []
     for group in groups.iter_rows(named=True):
         columns = [group["column"]] if group["column"] in frame.columns else unique
-        where = (f"file {group['source_file']}, day {group['event_day']}"
-                 if group["source_file"] is not None else "the whole frame")
-        lines.append(f"{where}: column {', '.join(columns) or shown(group['column'])} fails "
-                     f"{group['check']} on {group['rows']} row(s), e.g. "
-                     f"{_examples(frame, columns, group['indices'], group['cases'])}")
+        where = (
+            f"file {group['source_file']}, day {group['event_day']}"
+            if group["source_file"] is not None
+            else "the whole frame"
+        )
+        lines.append(
+            f"{where}: column {', '.join(columns) or shown(group['column'])} fails "
+            f"{group['check']} on {group['rows']} row(s), e.g. "
+            f"{_examples(frame, columns, group['indices'], group['cases'])}"
+        )
     return lines
 
 
-def _examples(frame: pl.DataFrame, columns: list[str], indices: list[int | None],
-              cases: list[str | None]) -> str:
+def _examples(
+    frame: pl.DataFrame, columns: list[str], indices: list[int | None], cases: list[str | None]
+) -> str:
     """Example values: from the frame's rows where known (uniqueness names the key), else the
     failure case pandera reported (a missing column, a wrong type)."""
     examples = []

@@ -50,8 +50,10 @@ _DOTTED_QUAD = rf"({_OCTET}\.){{3}}{_OCTET}"
 def pseudonym_macros_sql(key: bytes) -> list[str]:
     """``CREATE TEMP MACRO`` statements of ``pseudonymize`` and ``ip_network_key`` under ``key``."""
     inner_pad, outer_pad = hmac_sha256_pads(key)
-    hmac_hex = (f"sha256(unhex('{outer_pad.hex()}') || "
-                f"unhex(sha256(unhex('{inner_pad.hex()}') || encode(identifier))))")
+    hmac_hex = (
+        f"sha256(unhex('{outer_pad.hex()}') || "
+        f"unhex(sha256(unhex('{inner_pad.hex()}') || encode(identifier))))"
+    )
     return [
         f"create or replace temp macro pseudonymize(identifier) as "
         f"left({hmac_hex}, {PSEUDONYM_HEX_CHARS})",
@@ -79,11 +81,14 @@ class Plugin(BasePlugin):
 
         # A Python UDF is registered database-wide, so cursors see it too.
         conn.create_function(
-            "python_ip_network_key", python_ip_network_key,
-            [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+            "python_ip_network_key",
+            python_ip_network_key,
+            [duckdb.sqltype("VARCHAR")],
+            duckdb.sqltype("VARCHAR"),
             # SPECIAL: the function maps NULL to NULL itself and returns NULL for an invalid
             # address.
-            type=PythonUDFType.ARROW, null_handling=FunctionNullHandling.SPECIAL,
+            type=PythonUDFType.ARROW,
+            null_handling=FunctionNullHandling.SPECIAL,
             side_effects=False,
         )
         self._configure_session(conn)

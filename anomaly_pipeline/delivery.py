@@ -51,18 +51,25 @@ def check_pattern(pattern: str) -> None:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
     except ValueError as error:
         raise LandingPathError(
-            f"file_pattern {pattern!r} is not a valid pattern ({error})") from None
+            f"file_pattern {pattern!r} is not a valid pattern ({error})"
+        ) from None
     if DAY_FIELD not in fields:
-        raise LandingPathError(f"file_pattern {pattern!r} must contain {{day}} (the partition's "
-                               "YYYY-MM-DD), so that each day reads only its own files")
+        raise LandingPathError(
+            f"file_pattern {pattern!r} must contain {{day}} (the partition's "
+            "YYYY-MM-DD), so that each day reads only its own files"
+        )
     others = sorted(set(fields) - {DAY_FIELD})
     if others:
-        raise LandingPathError(f"file_pattern {pattern!r} has unknown placeholder(s) {others}; "
-                               "only {day} is replaced")
+        raise LandingPathError(
+            f"file_pattern {pattern!r} has unknown placeholder(s) {others}; "
+            "only {day} is replaced"
+        )
     path = PurePath(pattern)
     if path.is_absolute() or pattern.startswith(("/", "\\", "~")) or ".." in path.parts:
-        raise LandingPathError(f"file_pattern {pattern!r} must be a relative pattern inside the "
-                               "landing folder (no absolute path, no '..', no '~')")
+        raise LandingPathError(
+            f"file_pattern {pattern!r} must be a relative pattern inside the "
+            "landing folder (no absolute path, no '..', no '~')"
+        )
 
 
 def is_in_progress(path: Path) -> bool:
@@ -78,13 +85,17 @@ def day_files(directory: Path, pattern: str, day: date) -> list[Path]:
     check_pattern(pattern)
     root = directory.resolve()
     matches = sorted(
-        p for p in directory.glob(pattern.format(day=day.isoformat()))
-        if not any(is_in_progress(Path(part)) for part in p.relative_to(directory).parts))
+        p
+        for p in directory.glob(pattern.format(day=day.isoformat()))
+        if not any(is_in_progress(Path(part)) for part in p.relative_to(directory).parts)
+    )
     outside = [p.relative_to(directory) for p in matches if not p.resolve().is_relative_to(root)]
     if outside:
-        raise LandingPathError(f"file_pattern {pattern!r} matches {len(outside)} file(s) that "
-                               f"resolve outside {directory} (e.g. {str(outside[0])!r}); only "
-                               "files inside the landing folder are read")
+        raise LandingPathError(
+            f"file_pattern {pattern!r} matches {len(outside)} file(s) that "
+            f"resolve outside {directory} (e.g. {str(outside[0])!r}); only "
+            "files inside the landing folder are read"
+        )
     return [p for p in matches if p.is_file()]
 
 
@@ -94,13 +105,18 @@ def require_day_files(directory: Path, pattern: str, day: date) -> list[Path]:
     if not files:
         raise MissingLandingFileError(
             f"no landing file for {day} matching {pattern.format(day=day.isoformat())!r} in "
-            f"{directory} (files still being delivered under a temporary name are not counted)")
+            f"{directory} (files still being delivered under a temporary name are not counted)"
+        )
     return files
 
 
-def wait_until_settled(paths: Sequence[Path], settle_s: float = DEFAULT_SETTLE_S, *,
-                       clock: Callable[[], float] = time.time,
-                       sleep: Callable[[float], None] = time.sleep) -> None:
+def wait_until_settled(
+    paths: Sequence[Path],
+    settle_s: float = DEFAULT_SETTLE_S,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Return once no file of ``paths`` was modified in the last ``settle_s`` seconds.
 
     Files modified more recently are watched (one shared wait, at most ``settle_s``); a change of
@@ -120,7 +136,8 @@ def wait_until_settled(paths: Sequence[Path], settle_s: float = DEFAULT_SETTLE_S
         raise FileStillBeingWrittenError(
             f"landing file(s) {changed} changed during the last {settle_s:g} s: still being "
             "written. Nothing was read; deliver under a temporary name and rename when complete, "
-            "then re-run the day")
+            "then re-run the day"
+        )
 
 
 def _signature(path: Path) -> tuple[int, int]:

@@ -18,12 +18,16 @@ from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.runs import range_tags, run_job
 
 LAYER_TABLES = (
-    ("raw_events", "raw.raw_events"), ("quarantined_events", "raw.quarantined_events"),
-    ("event_labels", "raw.event_labels"), ("stg_events", "features.stg_events"),
-    ("int_sessions", "features.int_sessions"), ("user_day_features", "features.user_day_features"),
+    ("raw_events", "raw.raw_events"),
+    ("quarantined_events", "raw.quarantined_events"),
+    ("event_labels", "raw.event_labels"),
+    ("stg_events", "features.stg_events"),
+    ("int_sessions", "features.int_sessions"),
+    ("user_day_features", "features.user_day_features"),
     ("behaviour_sequences", "features.behaviour_sequences"),
     ("daily_anomaly_scores", "scoring.daily_anomaly_scores"),
-    ("anomaly_alerts", "scoring.anomaly_alerts"), ("feature_drift", "monitoring.feature_drift"),
+    ("anomaly_alerts", "scoring.anomaly_alerts"),
+    ("feature_drift", "monitoring.feature_drift"),
 )
 
 
@@ -51,8 +55,11 @@ def summary(days: list[date]) -> str:
     lines = ["", "Rows per layer:"]
     with warehouse.connect(home.warehouse, read_only=True) as conn:
         for name, table in LAYER_TABLES:
-            count = (conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-                     if warehouse.table_exists(conn, table) else None)
+            count = (
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                if warehouse.table_exists(conn, table)
+                else None
+            )
             n = count[0] if count else 0
             lines.append(f"  {name:<22} {n:>10,}")
         scored = conn.execute("""
@@ -65,37 +72,52 @@ def summary(days: list[date]) -> str:
     lines += ["", "Top 10 user-days by score:"]
     for row in top.iter_rows(named=True):
         truth = row["anomaly_type"] or "normal"
-        lines.append(f"  {row['user_key'][:10]}  {row['event_day']}  {row['score']:6.1f}  "
-                     f"{row['outcome']:<6}  truth={truth:<16} {'; '.join(row['reasons'][:2])}")
+        lines.append(
+            f"  {row['user_key'][:10]}  {row['event_day']}  {row['score']:6.1f}  "
+            f"{row['outcome']:<6}  truth={truth:<16} {'; '.join(row['reasons'][:2])}"
+        )
     champion = scored.row(0, named=True)
-    evaluation = evaluate_detector(scored.select("user_key", "event_day", "score", "label",
-                                                 "anomaly_type"),
-                                   threshold=float(scored["threshold"].to_numpy().max()),
-                                   n_bootstrap=0)
+    evaluation = evaluate_detector(
+        scored.select("user_key", "event_day", "score", "label", "anomaly_type"),
+        threshold=float(scored["threshold"].to_numpy().max()),
+        n_bootstrap=0,
+    )
     pr_auc, roc_auc = evaluation.pr_auc, evaluation.roc_auc
-    lines += ["", f"Champion ({champion['model_kind']} v{champion['model_version']}) on all "
-                  f"{len(days)} days vs the simulator's labels (training days included):",
-              f"  precision {_num(evaluation.precision)}  recall {_num(evaluation.recall)}  "
-              f"PR-AUC {_num(pr_auc.value if pr_auc else None)}  "
-              f"ROC-AUC {_num(roc_auc.value if roc_auc else None)}"]
-    reports = sorted((home.artifacts / "evaluations").glob("*/candidates.json"),
-                     key=lambda p: p.stat().st_mtime)
+    lines += [
+        "",
+        f"Champion ({champion['model_kind']} v{champion['model_version']}) on all "
+        f"{len(days)} days vs the simulator's labels (training days included):",
+        f"  precision {_num(evaluation.precision)}  recall {_num(evaluation.recall)}  "
+        f"PR-AUC {_num(pr_auc.value if pr_auc else None)}  "
+        f"ROC-AUC {_num(roc_auc.value if roc_auc else None)}",
+    ]
+    reports = sorted(
+        (home.artifacts / "evaluations").glob("*/candidates.json"), key=lambda p: p.stat().st_mtime
+    )
     if reports:
         latest = reports[-1].parent
         comparison = compare_detectors(load_evaluations(reports[-1]))
-        lines += ["", "Evaluation on the held-out days (every detector on the same days; "
-                      "95 % bootstrap CI):",
-                  f"  {'detector':<17}{'ROC-AUC':<22}{'PR-AUC':<22}{'precision':>10}"
-                  f"{'recall':>8}{'F1':>7}"]
+        lines += [
+            "",
+            "Evaluation on the held-out days (every detector on the same days; 95 % bootstrap CI):",
+            f"  {'detector':<17}{'ROC-AUC':<22}{'PR-AUC':<22}{'precision':>10}"
+            f"{'recall':>8}{'F1':>7}",
+        ]
         for row in comparison.iter_rows(named=True):
-            lines.append(f"  {row['detector']:<17}{_with_ci(row, 'roc_auc'):<22}"
-                         f"{_with_ci(row, 'pr_auc'):<22}{_num(row['precision']):>10}"
-                         f"{_num(row['recall']):>8}{_num(row['f1']):>7}")
-        lines += ["", f"Full report: {latest / 'report.md'} (plots beside it)",
-                  "In the UI (`make dev`, http://127.0.0.1:3000): Assets → model_evaluation → "
-                  "latest materialization → 'report'; MLflow: `make mlflow-ui`."]
-    lines.append(f"Data directory: {home.root} "
-                 f"(dbt's output of the runs: {home.root / 'demo.log'})")
+            lines.append(
+                f"  {row['detector']:<17}{_with_ci(row, 'roc_auc'):<22}"
+                f"{_with_ci(row, 'pr_auc'):<22}{_num(row['precision']):>10}"
+                f"{_num(row['recall']):>8}{_num(row['f1']):>7}"
+            )
+        lines += [
+            "",
+            f"Full report: {latest / 'report.md'} (plots beside it)",
+            "In the UI (`make dev`, http://127.0.0.1:3000): Assets → model_evaluation → "
+            "latest materialization → 'report'; MLflow: `make mlflow-ui`.",
+        ]
+    lines.append(
+        f"Data directory: {home.root} (dbt's output of the runs: {home.root / 'demo.log'})"
+    )
     return "\n".join(lines)
 
 
@@ -111,10 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(home.dagster_home))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     days = demo_days(args.days)
-    print(f"Simulating {args.days} days × {args.users} users ({days[0]} … {days[-1]}) into "
-          f"{home.landing}")
-    sim = simulate(SimulationConfig(start_day=days[0], n_days=args.days, n_users=args.users,
-                                    seed=args.seed))
+    print(
+        f"Simulating {args.days} days × {args.users} users ({days[0]} … {days[-1]}) into "
+        f"{home.landing}"
+    )
+    sim = simulate(
+        SimulationConfig(start_day=days[0], n_days=args.days, n_users=args.users, seed=args.seed)
+    )
     write_landing(sim, home.landing_events, home.landing_labels)
     print(f"  {sim.events.height:,} events, {sim.labels.height:,} abnormal user-days")
     print("Running the jobs:")

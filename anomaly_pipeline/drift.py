@@ -52,8 +52,12 @@ DRIFT_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 
 
-def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray,
-        bins: int = PSI_BINS, epsilon: float = PSI_EPSILON) -> float:
+def psi(
+    reference: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
+    bins: int = PSI_BINS,
+    epsilon: float = PSI_EPSILON,
+) -> float:
     """PSI of ``current`` against ``reference`` over reference-quantile bins.
 
     Bins are right-closed intervals between the distinct inner quantiles of the reference, so a
@@ -67,20 +71,33 @@ def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.n
     return _psi_from_counts(ref_counts, cur_counts, epsilon)
 
 
-def numeric_drift(name: str, reference: Sequence[float] | np.ndarray,
-                  current: Sequence[float] | np.ndarray, kind: str = NUMERIC,
-                  bins: int = PSI_BINS) -> dict[str, Any]:
+def numeric_drift(
+    name: str,
+    reference: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
+    kind: str = NUMERIC,
+    bins: int = PSI_BINS,
+) -> dict[str, Any]:
     """One drift-table row (see ``DRIFT_SCHEMA``) for a numeric column."""
     ref, cur = _clean(reference, f"reference {name!r}"), _clean(current, f"current {name!r}")
     ks = stats.ks_2samp(ref, cur)
-    return {"feature": name, "kind": kind, "psi": psi(ref, cur, bins=bins),
-            "ks_stat": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-            "ref_mean": float(ref.mean()), "cur_mean": float(cur.mean()),
-            "ref_n": int(ref.size), "cur_n": int(cur.size), "unseen_share": None}
+    return {
+        "feature": name,
+        "kind": kind,
+        "psi": psi(ref, cur, bins=bins),
+        "ks_stat": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+        "ref_mean": float(ref.mean()),
+        "cur_mean": float(cur.mean()),
+        "ref_n": int(ref.size),
+        "cur_n": int(cur.size),
+        "unseen_share": None,
+    }
 
 
-def categorical_drift(name: str, reference: Iterable[Any], current: Iterable[Any]
-                      ) -> dict[str, Any]:
+def categorical_drift(
+    name: str, reference: Iterable[Any], current: Iterable[Any]
+) -> dict[str, Any]:
     """One drift-table row for a categorical column: PSI over category shares + unseen share.
 
     Nulls are a category of their own ("missing channel" appearing is drift too).
@@ -88,22 +105,41 @@ def categorical_drift(name: str, reference: Iterable[Any], current: Iterable[Any
     ref = _categories(reference)
     cur = _categories(current)
     if ref.len() == 0 or cur.len() == 0:
-        raise ValueError(f"categorical column {name!r}: reference and current need at least one "
-                         f"value each (got {ref.len()} and {cur.len()})")
-    joined = ref.value_counts().join(cur.value_counts(), on="v", how="full", coalesce=True,
-                                     nulls_equal=True, suffix="_cur").fill_null(0)
+        raise ValueError(
+            f"categorical column {name!r}: reference and current need at least one "
+            f"value each (got {ref.len()} and {cur.len()})"
+        )
+    joined = (
+        ref.value_counts()
+        .join(
+            cur.value_counts(), on="v", how="full", coalesce=True, nulls_equal=True, suffix="_cur"
+        )
+        .fill_null(0)
+    )
     unseen = ~cur.is_in(ref.unique(), nulls_equal=True)
-    return {"feature": name, "kind": CATEGORICAL,
-            "psi": _psi_from_counts(joined["count"].to_numpy(),
-                                    joined["count_cur"].to_numpy(), PSI_EPSILON),
-            "ks_stat": None, "ks_pvalue": None, "ref_mean": None, "cur_mean": None,
-            "ref_n": int(ref.len()), "cur_n": int(cur.len()),
-            "unseen_share": float(unseen.sum()) / cur.len()}
+    return {
+        "feature": name,
+        "kind": CATEGORICAL,
+        "psi": _psi_from_counts(
+            joined["count"].to_numpy(), joined["count_cur"].to_numpy(), PSI_EPSILON
+        ),
+        "ks_stat": None,
+        "ks_pvalue": None,
+        "ref_mean": None,
+        "cur_mean": None,
+        "ref_n": int(ref.len()),
+        "cur_n": int(cur.len()),
+        "unseen_share": float(unseen.sum()) / cur.len(),
+    }
 
 
-def feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequence[str],
-                  categorical: Mapping[str, tuple[Iterable[Any], Iterable[Any]]] | None = None,
-                  bins: int = PSI_BINS) -> pl.DataFrame:
+def feature_drift(
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    features: Sequence[str],
+    categorical: Mapping[str, tuple[Iterable[Any], Iterable[Any]]] | None = None,
+    bins: int = PSI_BINS,
+) -> pl.DataFrame:
     """Drift table (``DRIFT_SCHEMA``) of ``features`` and ``categorical`` columns, most drifted
     first (by PSI, then KS statistic, then unseen share).
 
@@ -115,17 +151,27 @@ def feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequ
         missing = [f for f in features if f not in frame.columns]
         if missing:
             raise ValueError(f"{label} frame lacks feature column(s) {missing}")
-    rows = [numeric_drift(f, reference.get_column(f).to_numpy(),
-                          current.get_column(f).to_numpy(), bins=bins) for f in features]
+    rows = [
+        numeric_drift(
+            f, reference.get_column(f).to_numpy(), current.get_column(f).to_numpy(), bins=bins
+        )
+        for f in features
+    ]
     rows += [categorical_drift(name, ref, cur) for name, (ref, cur) in (categorical or {}).items()]
-    return sort_by_drift(pl.DataFrame(rows, schema=DRIFT_SCHEMA, orient="row")
-                         if rows else pl.DataFrame(schema=DRIFT_SCHEMA))
+    return sort_by_drift(
+        pl.DataFrame(rows, schema=DRIFT_SCHEMA, orient="row")
+        if rows
+        else pl.DataFrame(schema=DRIFT_SCHEMA)
+    )
 
 
-def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: Sequence[str],
-                      history_features: Collection[str] = (),
-                      history_reference: pl.DataFrame | None = None,
-                      ) -> tuple[pl.DataFrame, tuple[str, ...]]:
+def day_feature_drift(
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    features: Sequence[str],
+    history_features: Collection[str] = (),
+    history_reference: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """One day's feature drift table, and the features to leave out of its verdict.
 
     History features (trailing-window features) only compare like with like: the day's values
@@ -136,8 +182,11 @@ def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: 
     the warm-up, and would otherwise trigger a retraining on every fresh history.
     """
     history = [f for f in features if f in history_features]
-    full_window = (history_reference if history_reference is not None
-                   and history_reference.height > 0 else None)
+    full_window = (
+        history_reference
+        if history_reference is not None and history_reference.height > 0
+        else None
+    )
     plain = [f for f in features if f not in history] if full_window is not None else list(features)
     table = feature_drift(reference, current, plain)
     if full_window is not None and history:
@@ -146,8 +195,9 @@ def day_feature_drift(reference: pl.DataFrame, current: pl.DataFrame, features: 
     return table, (() if full_window is not None else tuple(history))
 
 
-def unseen_categories(seen: dict[str, list[str]],
-                      current: dict[str, list[str | None]]) -> pl.DataFrame:
+def unseen_categories(
+    seen: dict[str, list[str]], current: dict[str, list[str | None]]
+) -> pl.DataFrame:
     """Drift rows (``DRIFT_SCHEMA``) of the categorical columns: the unseen share only.
 
     For when only *which* categories the reference saw is known, not how often (a model bundle
@@ -160,18 +210,29 @@ def unseen_categories(seen: dict[str, list[str]],
         known = set(seen.get(column, []))
         present = [v for v in values if v is not None]
         if present:
-            rows.append({"feature": column, "kind": CATEGORICAL, "ref_n": len(known),
-                         "cur_n": len(present),
-                         "unseen_share": sum(v not in known for v in present) / len(present)})
+            rows.append(
+                {
+                    "feature": column,
+                    "kind": CATEGORICAL,
+                    "ref_n": len(known),
+                    "cur_n": len(present),
+                    "unseen_share": sum(v not in known for v in present) / len(present),
+                }
+            )
     return pl.DataFrame(rows, schema=DRIFT_SCHEMA)
 
 
-def score_drift(reference_scores: Sequence[float] | np.ndarray,
-                current_scores: Sequence[float] | np.ndarray,
-                bins: int = PSI_BINS) -> pl.DataFrame:
+def score_drift(
+    reference_scores: Sequence[float] | np.ndarray,
+    current_scores: Sequence[float] | np.ndarray,
+    bins: int = PSI_BINS,
+) -> pl.DataFrame:
     """The one-row drift table of the anomaly score distribution (``kind == "score"``)."""
-    return pl.DataFrame([numeric_drift("score", reference_scores, current_scores, kind=SCORE,
-                                       bins=bins)], schema=DRIFT_SCHEMA, orient="row")
+    return pl.DataFrame(
+        [numeric_drift("score", reference_scores, current_scores, kind=SCORE, bins=bins)],
+        schema=DRIFT_SCHEMA,
+        orient="row",
+    )
 
 
 def sort_by_drift(table: pl.DataFrame) -> pl.DataFrame:
@@ -193,8 +254,10 @@ class DriftThresholds:
             if not getattr(self, name) > 0:
                 raise ValueError(f"DriftThresholds.{name} must be > 0, got {getattr(self, name)}")
         if self.min_drifted_features < 1:
-            raise ValueError("DriftThresholds.min_drifted_features must be >= 1, got "
-                             f"{self.min_drifted_features}")
+            raise ValueError(
+                "DriftThresholds.min_drifted_features must be >= 1, got "
+                f"{self.min_drifted_features}"
+            )
 
 
 @dataclass(frozen=True)
@@ -208,14 +271,16 @@ class DriftVerdict:
 
 def _over_threshold(thresholds: DriftThresholds, left_out: Collection[str]) -> pl.Expr:
     """Per row: PSI or KS statistic or unseen share over its threshold, unless left out."""
-    return ((pl.col("psi") >= thresholds.psi).fill_null(False)
-            | (pl.col("ks_stat") >= thresholds.ks).fill_null(False)
-            | (pl.col("unseen_share") >= thresholds.unseen_share).fill_null(False)
-            ) & ~pl.col("feature").is_in(list(left_out))
+    return (
+        (pl.col("psi") >= thresholds.psi).fill_null(False)
+        | (pl.col("ks_stat") >= thresholds.ks).fill_null(False)
+        | (pl.col("unseen_share") >= thresholds.unseen_share).fill_null(False)
+    ) & ~pl.col("feature").is_in(list(left_out))
 
 
-def drifted_rows(table: pl.DataFrame, thresholds: DriftThresholds,
-                 left_out: Collection[str] = ()) -> pl.DataFrame:
+def drifted_rows(
+    table: pl.DataFrame, thresholds: DriftThresholds, left_out: Collection[str] = ()
+) -> pl.DataFrame:
     """Rows of a drift table over a threshold: PSI or KS statistic, or the unseen share.
 
     ``left_out`` names features whose row never counts (e.g. history features on a warm-up day).
@@ -223,8 +288,9 @@ def drifted_rows(table: pl.DataFrame, thresholds: DriftThresholds,
     return table.filter(_over_threshold(thresholds, left_out))
 
 
-def flag_drifted(table: pl.DataFrame, thresholds: DriftThresholds,
-                 left_out: Collection[str] = ()) -> pl.DataFrame:
+def flag_drifted(
+    table: pl.DataFrame, thresholds: DriftThresholds, left_out: Collection[str] = ()
+) -> pl.DataFrame:
     """The table with a boolean ``drifted`` column: whether *that row* is over a threshold.
 
     Per feature, not the day's verdict: a feature with PSI 0.006 is not drifted on a day that
@@ -233,8 +299,11 @@ def flag_drifted(table: pl.DataFrame, thresholds: DriftThresholds,
     return table.with_columns(drifted=_over_threshold(thresholds, left_out))
 
 
-def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds(),
-           left_out: Collection[str] = ()) -> DriftVerdict:
+def assess(
+    table: pl.DataFrame,
+    thresholds: DriftThresholds = DriftThresholds(),
+    left_out: Collection[str] = (),
+) -> DriftVerdict:
     """Drifted when ``min_drifted_features`` features drifted or the score row drifted.
 
     A moved score distribution is enough on its own: it means the model now flags a different
@@ -258,26 +327,41 @@ def assess(table: pl.DataFrame, thresholds: DriftThresholds = DriftThresholds(),
         score_row = score_hit.row(0, named=True)
         parts.append(f"score distribution drifted ({_describe(score_row, thresholds)})")
     enough = len(names) >= thresholds.min_drifted_features
-    count = (f"{len(names)} of {n_features} feature(s) drifted "
-             f"({'≥' if enough else '<'} {thresholds.min_drifted_features})")
+    count = (
+        f"{len(names)} of {n_features} feature(s) drifted "
+        f"({'≥' if enough else '<'} {thresholds.min_drifted_features})"
+    )
     parts.append(count + (f": {detail}" if detail else ""))
     if skipped:
         parts.append(f"{skipped} history feature(s) left out (warm-up: no full history window)")
     drifted = enough or bool(score_hit.height)
-    return DriftVerdict(drifted=drifted, reason=("drift: " if drifted else "no drift: ")
-                        + "; ".join(parts), drifted_features=names)
+    return DriftVerdict(
+        drifted=drifted,
+        reason=("drift: " if drifted else "no drift: ") + "; ".join(parts),
+        drifted_features=names,
+    )
 
 
-def plot_drift(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataFrame,
-               top_n: int = 4, bins: int = 30) -> bytes:
+def plot_drift(
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    table: pl.DataFrame,
+    top_n: int = 4,
+    bins: int = 30,
+) -> bytes:
     """PNG bytes of ``drift_figure``: reference vs current histograms of the most drifted."""
     buffer = io.BytesIO()
     drift_figure(reference, current, table, top_n, bins).savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
 
 
-def drift_figure(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataFrame,
-                 top_n: int = 4, bins: int = 30) -> Figure:
+def drift_figure(
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    table: pl.DataFrame,
+    top_n: int = 4,
+    bins: int = 30,
+) -> Figure:
     """One panel per numeric column among the ``top_n`` most drifted (``sort_by_drift`` order),
     titled with its name, PSI and KS.
 
@@ -288,8 +372,11 @@ def drift_figure(reference: pl.DataFrame, current: pl.DataFrame, table: pl.DataF
     from matplotlib.figure import Figure
 
     numeric = sort_by_drift(table).filter(pl.col("kind") == NUMERIC)
-    names = [n for n in numeric.get_column("feature").to_list()
-             if n in reference.columns and n in current.columns][:top_n]
+    names = [
+        n
+        for n in numeric.get_column("feature").to_list()
+        if n in reference.columns and n in current.columns
+    ][:top_n]
     if not names:
         raise ValueError("no numeric drift rows whose column is in both frames; nothing to plot")
     figure = Figure(figsize=(4.0 * len(names), 3.2), layout="constrained")

@@ -26,9 +26,16 @@ from anomaly_pipeline.features.catalogue import (
     Check,
 )
 
-__all__ = ["FEATURE_COLUMNS", "HISTORY_FEATURES", "HISTORY_WINDOW_DAYS", "KEY_COLUMNS",
-           "NO_PURCHASE_DELAY_S", "USER_DAY_FEATURES_SCHEMA", "full_history_from",
-           "validate_features"]
+__all__ = [
+    "FEATURE_COLUMNS",
+    "HISTORY_FEATURES",
+    "HISTORY_WINDOW_DAYS",
+    "KEY_COLUMNS",
+    "NO_PURCHASE_DELAY_S",
+    "USER_DAY_FEATURES_SCHEMA",
+    "full_history_from",
+    "validate_features",
+]
 
 
 def _finite(data: PolarsData) -> pl.LazyFrame:
@@ -58,8 +65,10 @@ USER_DAY_FEATURES_SCHEMA: Final = pa.DataFrameSchema(
     {
         "user_key": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
         "event_day": pa.Column(pl.Date, nullable=False),
-        **{feature.name: pa.Column(pl.Float64, _checks(feature.check), nullable=False)
-           for feature in FEATURES},
+        **{
+            feature.name: pa.Column(pl.Float64, _checks(feature.check), nullable=False)
+            for feature in FEATURES
+        },
     },
     strict=True,
     coerce=False,

@@ -45,8 +45,11 @@ LABELS_TABLE = "raw.event_labels"
 LABEL_COVERAGE_TABLE = "raw.label_coverage"
 
 INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
-    "event_day": pl.Date(), "source_file": pl.String(), "input_rows": pl.Int64(),
-    "accepted_rows": pl.Int64(), "quarantined_rows": pl.Int64(),
+    "event_day": pl.Date(),
+    "source_file": pl.String(),
+    "input_rows": pl.Int64(),
+    "accepted_rows": pl.Int64(),
+    "quarantined_rows": pl.Int64(),
     "loaded_at": pl.Datetime("us", "UTC"),
 }
 
@@ -66,11 +69,21 @@ class IngestReport:
     rules: Counter[str] = field(default_factory=Counter)
 
 
-def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, source_format: str,
-                pattern: str, mapping: Path | None = None, time_format: str | None = None,
-                time_zone: str | None = None, bounds: NumericBounds = DEFAULT_BOUNDS,
-                allow_empty_day: bool = False, settle_s: float = DEFAULT_SETTLE_S,
-                now: datetime | None = None) -> IngestReport:
+def load_events(
+    warehouse_path: Path,
+    landing_dir: Path,
+    days: list[date],
+    *,
+    source_format: str,
+    pattern: str,
+    mapping: Path | None = None,
+    time_format: str | None = None,
+    time_zone: str | None = None,
+    bounds: NumericBounds = DEFAULT_BOUNDS,
+    allow_empty_day: bool = False,
+    settle_s: float = DEFAULT_SETTLE_S,
+    now: datetime | None = None,
+) -> IngestReport:
     """Read, clean and store the landing files of ``days``; replace those partitions atomically.
 
     ``time_format`` / ``time_zone`` override the format's own (see ``adapters.source_reader``).
@@ -88,18 +101,39 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
         accepted_today = pl.DataFrame(schema={"event_id": pl.String(), "source_file": pl.String()})
         for path in files:
             staged = reader.read(path)
-            result = clean(staged, partition_day=day, now=now, source_file=path.name,
-                           bounds=bounds, accepted_earlier=accepted_today,
-                           time_format_description=reader.time_description)
-            accepted_today = pl.concat([accepted_today, result.accepted.select(
-                "event_id", source_file=pl.lit(path.name, pl.String))])
-            accepted_parts.append(result.accepted.with_columns(
-                event_day=pl.lit(day), source_file=pl.lit(path.name),
-                loaded_at=pl.lit(now).cast(pl.Datetime("us", "UTC"))))
+            result = clean(
+                staged,
+                partition_day=day,
+                now=now,
+                source_file=path.name,
+                bounds=bounds,
+                accepted_earlier=accepted_today,
+                time_format_description=reader.time_description,
+            )
+            accepted_today = pl.concat(
+                [
+                    accepted_today,
+                    result.accepted.select("event_id", source_file=pl.lit(path.name, pl.String)),
+                ]
+            )
+            accepted_parts.append(
+                result.accepted.with_columns(
+                    event_day=pl.lit(day),
+                    source_file=pl.lit(path.name),
+                    loaded_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
+                )
+            )
             quarantined_parts.append(result.quarantined)
-            log_rows.append({"event_day": day, "source_file": path.name,
-                             "input_rows": staged.height, "accepted_rows": result.accepted.height,
-                             "quarantined_rows": result.quarantined.height, "loaded_at": now})
+            log_rows.append(
+                {
+                    "event_day": day,
+                    "source_file": path.name,
+                    "input_rows": staged.height,
+                    "accepted_rows": result.accepted.height,
+                    "quarantined_rows": result.quarantined.height,
+                    "loaded_at": now,
+                }
+            )
             report.files.append(path.name)
             report.input_rows += staged.height
             report.accepted_rows += result.accepted.height
@@ -107,12 +141,17 @@ def load_events(warehouse_path: Path, landing_dir: Path, days: list[date], *, so
             report.rules.update(result.quarantined["rule"].to_list())
     if not allow_empty_day:
         _refuse_empty_redelivery(warehouse_path, log_rows)
-    accepted = (pl.concat(accepted_parts) if accepted_parts
-                else pl.DataFrame(schema=RAW_TABLE_SCHEMA))
-    validate_or_explain(raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE,
-                        context=accepted)
-    quarantined = (pl.concat(quarantined_parts) if quarantined_parts
-                   else pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    accepted = (
+        pl.concat(accepted_parts) if accepted_parts else pl.DataFrame(schema=RAW_TABLE_SCHEMA)
+    )
+    validate_or_explain(
+        raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE, context=accepted
+    )
+    quarantined = (
+        pl.concat(quarantined_parts)
+        if quarantined_parts
+        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
     log = pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA)
     warehouse.replace_partitions(warehouse_path, RAW_EVENTS_TABLE, accepted, days)
     warehouse.replace_partitions(warehouse_path, QUARANTINE_TABLE, quarantined, days)
@@ -139,11 +178,15 @@ def _refuse_empty_redelivery(warehouse_path: Path, log_rows: list[dict]) -> None
     totals = {day: accepted[day] + quarantined[day] for day in empty}
     stored = {day: total for day, total in totals.items() if total}
     if stored:
-        raise EmptyRedeliveryError("; ".join(
-            f"day {day}: landing file(s) {files[day]} hold no rows, but {n} row(s) are stored for "
-            "that day" for day, n in stored.items())
+        raise EmptyRedeliveryError(
+            "; ".join(
+                f"day {day}: landing file(s) {files[day]} hold no rows, "
+                f"but {n} row(s) are stored for that day"
+                for day, n in stored.items()
+            )
             + ". Nothing was replaced. Re-deliver the day's events, or set allow_empty_day: true "
-              "(raw_events config) if the day really has none")
+            "(raw_events config) if the day really has none"
+        )
 
 
 def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[int, int]]:
@@ -153,10 +196,16 @@ def accounting_gaps(warehouse_path: Path, days: list[date]) -> dict[date, tuple[
     stored_ok = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, days)
     stored_bad = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, days)
     logged = warehouse.read_days(warehouse_path, INGEST_LOG_TABLE, days)
-    inputs = ({d: 0 for d in days} if logged.is_empty() else
-              dict(logged.group_by("event_day").agg(pl.col("input_rows").sum()).iter_rows()))
-    return {day: (stored_ok[day] + stored_bad[day], inputs.get(day, 0)) for day in days
-            if stored_ok[day] + stored_bad[day] != inputs.get(day, 0)}
+    inputs = (
+        {d: 0 for d in days}
+        if logged.is_empty()
+        else dict(logged.group_by("event_day").agg(pl.col("input_rows").sum()).iter_rows())
+    )
+    return {
+        day: (stored_ok[day] + stored_bad[day], inputs.get(day, 0))
+        for day in days
+        if stored_ok[day] + stored_bad[day] != inputs.get(day, 0)
+    }
 
 
 def _read_labels(path: Path) -> pl.DataFrame:
@@ -167,9 +216,14 @@ def _read_labels(path: Path) -> pl.DataFrame:
         raise MalformedSourceError(path, f"not a labels file ({problem})") from None
 
 
-def load_labels(warehouse_path: Path, labels_dir: Path, days: list[date], *,
-                pattern: str = "labels_{day}.parquet",
-                settle_s: float = DEFAULT_SETTLE_S) -> dict[date, int | None]:
+def load_labels(
+    warehouse_path: Path,
+    labels_dir: Path,
+    days: list[date],
+    *,
+    pattern: str = "labels_{day}.parquet",
+    settle_s: float = DEFAULT_SETTLE_S,
+) -> dict[date, int | None]:
     """Store the label files of ``days``; return labels per day (None = day not labelled).
 
     A day without a label file is *unlabelled* (quality cannot be measured on it), which is not the
@@ -186,25 +240,39 @@ def load_labels(warehouse_path: Path, labels_dir: Path, days: list[date], *,
             continue
         parts = [_read_labels(path) for path in matches]
         day_labels = pl.concat(parts)
-        context = pl.DataFrame({
-            "source_file": [path.name for path, part in zip(matches, parts, strict=True)
-                            for _ in range(part.height)],
-            "event_day": [day] * day_labels.height}, schema={"source_file": pl.String(),
-                                                             "event_day": pl.Date()})
-        day_labels = validate_or_explain(LabelsModel.to_schema(), day_labels,
-                                         table=LABELS_TABLE, context=context)
+        context = pl.DataFrame(
+            {
+                "source_file": [
+                    path.name
+                    for path, part in zip(matches, parts, strict=True)
+                    for _ in range(part.height)
+                ],
+                "event_day": [day] * day_labels.height,
+            },
+            schema={"source_file": pl.String(), "event_day": pl.Date()},
+        )
+        day_labels = validate_or_explain(
+            LabelsModel.to_schema(), day_labels, table=LABELS_TABLE, context=context
+        )
         wrong_day = day_labels.filter(pl.col("event_day") != day)
         if wrong_day.height:
-            raise ValueError(f"label file(s) {[p.name for p in matches]} hold {wrong_day.height} "
-                             f"rows for other days than {day}")
+            raise ValueError(
+                f"label file(s) {[p.name for p in matches]} hold {wrong_day.height} "
+                f"rows for other days than {day}"
+            )
         frames.append(day_labels)
         coverage.append({"event_day": day, "labelled": True, "n_labels": day_labels.height})
     labels = pl.concat(frames) if frames else pl.DataFrame(schema=LABEL_SCHEMA)
     warehouse.replace_partitions(warehouse_path, LABELS_TABLE, labels, days)
     warehouse.replace_partitions(
-        warehouse_path, LABEL_COVERAGE_TABLE,
-        pl.DataFrame(coverage, schema={"event_day": pl.Date(), "labelled": pl.Boolean(),
-                                       "n_labels": pl.Int64()}), days)
+        warehouse_path,
+        LABEL_COVERAGE_TABLE,
+        pl.DataFrame(
+            coverage,
+            schema={"event_day": pl.Date(), "labelled": pl.Boolean(), "n_labels": pl.Int64()},
+        ),
+        days,
+    )
     return {row["event_day"]: (row["n_labels"] if row["labelled"] else None) for row in coverage}
 
 
@@ -223,18 +291,25 @@ def day_figures(warehouse_path: Path, days: list[date]) -> dict[date, DayFigures
     """Per day: the logged input, the stored accepted/quarantined rows and the rules that fired."""
     accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, days)
     quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, days)
-    log = warehouse.read_days(warehouse_path, INGEST_LOG_TABLE, days,
-                              columns=["event_day", "source_file", "input_rows"])
-    rules = warehouse.read_days(warehouse_path, QUARANTINE_TABLE, days,
-                                columns=["event_day", "rule"])
+    log = warehouse.read_days(
+        warehouse_path, INGEST_LOG_TABLE, days, columns=["event_day", "source_file", "input_rows"]
+    )
+    rules = warehouse.read_days(
+        warehouse_path, QUARANTINE_TABLE, days, columns=["event_day", "rule"]
+    )
     figures = {}
     for day in days:
         day_log = log.filter(pl.col("event_day") == day) if log.height else log
-        day_rules = (rules.filter(pl.col("event_day") == day)["rule"].value_counts(sort=True)
-                     if rules.height else pl.DataFrame({"rule": [], "count": []}))
+        day_rules = (
+            rules.filter(pl.col("event_day") == day)["rule"].value_counts(sort=True)
+            if rules.height
+            else pl.DataFrame({"rule": [], "count": []})
+        )
         figures[day] = DayFigures(
             input_rows=int(day_log["input_rows"].sum()) if day_log.height else 0,
-            accepted_rows=accepted[day], quarantined_rows=quarantined[day],
+            accepted_rows=accepted[day],
+            quarantined_rows=quarantined[day],
             files=day_log["source_file"].to_list() if day_log.height else [],
-            rules=dict(day_rules.iter_rows()))
+            rules=dict(day_rules.iter_rows()),
+        )
     return figures

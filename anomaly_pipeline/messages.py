@@ -65,9 +65,17 @@ def url_secrets(url: str) -> list[str]:
     if not url:
         return []
     parts = urlsplit(url.strip())
-    candidates = [url, url.strip(), parts.netloc.rpartition("@")[0], parts.path, parts.query,
-                  parts.fragment, parts.password or "", *parts.path.split("/"),
-                  *(value for _, value in parse_qsl(parts.query))]
+    candidates = [
+        url,
+        url.strip(),
+        parts.netloc.rpartition("@")[0],
+        parts.path,
+        parts.query,
+        parts.fragment,
+        parts.password or "",
+        *parts.path.split("/"),
+        *(value for _, value in parse_qsl(parts.query)),
+    ]
     return [c for c in candidates if len(c) >= _MIN_SECRET_PART and c not in ("/", "")]
 
 

@@ -66,7 +66,7 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     """
     if not tracking_uri.startswith(_SQLITE_PREFIX):
         return None
-    database = Path(tracking_uri[len(_SQLITE_PREFIX):]).expanduser().resolve()
+    database = Path(tracking_uri[len(_SQLITE_PREFIX) :]).expanduser().resolve()
     return str(database.parent / "mlartifacts")
 
 
@@ -91,7 +91,7 @@ def _create_sqlite_store(tracking_uri: str) -> None:
     ``mlflow.start_run()``) would write outside the data directory.
     """
     location = default_artifact_location(tracking_uri)
-    if location is None or Path(tracking_uri[len(_SQLITE_PREFIX):]).expanduser().exists():
+    if location is None or Path(tracking_uri[len(_SQLITE_PREFIX) :]).expanduser().exists():
         return
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
@@ -99,9 +99,13 @@ def _create_sqlite_store(tracking_uri: str) -> None:
     SqlAlchemyStore(tracking_uri, location)
 
 
-def log_detector(detector_dir: str | Path, *, artifact_path: str = "model",
-                 registered_model_name: str = REGISTERED_MODEL,
-                 tags: dict[str, str] | None = None) -> ModelVersionRef:
+def log_detector(
+    detector_dir: str | Path,
+    *,
+    artifact_path: str = "model",
+    registered_model_name: str = REGISTERED_MODEL,
+    tags: dict[str, str] | None = None,
+) -> ModelVersionRef:
     """Log ``detector_dir`` to the active MLflow run and register it as a new model version.
 
     The version is tagged with the detector ``kind`` (read from its ``meta.json``) and ``tags``.
@@ -116,13 +120,19 @@ def log_detector(detector_dir: str | Path, *, artifact_path: str = "model",
         raise RuntimeError("log_detector needs an active MLflow run (mlflow.start_run)")
     tracking_uri = mlflow.get_tracking_uri()
     source = log_detector_files(tracking_uri, run.info.run_id, detector_dir, artifact_path)
-    return register_detector(tracking_uri, source, run.info.run_id,
-                             kind=read_kind(Path(detector_dir)), name=registered_model_name,
-                             tags=tags)
+    return register_detector(
+        tracking_uri,
+        source,
+        run.info.run_id,
+        kind=read_kind(Path(detector_dir)),
+        name=registered_model_name,
+        tags=tags,
+    )
 
 
-def log_detector_files(tracking_uri: str, run_id: str, detector_dir: str | Path,
-                       artifact_path: str = "model") -> str:
+def log_detector_files(
+    tracking_uri: str, run_id: str, detector_dir: str | Path, artifact_path: str = "model"
+) -> str:
     """Upload ``detector_dir`` into run ``run_id``'s artifacts; return their URI.
 
     Goes through the client, not the fluent API, so the run's status is left alone: a training
@@ -134,9 +144,15 @@ def log_detector_files(tracking_uri: str, run_id: str, detector_dir: str | Path,
     return get_artifact_uri(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
 
 
-def register_detector(tracking_uri: str, source: str, run_id: str, *, kind: str,
-                      name: str = REGISTERED_MODEL,
-                      tags: dict[str, str] | None = None) -> ModelVersionRef:
+def register_detector(
+    tracking_uri: str,
+    source: str,
+    run_id: str,
+    *,
+    kind: str,
+    name: str = REGISTERED_MODEL,
+    tags: dict[str, str] | None = None,
+) -> ModelVersionRef:
     """Register logged detector files (``source``) as a version of ``name`` — once.
 
     Idempotent: when run ``run_id`` already registered ``source``, that version is returned, so a
@@ -147,8 +163,11 @@ def register_detector(tracking_uri: str, source: str, run_id: str, *, kind: str,
     for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
         if existing.source == source:
             return _ref(existing)
-    return _ref(client.create_model_version(name, source=source, run_id=run_id,
-                                            tags={**(tags or {}), KIND_TAG: kind}))
+    return _ref(
+        client.create_model_version(
+            name, source=source, run_id=run_id, tags={**(tags or {}), KIND_TAG: kind}
+        )
+    )
 
 
 def kill_runs_of(tracking_uri: str, dagster_run_id: str) -> list[str]:
@@ -165,16 +184,19 @@ def kill_runs_of(tracking_uri: str, dagster_run_id: str) -> list[str]:
         return []
     killed = []
     for run in client.search_runs(
-            experiments, filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' "
-                                       f"and attributes.status = 'RUNNING'",
-            run_view_type=ViewType.ALL):
+        experiments,
+        filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' "
+        f"and attributes.status = 'RUNNING'",
+        run_view_type=ViewType.ALL,
+    ):
         client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
         killed.append(run.info.run_id)
     return killed
 
 
-def load_detector_version(tracking_uri: str, version: int | str,
-                          name: str = REGISTERED_MODEL) -> Detector:
+def load_detector_version(
+    tracking_uri: str, version: int | str, name: str = REGISTERED_MODEL
+) -> Detector:
     """Download version ``version`` of ``name`` and load it with the detector registry."""
     import mlflow
 
@@ -183,13 +205,15 @@ def load_detector_version(tracking_uri: str, version: int | str,
     client = _client(tracking_uri)
     source = client.get_model_version_download_uri(name, str(version))
     with tempfile.TemporaryDirectory(prefix="anomaly-model-") as scratch:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch,
-                                                    tracking_uri=tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=scratch, tracking_uri=tracking_uri
+        )
         return load_detector(local)
 
 
-def champion_bundle_dir(tracking_uri: str, cache_dir: str | Path,
-                        name: str = REGISTERED_MODEL) -> Champion | None:
+def champion_bundle_dir(
+    tracking_uri: str, cache_dir: str | Path, name: str = REGISTERED_MODEL
+) -> Champion | None:
     """The champion and a local copy of its directory under ``cache_dir``, or None
     (``DataHome.champion`` calls it with the data home's registry and cache).
 
@@ -208,8 +232,11 @@ def champion_bundle_dir(tracking_uri: str, cache_dir: str | Path,
         with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=cache_dir) as scratch:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=_client(tracking_uri).get_model_version_download_uri(
-                    name, str(champion.version)),
-                dst_path=scratch, tracking_uri=tracking_uri)
+                    name, str(champion.version)
+                ),
+                dst_path=scratch,
+                tracking_uri=tracking_uri,
+            )
             try:
                 Path(local).rename(target)
             except OSError:
@@ -231,8 +258,9 @@ def get_champion(tracking_uri: str, name: str = REGISTERED_MODEL) -> ModelVersio
         raise
 
 
-def set_champion(tracking_uri: str, version: int | str,
-                 name: str = REGISTERED_MODEL) -> ModelVersionRef:
+def set_champion(
+    tracking_uri: str, version: int | str, name: str = REGISTERED_MODEL
+) -> ModelVersionRef:
     """Point the ``champion`` alias at ``version`` (moving it off the previous one)."""
     client = _client(tracking_uri)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
@@ -258,19 +286,26 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 def _ref(version: ModelVersion | Any) -> ModelVersionRef:
     if version.run_id is None or version.source is None:
-        raise ValueError(f"registered model {version.name} v{version.version} has no run or "
-                         "source; it was not registered by this pipeline")
-    return ModelVersionRef(name=version.name, version=int(version.version),
-                           run_id=version.run_id, kind=version.tags.get(KIND_TAG, ""),
-                           source_dir=version.source)
+        raise ValueError(
+            f"registered model {version.name} v{version.version} has no run or "
+            "source; it was not registered by this pipeline"
+        )
+    return ModelVersionRef(
+        name=version.name,
+        version=int(version.version),
+        run_id=version.run_id,
+        kind=version.tags.get(KIND_TAG, ""),
+        source_dir=version.source,
+    )
 
 
 #: MLflow's own tag for a run's display name.
 RUN_NAME_TAG: Final[str] = "mlflow.runName"
 
 
-def training_run_tags(job_name: str, days: Mapping[str, Sequence[str]], kinds: Sequence[str],
-                      gate_action: str) -> dict[str, str]:
+def training_run_tags(
+    job_name: str, days: Mapping[str, Sequence[str]], kinds: Sequence[str], gate_action: str
+) -> dict[str, str]:
     """Name and tags of a training run's MLflow run, saying what ran: the job, the day range of
     the training window (train through holdout), the detector kinds and the gate's decision.
 
@@ -279,8 +314,13 @@ def training_run_tags(job_name: str, days: Mapping[str, Sequence[str]], kinds: S
     all_days = sorted(day for split in days.values() for day in split)
     span = f"{all_days[0]}..{all_days[-1]}" if all_days else "no days"
     job = "training" if job_name.startswith("__") else job_name
-    return {RUN_NAME_TAG: f"{job} {span} {'+'.join(kinds)}", "job": job, "days": span,
-            "kinds": ",".join(kinds), "gate_action": gate_action}
+    return {
+        RUN_NAME_TAG: f"{job} {span} {'+'.join(kinds)}",
+        "job": job,
+        "days": span,
+        "kinds": ",".join(kinds),
+        "gate_action": gate_action,
+    }
 
 
 #: Model-version tags saying what the champion gate decided about each evaluated candidate.
@@ -294,5 +334,8 @@ _TAG_LIMIT: Final[int] = 5000
 def gate_tags(kind: str, *, action: str, promoted: str | None, reason: str) -> dict[str, str]:
     """Model-version tags of an evaluated candidate of ``kind``: the gate's action, whether this
     candidate was the one promoted, and the gate's reason."""
-    return {GATE_ACTION_TAG: action, GATE_REASON_TAG: reason[:_TAG_LIMIT],
-            GATE_OUTCOME_TAG: "promoted" if kind == promoted else "not promoted"}
+    return {
+        GATE_ACTION_TAG: action,
+        GATE_REASON_TAG: reason[:_TAG_LIMIT],
+        GATE_OUTCOME_TAG: "promoted" if kind == promoted else "not promoted",
+    }

@@ -80,8 +80,14 @@ class DataHome:
 
     def ensure(self) -> DataHome:
         """Create the directories (idempotent) and return self."""
-        for path in (self.root, self.landing_events, self.landing_labels, self.artifacts,
-                     self.mlflow_artifacts, self.dagster_home):
+        for path in (
+            self.root,
+            self.landing_events,
+            self.landing_labels,
+            self.artifacts,
+            self.mlflow_artifacts,
+            self.dagster_home,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -129,5 +135,6 @@ def config_file(path: str | os.PathLike[str], *, setting: str) -> Path:
         raise ConfigPathError(
             f"{setting} {str(path)[:120]!r} is outside the folders configuration files are read "
             f"from ({', '.join(str(folder) for folder in allowed)}): put it in resources/ or in "
-            f"the folder named by {CONFIG_DIR_ENV}")
+            f"the folder named by {CONFIG_DIR_ENV}"
+        )
     return resolved

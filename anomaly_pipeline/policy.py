@@ -43,14 +43,22 @@ Outcome = Literal["allow", "review", "block"]
 #: Outcomes from most lenient to strictest; a hard rule only ever moves an outcome up this list.
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
-_OPS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = dict(zip(get_args(Op), (
-    operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne), strict=True))
+_OPS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = dict(
+    zip(
+        get_args(Op),
+        (operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne),
+        strict=True,
+    )
+)
 SCORE_MIN: Final[float] = 0.0
 SCORE_MAX: Final[float] = 1000.0
 POLICY_VERSION: Final = 1
 #: How an invalid choice is named, by the key that holds it.
-_CHOICE_WORDS: Final[dict[str, str]] = {"outcome": "unknown outcome", "op": "bad op",
-                                        "version": "unsupported version"}
+_CHOICE_WORDS: Final[dict[str, str]] = {
+    "outcome": "unknown outcome",
+    "op": "bad op",
+    "version": "unsupported version",
+}
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -159,8 +167,9 @@ class Policy:
                 seen.setdefault(clause.feature)
         return list(seen)
 
-    def apply(self, frame: pl.DataFrame, score_column: str = "score",
-              flag_column: str | None = None) -> pl.DataFrame:
+    def apply(
+        self, frame: pl.DataFrame, score_column: str = "score", flag_column: str | None = None
+    ) -> pl.DataFrame:
         """``frame`` plus ``outcome`` (allow/review/block) and ``matched_rule`` (nullable).
 
         ``outcome`` is the band of the score, raised to the strictest matching hard rule's
@@ -178,29 +187,36 @@ class Policy:
         band_rank = pl.lit(None, pl.Int8)
         for band in reversed(self.bands):
             upper_ok = score <= band.upper if band is self.bands[-1] else score < band.upper
-            band_rank = pl.when((score >= band.lower) & upper_ok).then(
-                pl.lit(_rank(band.outcome), pl.Int8)).otherwise(band_rank)
+            band_rank = (
+                pl.when((score >= band.lower) & upper_ok)
+                .then(pl.lit(_rank(band.outcome), pl.Int8))
+                .otherwise(band_rank)
+            )
         if flag_column is not None:
-            band_rank = pl.when(pl.col(flag_column)).then(
-                pl.max_horizontal(band_rank, pl.lit(_rank("review"), pl.Int8))
-            ).otherwise(pl.lit(_rank("allow"), pl.Int8))
+            band_rank = (
+                pl.when(pl.col(flag_column))
+                .then(pl.max_horizontal(band_rank, pl.lit(_rank("review"), pl.Int8)))
+                .otherwise(pl.lit(_rank("allow"), pl.Int8))
+            )
         # strictest rules first, file order within equal strictness: the first match wins
         ordered = sorted(self.hard_rules, key=lambda r: -_rank(r.outcome))
         rule_rank: pl.Expr = pl.lit(-1, pl.Int8)
         rule_name: pl.Expr = pl.lit(None, pl.String)
         for rule in reversed(ordered):
             matched = rule.expr()
-            rule_rank = pl.when(matched).then(pl.lit(_rank(rule.outcome), pl.Int8)) \
-                .otherwise(rule_rank)
+            rule_rank = (
+                pl.when(matched).then(pl.lit(_rank(rule.outcome), pl.Int8)).otherwise(rule_rank)
+            )
             rule_name = pl.when(matched).then(pl.lit(rule.name)).otherwise(rule_name)
         return (
             frame.with_columns(_band_rank=band_rank, _rule_rank=rule_rank, _rule_name=rule_name)
             .with_columns(
-                outcome=pl.max_horizontal("_band_rank", "_rule_rank")
-                .replace_strict(list(range(len(OUTCOMES))), list(OUTCOMES),
-                                return_dtype=pl.String),
+                outcome=pl.max_horizontal("_band_rank", "_rule_rank").replace_strict(
+                    list(range(len(OUTCOMES))), list(OUTCOMES), return_dtype=pl.String
+                ),
                 matched_rule=pl.when(pl.col("_rule_rank") > pl.col("_band_rank"))
-                .then(pl.col("_rule_name")).otherwise(pl.lit(None, pl.String)),
+                .then(pl.col("_rule_name"))
+                .otherwise(pl.lit(None, pl.String)),
             )
             .drop("_band_rank", "_rule_rank", "_rule_name")
         )
@@ -208,20 +224,26 @@ class Policy:
     def _check_frame(self, frame: pl.DataFrame, score_column: str) -> None:
         missing = [c for c in (score_column, *self.features) if c not in frame.columns]
         if missing:
-            raise ValueError(f"policy {self.source} needs column(s) {missing} that the frame "
-                             f"lacks; it has {frame.columns}")
+            raise ValueError(
+                f"policy {self.source} needs column(s) {missing} that the frame "
+                f"lacks; it has {frame.columns}"
+            )
         score = frame.get_column(score_column)
         if not score.dtype.is_numeric():
-            raise ValueError(f"column {score_column!r} must be numeric points (0–1000), "
-                             f"got {score.dtype}")
+            raise ValueError(
+                f"column {score_column!r} must be numeric points (0–1000), got {score.dtype}"
+            )
         value = pl.col(score_column).cast(pl.Float64)
-        bad = frame.filter(value.is_null() | value.is_nan() | (value < SCORE_MIN)
-                           | (value > SCORE_MAX))
+        bad = frame.filter(
+            value.is_null() | value.is_nan() | (value < SCORE_MIN) | (value > SCORE_MAX)
+        )
         if bad.height:
             examples = bad.get_column(score_column).head(3).to_list()
-            raise ValueError(f"column {score_column!r} must be a number in "
-                             f"[{SCORE_MIN:g}, {SCORE_MAX:g}]; {bad.height} row(s) are null, NaN "
-                             f"or out of range, e.g. {examples}")
+            raise ValueError(
+                f"column {score_column!r} must be a number in "
+                f"[{SCORE_MIN:g}, {SCORE_MAX:g}]; {bad.height} row(s) are null, NaN "
+                f"or out of range, e.g. {examples}"
+            )
 
 
 def load_policy(path: str | Path, feature_names: Sequence[str] | None = None) -> Policy:
@@ -243,8 +265,9 @@ def load_policy(path: str | Path, feature_names: Sequence[str] | None = None) ->
     return parse_policy(data, source=source, feature_names=feature_names)
 
 
-def parse_policy(data: Any, source: str = "<policy>",
-                 feature_names: Sequence[str] | None = None) -> Policy:
+def parse_policy(
+    data: Any, source: str = "<policy>", feature_names: Sequence[str] | None = None
+) -> Policy:
     """Validate an already-parsed rules document (see ``load_policy``); ``PolicyError`` names
     the first problem, an unknown key before anything else."""
     context = {"feature_names": None if feature_names is None else frozenset(feature_names)}
@@ -266,27 +289,41 @@ def _band_problem(bands: Sequence[Band]) -> tuple[tuple[str | int, ...], str] | 
     then the start, overlaps, holes, leniency and the end."""
     for i in range(1, len(bands)):
         if bands[i].lower < bands[i - 1].lower:
-            return (("bands", i, "min"),
-                    f"bands are out of order: {bands[i].lower:g} is below bands[{i - 1}].min "
-                    f"{bands[i - 1].lower:g}; list them by increasing score")
+            return (
+                ("bands", i, "min"),
+                f"bands are out of order: {bands[i].lower:g} is below bands[{i - 1}].min "
+                f"{bands[i - 1].lower:g}; list them by increasing score",
+            )
     if bands[0].lower != SCORE_MIN:
-        return (("bands", 0, "min"), f"the first band must start at {SCORE_MIN:g} to cover "
-                                     f"0–1000, got {bands[0].lower:g}")
+        return (
+            ("bands", 0, "min"),
+            f"the first band must start at {SCORE_MIN:g} to cover 0–1000, got {bands[0].lower:g}",
+        )
     for i in range(1, len(bands)):
         prev, band = bands[i - 1], bands[i]
         if band.lower < prev.upper:
-            return (("bands", i, "min"), f"overlaps bands[{i - 1}] ({prev.lower:g}–"
-                                         f"{prev.upper:g}); it must start at {prev.upper:g}")
+            return (
+                ("bands", i, "min"),
+                f"overlaps bands[{i - 1}] ({prev.lower:g}–"
+                f"{prev.upper:g}); it must start at {prev.upper:g}",
+            )
         if band.lower > prev.upper:
-            return (("bands", i, "min"), f"gap between {prev.upper:g} and {band.lower:g}: "
-                                         "bands must cover 0–1000 without holes")
+            return (
+                ("bands", i, "min"),
+                f"gap between {prev.upper:g} and {band.lower:g}: "
+                "bands must cover 0–1000 without holes",
+            )
         if _rank(band.outcome) < _rank(prev.outcome):
-            return (("bands", i, "outcome"),
-                    f"{band.outcome!r} is more lenient than the lower band's {prev.outcome!r}; "
-                    "a higher score must never relax the outcome")
+            return (
+                ("bands", i, "outcome"),
+                f"{band.outcome!r} is more lenient than the lower band's {prev.outcome!r}; "
+                "a higher score must never relax the outcome",
+            )
     if bands[-1].upper != SCORE_MAX:
-        return (("bands", len(bands) - 1, "max"), f"the last band must end at {SCORE_MAX:g} to "
-                                                  f"cover 0–1000, got {bands[-1].upper:g}")
+        return (
+            ("bands", len(bands) - 1, "max"),
+            f"the last band must end at {SCORE_MAX:g} to cover 0–1000, got {bands[-1].upper:g}",
+        )
     return None
 
 

@@ -73,7 +73,8 @@ def pseudonym_key() -> bytes:
         raise PseudonymKeyError(
             f"{PSEUDONYM_KEY_ENV} is a public value from this repository (the demo key or the "
             "env.example placeholder), so its pseudonyms protect nothing: set a secret of your "
-            f"own, or set {DEMO_ENV}=1 for demo data only")
+            f"own, or set {DEMO_ENV}=1 for demo data only"
+        )
     if len(key) < MIN_KEY_BYTES:
         raise PseudonymKeyError(
             f"{PSEUDONYM_KEY_ENV} is {len(key)} bytes long; it must be at least {MIN_KEY_BYTES}"
@@ -150,8 +151,11 @@ def ip_network(ip: str | None) -> str | None:
 def _is_octet(text: str) -> bool:
     """A canonical decimal IPv4 octet: 0-255 without leading zeros (as ``ipaddress`` demands)."""
     return (
-        0 < len(text) <= 3 and text.isascii() and text.isdigit()
-        and (text == "0" or text[0] != "0") and int(text) <= 255
+        0 < len(text) <= 3
+        and text.isascii()
+        and text.isdigit()
+        and (text == "0" or text[0] != "0")
+        and int(text) <= 255
     )
 
 

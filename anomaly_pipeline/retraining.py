@@ -48,11 +48,13 @@ class RetrainingDecision:
     trigger: DriftObservation | None = None
 
 
-def decide_retraining(observations: list[DriftObservation], cursor: RetrainingCursor, *,
-                      now: float, cooldown_s: float) -> RetrainingDecision:
+def decide_retraining(
+    observations: list[DriftObservation], cursor: RetrainingCursor, *, now: float, cooldown_s: float
+) -> RetrainingDecision:
     """Walk the observations newer than the cursor, oldest first; request at most one run."""
-    fresh = sorted((o for o in observations if o.record_id > cursor.last_record_id),
-                   key=lambda o: o.record_id)
+    fresh = sorted(
+        (o for o in observations if o.record_id > cursor.last_record_id), key=lambda o: o.record_id
+    )
     if not fresh:
         return RetrainingDecision(False, "no new drift check since the last evaluation", cursor)
     state, trigger, skipped = cursor, None, None
@@ -61,19 +63,27 @@ def decide_retraining(observations: list[DriftObservation], cursor: RetrainingCu
         state = replace(state, last_record_id=obs.record_id, in_episode=obs.drifted)
         if not starts_episode or trigger is not None:
             continue
-        cooling = (state.last_request_ts is not None
-                   and now - state.last_request_ts < cooldown_s)
+        cooling = state.last_request_ts is not None and now - state.last_request_ts < cooldown_s
         if cooling:
             skipped = obs
         else:
             trigger = obs
             state = replace(state, last_request_ts=now)
     if trigger is not None:
-        return RetrainingDecision(True, f"drift episode started at check {trigger.record_id}"
-                                  f" ({trigger.partition or 'unpartitioned'})", state, trigger)
+        return RetrainingDecision(
+            True,
+            f"drift episode started at check {trigger.record_id}"
+            f" ({trigger.partition or 'unpartitioned'})",
+            state,
+            trigger,
+        )
     if skipped is not None:
         wait = cooldown_s - (now - (state.last_request_ts or now))
-        return RetrainingDecision(False, f"drift episode at check {skipped.record_id} is inside "
-                                  f"the cooldown ({wait:.0f} s left)", state)
+        return RetrainingDecision(
+            False,
+            f"drift episode at check {skipped.record_id} is inside "
+            f"the cooldown ({wait:.0f} s left)",
+            state,
+        )
     reason = "drift episode already handled" if state.in_episode else "no drift"
     return RetrainingDecision(False, reason, state)

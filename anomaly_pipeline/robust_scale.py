@@ -30,8 +30,7 @@ def normal_width(low: float, high: float) -> float:
     return normal.inv_cdf(high / 100) - normal.inv_cdf(low / 100)
 
 
-def robust_spread(column: np.ndarray,
-                  ranges: Sequence[tuple[float, float]] = IQR) -> float:
+def robust_spread(column: np.ndarray, ranges: Sequence[tuple[float, float]] = IQR) -> float:
     """The first positive normalised quantile range of ``column``, else its std, else 1."""
     floor = MIN_SPREAD * max(1.0, abs(float(np.median(column))))
     for low, high in ranges:

@@ -17,13 +17,21 @@ from anomaly_pipeline.paths import data_home
 
 def range_tags(days: list[date]) -> dict[str, str]:
     """Run tags that make one run materialise a whole partition range."""
-    return {"dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat()}
+    return {
+        "dagster/asset_partition_range_start": days[0].isoformat(),
+        "dagster/asset_partition_range_end": days[-1].isoformat(),
+    }
 
 
-def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict | None = None,
-            log_name: str = "demo.log", console_level: str = "WARNING",
-            raise_on_failure: bool = True) -> Any:
+def run_job(
+    name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+    log_name: str = "demo.log",
+    console_level: str = "WARNING",
+    raise_on_failure: bool = True,
+) -> Any:
     """Execute a job of the code location on the persistent instance; return its result.
 
     The terminal gets log lines from ``console_level`` up; the full event log stays in the
@@ -42,14 +50,23 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, run_config: dict |
         # execute_in_process bypasses the code location's executor: recover and tag here.
         for dead in recover_dead_runs(instance):
             print(f"  recovered dead run {dead.run_id[:8]} ({dead.job_name}): pool slots freed")
-        with open(data_home().root / log_name, "a", encoding="utf-8") as log, \
-                contextlib.redirect_stdout(log):
+        with (
+            open(data_home().root / log_name, "a", encoding="utf-8") as log,
+            contextlib.redirect_stdout(log),
+        ):
             result = defs.resolve_job_def(name).execute_in_process(
-                instance=instance, tags={**process_tags(), **(tags or {})}, raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": console_level}}},
-                            **(run_config or {})})
-    print(f"  {name}: {'ok' if result.success else 'FAILED'} "
-          f"({time.perf_counter() - started:.0f} s, run {result.run_id[:8]})")
+                instance=instance,
+                tags={**process_tags(), **(tags or {})},
+                raise_on_error=False,
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": console_level}}},
+                    **(run_config or {}),
+                },
+            )
+    print(
+        f"  {name}: {'ok' if result.success else 'FAILED'} "
+        f"({time.perf_counter() - started:.0f} s, run {result.run_id[:8]})"
+    )
     if not result.success and raise_on_failure:
         raise SystemExit(f"{name} failed; open `make dev` → Runs → {result.run_id} for the logs")
     return result

@@ -43,13 +43,15 @@ MAX_POINTS = 1000.0
 class ScoreScaler:
     """Monotone map from raw detector scores to 0–1000 points, fitted on training scores."""
 
-    def __init__(self, n_quantiles: int = 1001, max_points_in_range: float = 900.0,
-                 tail_power: float = 0.5) -> None:
+    def __init__(
+        self, n_quantiles: int = 1001, max_points_in_range: float = 900.0, tail_power: float = 0.5
+    ) -> None:
         if n_quantiles < 2:
             raise ValueError(f"n_quantiles must be >= 2, got {n_quantiles}")
         if not 0.0 < max_points_in_range < MAX_POINTS:
-            raise ValueError(f"max_points_in_range must be in (0, {MAX_POINTS:g}), "
-                             f"got {max_points_in_range}")
+            raise ValueError(
+                f"max_points_in_range must be in (0, {MAX_POINTS:g}), got {max_points_in_range}"
+            )
         if not 0.0 < tail_power <= 1.0:
             raise ValueError(f"tail_power must be in (0, 1], got {tail_power}")
         self.n_quantiles = n_quantiles
@@ -72,8 +74,9 @@ class ScoreScaler:
         """
         scores = _finite_1d(train_scores, "train_scores")
         if scores.size == 0:
-            raise ValueError("train_scores is empty; a scaler needs the training score "
-                             "distribution")
+            raise ValueError(
+                "train_scores is empty; a scaler needs the training score distribution"
+            )
         levels = np.linspace(0.0, 1.0, min(self.n_quantiles, scores.size))
         quantiles = np.quantile(scores, levels)
         # keep, for every distinct quantile value, the highest level reaching it
@@ -96,7 +99,8 @@ class ScoreScaler:
         beyond = raw > quantiles[-1]
         tail_room = MAX_POINTS - self.max_points_in_range
         points[beyond] = self.max_points_in_range + tail_room * -np.expm1(
-            -(raw[beyond] - quantiles[-1]) / tail_scale)
+            -(raw[beyond] - quantiles[-1]) / tail_scale
+        )
         return np.clip(points, 0.0, MAX_POINTS)
 
     def points(self, score: float) -> float:
@@ -123,33 +127,49 @@ class ScoreScaler:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> Self:
         """Rebuild a scaler from ``to_dict`` output, checking that the state is coherent."""
-        required = {"format", "n_quantiles", "max_points_in_range", "tail_power", "quantiles",
-                    "levels", "tail_scale", "n_train", "threshold", "threshold_points"}
+        required = {
+            "format",
+            "n_quantiles",
+            "max_points_in_range",
+            "tail_power",
+            "quantiles",
+            "levels",
+            "tail_scale",
+            "n_train",
+            "threshold",
+            "threshold_points",
+        }
         missing = sorted(required - set(state))
         if missing:
             raise ValueError(f"scaler state lacks key(s) {missing}")
         if state["format"] != SCALER_FORMAT:
-            raise ValueError(f"scaler state has format {state['format']!r}; this code reads "
-                             f"format {SCALER_FORMAT}")
+            raise ValueError(
+                f"scaler state has format {state['format']!r}; this code reads "
+                f"format {SCALER_FORMAT}"
+            )
         quantiles = np.asarray(state["quantiles"], dtype=np.float64)
         levels = np.asarray(state["levels"], dtype=np.float64)
         if quantiles.ndim != 1 or quantiles.size == 0 or quantiles.shape != levels.shape:
-            raise ValueError("scaler state: 'quantiles' and 'levels' must be equal-length, "
-                             "non-empty lists")
+            raise ValueError(
+                "scaler state: 'quantiles' and 'levels' must be equal-length, non-empty lists"
+            )
         if np.any(np.diff(quantiles) <= 0) or np.any(np.diff(levels) <= 0):
             raise ValueError("scaler state: 'quantiles' and 'levels' must be strictly increasing")
         if not float(state["tail_scale"]) > 0:
             raise ValueError(f"scaler state: 'tail_scale' must be > 0, got {state['tail_scale']}")
-        scaler = cls(n_quantiles=int(state["n_quantiles"]),
-                     max_points_in_range=float(state["max_points_in_range"]),
-                     tail_power=float(state["tail_power"]))
+        scaler = cls(
+            n_quantiles=int(state["n_quantiles"]),
+            max_points_in_range=float(state["max_points_in_range"]),
+            tail_power=float(state["tail_power"]),
+        )
         scaler.quantiles_ = quantiles
         scaler.levels_ = levels
         scaler.tail_scale_ = float(state["tail_scale"])
         scaler.n_train_ = int(state["n_train"])
         scaler.threshold_ = None if state["threshold"] is None else float(state["threshold"])
-        scaler.threshold_points_ = (None if state["threshold_points"] is None
-                                    else float(state["threshold_points"]))
+        scaler.threshold_points_ = (
+            None if state["threshold_points"] is None else float(state["threshold_points"])
+        )
         return scaler
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -165,8 +185,10 @@ def _finite_1d(values: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     bad = ~np.isfinite(array)
     if bad.any():
-        raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf); "
-                         "scores must be finite numbers")
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf); "
+            "scores must be finite numbers"
+        )
     return array
 
 

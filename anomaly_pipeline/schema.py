@@ -16,13 +16,27 @@ import polars as pl
 from pandera.engines.polars_engine import DateTime
 
 EVENT_TYPES: Final[tuple[str, ...]] = (
-    "signup", "login", "view", "click", "search", "fav", "cart", "purchase", "review", "refund",
+    "signup",
+    "login",
+    "view",
+    "click",
+    "search",
+    "fav",
+    "cart",
+    "purchase",
+    "review",
+    "refund",
     "coupon",
 )
 
 #: Kinds of abnormal behaviour the simulator injects and labels carry; "normal" is never a label.
 ANOMALY_TYPES: Final[tuple[str, ...]] = (
-    "order_brushing", "account_takeover", "click_bot", "scraping", "fake_review", "coupon_abuse",
+    "order_brushing",
+    "account_takeover",
+    "click_bot",
+    "scraping",
+    "fake_review",
+    "coupon_abuse",
 )
 
 #: The type of labels a source gives only as 0/1 (a history file's label column, see onboarding).
@@ -63,7 +77,10 @@ MAX_STRING_LENGTH: Final[int] = 512
 
 #: The stored table adds where each row came from to the canonical columns.
 RAW_TABLE_SCHEMA: Final[dict[str, pl.DataType]] = {
-    **RAW_EVENT_SCHEMA, "event_day": pl.Date(), "source_file": pl.String(), "loaded_at": UTC_MICROS,
+    **RAW_EVENT_SCHEMA,
+    "event_day": pl.Date(),
+    "source_file": pl.String(),
+    "loaded_at": UTC_MICROS,
 }
 #: An event id is unique within its partition day; sources that restart ids daily repeat them
 #: across days, so every key downstream pairs the id with the day.
@@ -125,23 +142,27 @@ class RawEventsModel(pa.DataFrameModel):
 
     event_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
     event_time: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
-    user_id: str = pa.Field(nullable=False, str_length={"min_value": 1,
-                                                        "max_value": MAX_STRING_LENGTH})
+    user_id: str = pa.Field(
+        nullable=False, str_length={"min_value": 1, "max_value": MAX_STRING_LENGTH}
+    )
     session_id: str = pa.Field(nullable=True)
     event_type: str = pa.Field(nullable=False, isin=list(EVENT_TYPES))
     item_id: str = pa.Field(nullable=True)
     category_id: str = pa.Field(nullable=True)
     shop_id: str = pa.Field(nullable=True)
-    amount: float = pa.Field(nullable=True, in_range={"min_value": 0,
-                                                      "max_value": DEFAULT_BOUNDS.max_amount})
-    quantity: int = pa.Field(nullable=True, in_range={"min_value": 0,
-                                                      "max_value": DEFAULT_BOUNDS.max_quantity})
+    amount: float = pa.Field(
+        nullable=True, in_range={"min_value": 0, "max_value": DEFAULT_BOUNDS.max_amount}
+    )
+    quantity: int = pa.Field(
+        nullable=True, in_range={"min_value": 0, "max_value": DEFAULT_BOUNDS.max_quantity}
+    )
     device_id: str = pa.Field(nullable=True)
     ip: str = pa.Field(nullable=True)
     user_agent: str = pa.Field(nullable=True)
     channel: str = pa.Field(nullable=True)
-    rating: int = pa.Field(nullable=True, in_range={"min_value": RATING_RANGE[0],
-                                                    "max_value": RATING_RANGE[1]})
+    rating: int = pa.Field(
+        nullable=True, in_range={"min_value": RATING_RANGE[0], "max_value": RATING_RANGE[1]}
+    )
 
     class Config:
         strict = True
@@ -165,10 +186,12 @@ def raw_events_schema(bounds: NumericBounds = DEFAULT_BOUNDS) -> pa.DataFrameSch
     schema = RawEventsTableModel.to_schema()
     if bounds == DEFAULT_BOUNDS:
         return schema
-    return schema.update_columns({
-        "amount": {"checks": [pa.Check.in_range(0, bounds.max_amount)]},
-        "quantity": {"checks": [pa.Check.in_range(0, bounds.max_quantity)]},
-    })
+    return schema.update_columns(
+        {
+            "amount": {"checks": [pa.Check.in_range(0, bounds.max_amount)]},
+            "quantity": {"checks": [pa.Check.in_range(0, bounds.max_quantity)]},
+        }
+    )
 
 
 class LabelsModel(pa.DataFrameModel):

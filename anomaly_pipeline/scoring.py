@@ -20,11 +20,19 @@ SCORES_TABLE = "scoring.daily_anomaly_scores"
 TOP_REASONS = 3
 
 SCORE_SCHEMA: dict[str, pl.DataType] = {
-    "user_key": pl.String(), "event_day": pl.Date(), "score": pl.Float64(),
-    "raw_score": pl.Float64(), "flagged": pl.Boolean(), "threshold": pl.Float64(),
-    "reasons": pl.List(pl.String()), "reason_codes": pl.List(pl.String()),
-    "outcome": pl.String(), "matched_rule": pl.String(), "model_name": pl.String(),
-    "model_version": pl.String(), "model_kind": pl.String(),
+    "user_key": pl.String(),
+    "event_day": pl.Date(),
+    "score": pl.Float64(),
+    "raw_score": pl.Float64(),
+    "flagged": pl.Boolean(),
+    "threshold": pl.Float64(),
+    "reasons": pl.List(pl.String()),
+    "reason_codes": pl.List(pl.String()),
+    "outcome": pl.String(),
+    "matched_rule": pl.String(),
+    "model_name": pl.String(),
+    "model_version": pl.String(),
+    "model_kind": pl.String(),
     "scored_at": pl.Datetime("us", "UTC"),
 }
 
@@ -38,8 +46,14 @@ class ModelIdentity:
     kind: str
 
 
-def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
-                    model: ModelIdentity, *, scored_at: datetime | None = None) -> pl.DataFrame:
+def score_user_days(
+    bundle: ScoringBundle,
+    frame: pl.DataFrame,
+    policy: Policy,
+    model: ModelIdentity,
+    *,
+    scored_at: datetime | None = None,
+) -> pl.DataFrame:
     """Score ``frame`` (features, plus sequence columns for sequence models) → ``SCORE_SCHEMA``.
 
     ``flagged`` holds exactly when the 0–1000 score is at or above the model's threshold on that
@@ -53,10 +67,14 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
     detector = bundle.detector
     raw = np.asarray(bundle.raw_scores(frame), dtype=np.float64)
     points = bundle.scaler.transform(raw)
-    contributions = (None if detector.kind in SEQUENCE_KINDS
-                     else detector.feature_contributions(detector_input(detector, frame)))
-    explanation = bundle.reasons.explain(frame.select(FEATURE_COLUMNS), contributions,
-                                         top_k=TOP_REASONS)
+    contributions = (
+        None
+        if detector.kind in SEQUENCE_KINDS
+        else detector.feature_contributions(detector_input(detector, frame))
+    )
+    explanation = bundle.reasons.explain(
+        frame.select(FEATURE_COLUMNS), contributions, top_k=TOP_REASONS
+    )
     scored = frame.select(*KEY_COLUMNS, *FEATURE_COLUMNS).with_columns(
         score=pl.Series(points, dtype=pl.Float64),
         raw_score=pl.Series(raw, dtype=pl.Float64),
@@ -67,7 +85,8 @@ def score_user_days(bundle: ScoringBundle, frame: pl.DataFrame, policy: Policy,
     )
     decided = policy.apply(scored, score_column="score", flag_column="flagged")
     return decided.with_columns(
-        model_name=pl.lit(model.name), model_version=pl.lit(model.version),
+        model_name=pl.lit(model.name),
+        model_version=pl.lit(model.version),
         model_kind=pl.lit(model.kind),
         scored_at=pl.lit(scored_at).cast(pl.Datetime("us", "UTC")),
     ).select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items())
@@ -77,4 +96,5 @@ def evaluation_frame(bundle: ScoringBundle, frame: pl.DataFrame) -> pl.DataFrame
     """Points of ``frame``'s user-days beside their labels, the input of ``evaluate_detector``."""
     points = bundle.scaler.transform(np.asarray(bundle.raw_scores(frame), dtype=np.float64))
     return frame.select(*KEY_COLUMNS, "label", "anomaly_type").with_columns(
-        score=pl.Series(points, dtype=pl.Float64))
+        score=pl.Series(points, dtype=pl.Float64)
+    )

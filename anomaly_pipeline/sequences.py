@@ -33,7 +33,11 @@ PAD_TOKEN: Final = 0
 #: Event type → token; 0 is reserved for padding.
 EVENT_TOKENS: Final[dict[str, int]] = {name: index + 1 for index, name in enumerate(EVENT_TYPES)}
 INPUT_COLUMNS: Final[tuple[str, ...]] = (
-    "user_key", "event_day", "event_time", "event_type", "category_id",
+    "user_key",
+    "event_day",
+    "event_time",
+    "event_type",
+    "category_id",
 )
 KEY_COLUMNS: Final[tuple[str, ...]] = ("user_key", "event_day")
 SEQUENCE_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -53,16 +57,19 @@ def _check_events(events: pl.DataFrame, max_len: int) -> None:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
     missing = [name for name in INPUT_COLUMNS if name not in events.columns]
     if missing:
-        raise ValueError(f"events lack column(s) {missing} needed for sequences; "
-                         f"have {events.columns}")
+        raise ValueError(
+            f"events lack column(s) {missing} needed for sequences; have {events.columns}"
+        )
     for name in ("user_key", "event_day", "event_time", "event_type"):
         nulls = events[name].null_count()
         if nulls:
             raise ValueError(f"events column {name!r} has {nulls} null value(s); it is required")
     unknown = events.filter(~pl.col("event_type").is_in(EVENT_TYPES))["event_type"].unique()
     if unknown.len():
-        raise ValueError(f"events column 'event_type' has unknown value(s) "
-                         f"{sorted(unknown.to_list())[:10]}; known: {list(EVENT_TYPES)}")
+        raise ValueError(
+            f"events column 'event_type' has unknown value(s) "
+            f"{sorted(unknown.to_list())[:10]}; known: {list(EVENT_TYPES)}"
+        )
 
 
 def _padded(column: str, max_len: int, fill: int | float, dtype: pl.DataType) -> pl.Expr:
@@ -93,8 +100,14 @@ def _steps(ordered: pl.DataFrame) -> pl.DataFrame:
     return ordered.with_columns(
         pl.col("event_type").replace_strict(EVENT_TOKENS, return_dtype=pl.Int64).alias("token"),
         pl.when(starts_day).then(0.0).otherwise(seconds).log1p().alias("gap"),
-        (category.is_not_null() & (last_category_row >= day_start_row)
-         & (category != last_category)).fill_null(False).cast(pl.Int64).alias("change"),
+        (
+            category.is_not_null()
+            & (last_category_row >= day_start_row)
+            & (category != last_category)
+        )
+        .fill_null(False)
+        .cast(pl.Int64)
+        .alias("change"),
     )
 
 
@@ -106,15 +119,21 @@ def build_sequences(events: pl.DataFrame, max_len: int = DEFAULT_MAX_LEN) -> pl.
     """
     _check_events(events, max_len)
     keys = list(KEY_COLUMNS)
-    ordered = events.select(INPUT_COLUMNS).with_columns(pl.col("event_day").cast(pl.Date)).sort(
-        [*keys, "event_time"], maintain_order=True
+    ordered = (
+        events.select(INPUT_COLUMNS)
+        .with_columns(pl.col("event_day").cast(pl.Date))
+        .sort([*keys, "event_time"], maintain_order=True)
     )
     # Groups appear in sorted key order, and maintain_order keeps it.
-    grouped = _steps(ordered).group_by(keys, maintain_order=True).agg(
-        pl.len().cast(pl.Int64).alias("n_events"),
-        pl.col("token").tail(max_len).alias("tokens"),
-        pl.col("gap").tail(max_len).alias("log_gaps"),
-        pl.col("change").tail(max_len).alias("category_change"),
+    grouped = (
+        _steps(ordered)
+        .group_by(keys, maintain_order=True)
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_events"),
+            pl.col("token").tail(max_len).alias("tokens"),
+            pl.col("gap").tail(max_len).alias("log_gaps"),
+            pl.col("change").tail(max_len).alias("category_change"),
+        )
     )
     return grouped.with_columns(
         _padded("tokens", max_len, PAD_TOKEN, pl.Int64()),
@@ -149,15 +168,16 @@ class BehaviourSequencesModel(pa.DataFrameModel):
     @pa.dataframe_check
     @classmethod
     def lists_have_max_len(cls, data: pa.PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.all_horizontal(
-            pl.col(name).list.len() == cls._max_len for name in _LIST_COLUMNS
-        ))
+        return data.lazyframe.select(
+            pl.all_horizontal(pl.col(name).list.len() == cls._max_len for name in _LIST_COLUMNS)
+        )
 
     @pa.dataframe_check
     @classmethod
     def tokens_in_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
-            pl.col("tokens").list.eval(pl.element().is_between(PAD_TOKEN, len(EVENT_TYPES)))
+            pl.col("tokens")
+            .list.eval(pl.element().is_between(PAD_TOKEN, len(EVENT_TYPES)))
             .list.all()
         )
 
@@ -192,8 +212,11 @@ def sequences_model(max_len: int) -> type[BehaviourSequencesModel]:
     """The ``BehaviourSequencesModel`` contract for sequences built with ``max_len``."""
     if max_len == DEFAULT_MAX_LEN:
         return BehaviourSequencesModel
-    return type(f"BehaviourSequencesModel{max_len}", (BehaviourSequencesModel,),
-                {"_max_len": max_len, "__doc__": f"Sequences contract for max_len={max_len}."})
+    return type(
+        f"BehaviourSequencesModel{max_len}",
+        (BehaviourSequencesModel,),
+        {"_max_len": max_len, "__doc__": f"Sequences contract for max_len={max_len}."},
+    )
 
 
 def sequences_to_arrays(
@@ -207,13 +230,19 @@ def sequences_to_arrays(
     rows = sequences.height
     lengths = pl.concat([sequences[name].list.len() for name in _LIST_COLUMNS]).unique()
     if lengths.len() > 1:
-        raise ValueError(f"sequence lists have differing lengths {sorted(lengths.to_list())}; "
-                         "build them with one max_len")
+        raise ValueError(
+            f"sequence lists have differing lengths {sorted(lengths.to_list())}; "
+            "build them with one max_len"
+        )
     width = int(lengths[0]) if rows else 0
 
     def matrix(name: str, dtype: type[np.generic]) -> np.ndarray:
         return sequences[name].explode().to_numpy().astype(dtype).reshape(rows, width)
 
     tokens = matrix("tokens", np.int64)
-    return (tokens, matrix("log_gaps", np.float32), matrix("category_change", np.float32),
-            tokens != PAD_TOKEN)
+    return (
+        tokens,
+        matrix("log_gaps", np.float32),
+        matrix("category_change", np.float32),
+        tokens != PAD_TOKEN,
+    )

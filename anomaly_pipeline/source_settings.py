@@ -49,8 +49,10 @@ class SourceSettings:
     def from_json(cls, text: str) -> SourceSettings:
         data = json.loads(text)
         start = data.get("start_date")
-        return cls(start_date=date.fromisoformat(start) if start else None,
-                   timezone=data.get("timezone") or "UTC")
+        return cls(
+            start_date=date.fromisoformat(start) if start else None,
+            timezone=data.get("timezone") or "UTC",
+        )
 
 
 def settings_path(home: DataHome) -> Path:

@@ -72,8 +72,9 @@ def train(spec: TrainingSpec, environ: Mapping[str, str] = os.environ) -> Traini
 
     settings = spec.trainer
     if "WORLD_SIZE" in environ:  # started by torchrun (or another torch.distributed launcher)
-        settings = settings.for_world(int(environ["WORLD_SIZE"]),
-                                      int(environ.get("LOCAL_WORLD_SIZE", environ["WORLD_SIZE"])))
+        settings = settings.for_world(
+            int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_WORLD_SIZE", environ["WORLD_SIZE"]))
+        )
     train_frame = _read_table("train_path", spec.train_path)
     val_frame = _read_table("val_path", spec.val_path) if spec.val_path else None
     X, y = _inputs(spec, train_frame, "train_path")
@@ -83,18 +84,28 @@ def train(spec: TrainingSpec, environ: Mapping[str, str] = os.environ) -> Traini
         params["threshold_percentile"] = spec.threshold_percentile
     detector = make_detector(spec.kind, trainer=settings, **params)
     feature_names = spec.feature_names if spec.kind != "sequence" else None
-    detector.fit(X, y, feature_names=feature_names,  # type: ignore[call-arg]
-                 X_val=X_val, y_val=y_val)
+    detector.fit(
+        X,
+        y,
+        feature_names=feature_names,  # type: ignore[call-arg]
+        X_val=X_val,
+        y_val=y_val,
+    )
     report = detector.training_report_  # type: ignore[attr-defined]
     # Persist the spec's settings, not this launch's process-group layout: a loaded detector
     # refitted elsewhere must not inherit strategy="ddp" and torchrun's device count.
     detector.trainer_settings = spec.trainer  # type: ignore[attr-defined]
-    return TrainingOutcome(detector=detector, report=report, train_frame=train_frame,
-                           n_val=val_frame.height if val_frame is not None else None)
+    return TrainingOutcome(
+        detector=detector,
+        report=report,
+        train_frame=train_frame,
+        n_val=val_frame.height if val_frame is not None else None,
+    )
 
 
-def publish(spec: TrainingSpec, outcome: TrainingOutcome,
-            dagster_run_id: str | None = None) -> Publication:
+def publish(
+    spec: TrainingSpec, outcome: TrainingOutcome, dagster_run_id: str | None = None
+) -> Publication:
     """Rank 0: save the detector, log it to MLflow and (when asked) register a version.
 
     A run named by ``mlflow.run_id`` belongs to the caller (the Dagster asset): this process logs
@@ -103,11 +114,13 @@ def publish(spec: TrainingSpec, outcome: TrainingOutcome,
     """
     from anomaly_pipeline.bundle import write_bundle
 
-    model_dir = write_bundle(outcome.detector, Path(spec.output_dir), outcome.train_frame,
-                             spec.bundle_categories)
+    model_dir = write_bundle(
+        outcome.detector, Path(spec.output_dir), outcome.train_frame, spec.bundle_categories
+    )
     if spec.mlflow is None:
-        return Publication(model_dir=model_dir, mlflow_run_id=None, model_version=None,
-                           artifact_uri=None)
+        return Publication(
+            model_dir=model_dir, mlflow_run_id=None, model_version=None, artifact_uri=None
+        )
     import time
 
     from mlflow import MlflowClient
@@ -125,8 +138,9 @@ def publish(spec: TrainingSpec, outcome: TrainingOutcome,
     own_run = config.run_id is None
     if own_run:
         assert config.experiment_name is not None  # MlflowSpec requires it without run_id
-        run_id = client.create_run(ensure_experiment(
-            config.tracking_uri, config.experiment_name, config.artifact_location)).info.run_id
+        run_id = client.create_run(
+            ensure_experiment(config.tracking_uri, config.experiment_name, config.artifact_location)
+        ).info.run_id
     else:
         run_id = config.run_id
     tags = {DAGSTER_RUN_TAG: dagster_run_id} if dagster_run_id else {}
@@ -134,35 +148,46 @@ def publish(spec: TrainingSpec, outcome: TrainingOutcome,
     # that params (immutable in MLflow), metrics and model artifacts never collide.
     scope = spec.kind
     now = int(time.time() * 1000)
-    summary = {"best_val_loss": outcome.report.best_val_loss,
-               "samples_per_second": outcome.report.samples_per_second,
-               "epochs_run": float(outcome.report.epochs_run)}
+    summary = {
+        "best_val_loss": outcome.report.best_val_loss,
+        "samples_per_second": outcome.report.samples_per_second,
+        "epochs_run": float(outcome.report.epochs_run),
+    }
     if outcome.detector.threshold_ is not None:
         summary["threshold"] = outcome.detector.threshold_
-    metrics = [Metric(f"{scope}.{name}", value, now, record.epoch)
-               for record in outcome.report.history
-               for name, value in (("train_loss", record.train_loss),
-                                   ("val_loss", record.val_loss))]
+    metrics = [
+        Metric(f"{scope}.{name}", value, now, record.epoch)
+        for record in outcome.report.history
+        for name, value in (("train_loss", record.train_loss), ("val_loss", record.val_loss))
+    ]
     metrics += [Metric(f"{scope}.{k}", v, now, 0) for k, v in summary.items()]
     try:
-        client.log_batch(run_id, metrics=metrics,
-                         params=[Param(f"{scope}.{k}", v)
-                                 for k, v in _params(spec, outcome).items()],
-                         tags=[RunTag(k, v) for k, v in tags.items()])
+        client.log_batch(
+            run_id,
+            metrics=metrics,
+            params=[Param(f"{scope}.{k}", v) for k, v in _params(spec, outcome).items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
         source = log_detector_files(config.tracking_uri, run_id, model_dir, f"models/{scope}")
         version = None
         if config.registered_model_name is not None:
-            version = register_detector(config.tracking_uri, source, run_id,
-                                        kind=outcome.detector.kind,
-                                        name=config.registered_model_name, tags=tags).version
+            version = register_detector(
+                config.tracking_uri,
+                source,
+                run_id,
+                kind=outcome.detector.kind,
+                name=config.registered_model_name,
+                tags=tags,
+            ).version
     except BaseException:
         if own_run:
             client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))
         raise
     if own_run:
         client.set_terminated(run_id)
-    return Publication(model_dir=model_dir, mlflow_run_id=run_id, model_version=version,
-                       artifact_uri=source)
+    return Publication(
+        model_dir=model_dir, mlflow_run_id=run_id, model_version=version, artifact_uri=source
+    )
 
 
 def pipes_metadata(outcome: TrainingOutcome, publication: Publication) -> dict[str, Any]:
@@ -185,12 +210,16 @@ def pipes_metadata(outcome: TrainingOutcome, publication: Publication) -> dict[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``--spec``, train on every rank, publish on rank 0; errors propagate (exit 1)."""
-    parser = argparse.ArgumentParser(prog="python -m anomaly_pipeline.train",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m anomaly_pipeline.train", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--spec", required=True, help="path of the JSON training spec")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     spec = TrainingSpec.from_file(args.spec)
     if int(os.environ.get("RANK", "0")) != 0:
         train(spec)
@@ -209,8 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(publication: Publication) -> None:
-    _LOG.info("model written to %s (mlflow run %s, version %s)", publication.model_dir,
-              publication.mlflow_run_id, publication.model_version)
+    _LOG.info(
+        "model written to %s (mlflow run %s, version %s)",
+        publication.model_dir,
+        publication.mlflow_run_id,
+        publication.model_version,
+    )
 
 
 def _read_table(field_name: str, path: str) -> Any:
@@ -232,14 +265,17 @@ def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
     try:
         X = feature_matrix(frame, spec.feature_names)
     except ValueError as error:
-        raise ValueError(f"spec field 'feature_names' does not fit the {field_name} table "
-                         f"{spec.train_path if field_name == 'train_path' else spec.val_path}: "
-                         f"{error}") from None
+        raise ValueError(
+            f"spec field 'feature_names' does not fit the {field_name} table "
+            f"{spec.train_path if field_name == 'train_path' else spec.val_path}: "
+            f"{error}"
+        ) from None
     if spec.label_column is None:
         return X, None
     if spec.label_column not in frame.columns:
-        raise ValueError(f"spec field 'label_column': {field_name} table lacks column "
-                         f"{spec.label_column!r}")
+        raise ValueError(
+            f"spec field 'label_column': {field_name} table lacks column {spec.label_column!r}"
+        )
     labels = frame.get_column(spec.label_column)
     # Null labels (days without ground truth) become NaN: unknown, skipped by the labelled head.
     return X, labels.cast(pl.Float64).fill_null(float("nan")).to_numpy()
@@ -247,16 +283,21 @@ def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
 
 def _params(spec: TrainingSpec, outcome: TrainingOutcome) -> dict[str, str]:
     """Flat MLflow params (unscoped): the spec's choices plus the sizes of the data."""
-    params: dict[str, Any] = {"label_column": spec.label_column,
-                              "threshold_percentile": outcome.detector.threshold_percentile,
-                              "n_train": outcome.train_frame.height,
-                              "n_val": outcome.n_val, "world_size": outcome.report.world_size}
+    params: dict[str, Any] = {
+        "label_column": spec.label_column,
+        "threshold_percentile": outcome.detector.threshold_percentile,
+        "n_train": outcome.train_frame.height,
+        "n_val": outcome.n_val,
+        "world_size": outcome.report.world_size,
+    }
     if spec.kind != "sequence":
         params["n_features"] = len(spec.feature_names)
     params.update({f"model.{k}": v for k, v in spec.model_params.items()})
     params.update({f"trainer.{k}": v for k, v in spec.trainer.to_dict().items()})
-    return {key: json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-            for key, value in params.items()}
+    return {
+        key: json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        for key, value in params.items()
+    }
 
 
 if __name__ == "__main__":

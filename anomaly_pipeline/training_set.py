@@ -66,20 +66,27 @@ def feature_days(warehouse_path: Path) -> list[date]:
         if not warehouse.table_exists(conn, FEATURES_TABLE):
             return []
         rows = conn.execute(
-            f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1").fetchall()
+            f"SELECT DISTINCT event_day FROM {FEATURES_TABLE} ORDER BY 1"
+        ).fetchall()
     return [r[0] for r in rows]
 
 
-def split_days(days: list[date], *, validation_days: int,
-               holdout_days: int) -> dict[str, list[date]]:
+def split_days(
+    days: list[date], *, validation_days: int, holdout_days: int
+) -> dict[str, list[date]]:
     """Oldest days train, then validation, newest holdout; at least one training day."""
     if len(days) < validation_days + holdout_days + 1:
-        raise ValueError(f"{len(days)} feature day(s) cannot hold {validation_days} validation + "
-                         f"{holdout_days} holdout day(s) and one training day; "
-                         "materialise more days")
+        raise ValueError(
+            f"{len(days)} feature day(s) cannot hold {validation_days} validation + "
+            f"{holdout_days} holdout day(s) and one training day; "
+            "materialise more days"
+        )
     n_train = len(days) - validation_days - holdout_days
-    return {"train": days[:n_train], "validation": days[n_train:n_train + validation_days],
-            "holdout": days[n_train + validation_days:]}
+    return {
+        "train": days[:n_train],
+        "validation": days[n_train : n_train + validation_days],
+        "holdout": days[n_train + validation_days :],
+    }
 
 
 def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -92,10 +99,13 @@ def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     holdout_from = 1.0 - USER_SPLIT_SHARES["holdout"]
     validation_from = holdout_from - USER_SPLIT_SHARES["validation"]
     tagged = frame.with_columns(_bucket=bucket)
-    return {"train": tagged.filter(pl.col("_bucket") < validation_from).drop("_bucket"),
-            "validation": tagged.filter(pl.col("_bucket").is_between(
-                validation_from, holdout_from, closed="left")).drop("_bucket"),
-            "holdout": tagged.filter(pl.col("_bucket") >= holdout_from).drop("_bucket")}
+    return {
+        "train": tagged.filter(pl.col("_bucket") < validation_from).drop("_bucket"),
+        "validation": tagged.filter(
+            pl.col("_bucket").is_between(validation_from, holdout_from, closed="left")
+        ).drop("_bucket"),
+        "holdout": tagged.filter(pl.col("_bucket") >= holdout_from).drop("_bucket"),
+    }
 
 
 def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
@@ -104,33 +114,50 @@ def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
     ``label`` is 1 for a labelled abnormal user-day, 0 for a user-day of a labelled day without a
     label, and null on days with no ground truth at all.
     """
-    features = warehouse.read_days(warehouse_path, FEATURES_TABLE, days,
-                                   columns=[*KEY_COLUMNS, *FEATURE_COLUMNS])
-    sequences = warehouse.read_days(warehouse_path, SEQUENCES_TABLE, days,
-                                    columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS])
-    labels = warehouse.read_days(warehouse_path, LABELS_TABLE, days,
-                                 columns=[*KEY_COLUMNS, "anomaly_type"])
-    coverage = warehouse.read_days(warehouse_path, COVERAGE_TABLE, days,
-                                   columns=["event_day", "labelled"])
+    features = warehouse.read_days(
+        warehouse_path, FEATURES_TABLE, days, columns=[*KEY_COLUMNS, *FEATURE_COLUMNS]
+    )
+    sequences = warehouse.read_days(
+        warehouse_path, SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS]
+    )
+    labels = warehouse.read_days(
+        warehouse_path, LABELS_TABLE, days, columns=[*KEY_COLUMNS, "anomaly_type"]
+    )
+    coverage = warehouse.read_days(
+        warehouse_path, COVERAGE_TABLE, days, columns=["event_day", "labelled"]
+    )
     if features.is_empty():
         raise ValueError(f"no feature rows for {days[0]}..{days[-1]}")
-    frame = features.join(sequences, on=list(KEY_COLUMNS), how="left") if not sequences.is_empty() \
+    frame = (
+        features.join(sequences, on=list(KEY_COLUMNS), how="left")
+        if not sequences.is_empty()
         else features
+    )
     if labels.is_empty():
-        labels = pl.DataFrame(schema={"user_key": pl.String, "event_day": pl.Date,
-                                      "anomaly_type": pl.String})
+        labels = pl.DataFrame(
+            schema={"user_key": pl.String, "event_day": pl.Date, "anomaly_type": pl.String}
+        )
     if coverage.is_empty():
         coverage = pl.DataFrame(schema={"event_day": pl.Date, "labelled": pl.Boolean})
-    frame = (frame.join(labels, on=list(KEY_COLUMNS), how="left")
-             .join(coverage, on="event_day", how="left")
-             .with_columns(label=pl.when(pl.col("anomaly_type").is_not_null()).then(1)
-                           .when(pl.col("labelled")).then(0).otherwise(None).cast(pl.Int8))
-             .drop("labelled"))
+    frame = (
+        frame.join(labels, on=list(KEY_COLUMNS), how="left")
+        .join(coverage, on="event_day", how="left")
+        .with_columns(
+            label=pl.when(pl.col("anomaly_type").is_not_null())
+            .then(1)
+            .when(pl.col("labelled"))
+            .then(0)
+            .otherwise(None)
+            .cast(pl.Int8)
+        )
+        .drop("labelled")
+    )
     return frame.sort(list(KEY_COLUMNS))
 
 
-def load_capped(warehouse_path: Path, days: list[date], max_rows: int | None,
-                seed: int = 0) -> tuple[pl.DataFrame, int]:
+def load_capped(
+    warehouse_path: Path, days: list[date], max_rows: int | None, seed: int = 0
+) -> tuple[pl.DataFrame, int]:
     """``load_user_days`` of ``days``, sampled down to about ``max_rows``; also the rows available.
 
     Beyond the cap every day keeps an equal quota (a random sample of its user-days, seeded),
@@ -148,16 +175,21 @@ def load_capped(warehouse_path: Path, days: list[date], max_rows: int | None,
     return pl.concat(parts, how="diagonal_relaxed").sort(list(KEY_COLUMNS)), available
 
 
-def category_values(warehouse_path: Path, days: list[date],
-                    column: str) -> list[str | None]:
+def category_values(warehouse_path: Path, days: list[date], column: str) -> list[str | None]:
     """Every event's value of a categorical ``column`` on ``days`` (for unseen-share drift)."""
     frame = warehouse.read_days(warehouse_path, STG_EVENTS_TABLE, days, columns=[column])
     return frame.get_column(column).to_list() if not frame.is_empty() else []
 
 
-def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
-                       validation_days: int, holdout_days: int,
-                       max_rows: int | None = None) -> TrainingSetInfo:
+def build_training_set(
+    warehouse_path: Path,
+    days: list[date],
+    out_dir: Path,
+    *,
+    validation_days: int,
+    holdout_days: int,
+    max_rows: int | None = None,
+) -> TrainingSetInfo:
     """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``.
 
     ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all. A
@@ -177,20 +209,30 @@ def build_training_set(warehouse_path: Path, days: list[date], out_dir: Path, *,
         split = {name: list(days) for name in SPLITS}
         whole, total = load_capped(warehouse_path, days, max_rows)
         frames = split_users(whole)
-        available = {name: round(total * frame.height / max(whole.height, 1))
-                     for name, frame in frames.items()}
+        available = {
+            name: round(total * frame.height / max(whole.height, 1))
+            for name, frame in frames.items()
+        }
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet")
         rows[name] = frame.height
         labelled[name] = int(frame["label"].is_not_null().sum())
         abnormal[name] = int((frame["label"] == 1).sum())
-    info = TrainingSetInfo(directory=str(out_dir),
-                           days={k: [d.isoformat() for d in v] for k, v in split.items()},
-                           rows=rows, labelled_rows=labelled, abnormal_rows=abnormal,
-                           feature_names=list(FEATURE_COLUMNS),
-                           categories={c: sorted({v for v in category_values(
-                               warehouse_path, split["train"], c) if v is not None})
-                               for c in CATEGORICAL_COLUMNS},
-                           available_rows=available, split_by=split_by)
+    info = TrainingSetInfo(
+        directory=str(out_dir),
+        days={k: [d.isoformat() for d in v] for k, v in split.items()},
+        rows=rows,
+        labelled_rows=labelled,
+        abnormal_rows=abnormal,
+        feature_names=list(FEATURE_COLUMNS),
+        categories={
+            c: sorted(
+                {v for v in category_values(warehouse_path, split["train"], c) if v is not None}
+            )
+            for c in CATEGORICAL_COLUMNS
+        },
+        available_rows=available,
+        split_by=split_by,
+    )
     (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
     return info

@@ -102,8 +102,9 @@ class TrainingSpec(ConfigModel):
     @model_validator(mode="after")
     def _tabular_kinds_name_features(self) -> TrainingSpec:
         if self.kind == "autoencoder" and not self.feature_names:
-            raise KeyProblem(("feature_names",), "must name at least one column for kind "
-                                                 "'autoencoder'")
+            raise KeyProblem(
+                ("feature_names",), "must name at least one column for kind 'autoencoder'"
+            )
         return self
 
     @classmethod

@@ -28,9 +28,16 @@ import polars as pl
 
 #: DuckDB type of each polars dtype we store; anything else is a programming error.
 _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
-    pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Float32: "FLOAT", pl.Int64: "BIGINT",
-    pl.Int32: "INTEGER", pl.Int16: "SMALLINT", pl.Int8: "TINYINT", pl.UInt32: "UINTEGER",
-    pl.Boolean: "BOOLEAN", pl.Date: "DATE",
+    pl.String: "VARCHAR",
+    pl.Float64: "DOUBLE",
+    pl.Float32: "FLOAT",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.Int16: "SMALLINT",
+    pl.Int8: "TINYINT",
+    pl.UInt32: "UINTEGER",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
 }
 
 
@@ -52,8 +59,9 @@ LOCK_WAIT_S = 30.0
 
 
 @contextmanager
-def connect(path: str | Path, *, read_only: bool = False,
-            lock_wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str | Path, *, read_only: bool = False, lock_wait_s: float = LOCK_WAIT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection that is always closed, with UTC as the session time zone.
 
     A file locked by another process is retried for ``lock_wait_s`` seconds, then the lock error
@@ -78,8 +86,9 @@ def connect(path: str | Path, *, read_only: bool = False,
         conn.close()
 
 
-def ensure_table(conn: duckdb.DuckDBPyConnection, table: str,
-                 schema: dict[str, pl.DataType]) -> None:
+def ensure_table(
+    conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl.DataType]
+) -> None:
     """Create schema and table from a polars schema if they do not exist yet."""
     schema_name, _, _ = table.rpartition(".")
     if schema_name:
@@ -97,8 +106,14 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def replace_partitions(path: str | Path, table: str, frame: pl.DataFrame, days: Sequence[date],
-                       *, day_column: str = "event_day") -> int:
+def replace_partitions(
+    path: str | Path,
+    table: str,
+    frame: pl.DataFrame,
+    days: Sequence[date],
+    *,
+    day_column: str = "event_day",
+) -> int:
     """Atomically replace the rows of ``days`` in ``table`` with ``frame``; return rows inserted.
 
     Rows of ``frame`` outside ``days`` are a caller bug and raise before anything is written.
@@ -124,8 +139,14 @@ def replace_partitions(path: str | Path, table: str, frame: pl.DataFrame, days: 
     return frame.height
 
 
-def read_days(path: str | Path, table: str, days: Sequence[date], *,
-              day_column: str = "event_day", columns: Sequence[str] | None = None) -> pl.DataFrame:
+def read_days(
+    path: str | Path,
+    table: str,
+    days: Sequence[date],
+    *,
+    day_column: str = "event_day",
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
     """Rows of ``table`` for ``days`` as a polars frame (empty frame if the table is missing)."""
     selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     if not Path(path).exists():
@@ -138,8 +159,9 @@ def read_days(path: str | Path, table: str, days: Sequence[date], *,
         ).pl()
 
 
-def count_by_day(path: str | Path, table: str, days: Sequence[date], *,
-                 day_column: str = "event_day") -> dict[date, int]:
+def count_by_day(
+    path: str | Path, table: str, days: Sequence[date], *, day_column: str = "event_day"
+) -> dict[date, int]:
     """Row count of ``table`` per day (0 for days without rows or a missing table)."""
     counts = {day: 0 for day in days}
     if not Path(path).exists():

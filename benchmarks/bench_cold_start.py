@@ -51,12 +51,16 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "gaussian": ("gaussian", {}),
     "isolation_forest": ("isolation_forest", {}),
     "lof": ("lof", {}),
-    "rank(gaussian+isolation_forest)": ("rank_ensemble",
-                                        {"members": ["gaussian", "isolation_forest"]}),
+    "rank(gaussian+isolation_forest)": (
+        "rank_ensemble",
+        {"members": ["gaussian", "isolation_forest"]},
+    ),
     "rank(gaussian+lof)": ("rank_ensemble", {"members": ["gaussian", "lof"]}),
     "rank(isolation_forest+lof)": ("rank_ensemble", {"members": ["isolation_forest", "lof"]}),
-    "rank(gaussian+isolation_forest+lof)": ("rank_ensemble",
-                                            {"members": ["gaussian", "isolation_forest", "lof"]}),
+    "rank(gaussian+isolation_forest+lof)": (
+        "rank_ensemble",
+        {"members": ["gaussian", "isolation_forest", "lof"]},
+    ),
 }
 
 
@@ -67,21 +71,41 @@ def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
     write_landing(sim, landing / "events", landing / "labels")
     warehouse = root / "warehouse.duckdb"
     days = list(config.days)
-    load_events(warehouse, landing / "events", days, source_format="canonical",
-                pattern="events_{day}.parquet")
+    load_events(
+        warehouse,
+        landing / "events",
+        days,
+        source_format="canonical",
+        pattern="events_{day}.parquet",
+    )
     load_labels(warehouse, landing / "labels", days)
-    env = {**os.environ, "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
-           "ANOMALY_PIPELINE_PSEUDONYM_KEY": "bench-cold-start-key",
-           "DBT_TARGET_PATH": str(root / "dbt" / "target"),
-           "DBT_LOG_PATH": str(root / "dbt" / "logs")}
+    env = {
+        **os.environ,
+        "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
+        "ANOMALY_PIPELINE_PSEUDONYM_KEY": "bench-cold-start-key",
+        "DBT_TARGET_PATH": str(root / "dbt" / "target"),
+        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+    }
     env.pop("ANOMALY_PIPELINE_DEMO", None)
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--select", "+user_day_features",
-         "stg_labels", "--vars", json.dumps({"start_day": days[0].isoformat(),
-                                             "end_day": days[-1].isoformat()}),
-         "--project-dir", str(REPO / "dbt_features"),
-         "--profiles-dir", str(REPO / "resources" / "dbt")],
-        env=env, capture_output=True, text=True, check=False)
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--select",
+            "+user_day_features",
+            "stg_labels",
+            "--vars",
+            json.dumps({"start_day": days[0].isoformat(), "end_day": days[-1].isoformat()}),
+            "--project-dir",
+            str(REPO / "dbt_features"),
+            "--profiles-dir",
+            str(REPO / "resources" / "dbt"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"dbt run failed:\n{result.stdout[-5000:]}")
     return load_user_days(warehouse, days)
@@ -101,11 +125,16 @@ def evaluate(frame: pl.DataFrame, holdout_from: date) -> dict[str, dict[str, Any
         detector.fit(X_train, feature_names=list(FEATURE_COLUMNS))
         scores = detector.decision_function(X_test)
         flagged = scores > detector.threshold_
-        recall = {t: float(np.mean([f for f, tt in zip(flagged, types, strict=True) if tt == t]))
-                  for t in sorted({t for t in types if t is not None})}
-        results[name] = {"pr_auc": float(average_precision_score(truth, scores)),
-                         "roc_auc": float(roc_auc_score(truth, scores)), "recall": recall,
-                         "seconds": time.perf_counter() - started}
+        recall = {
+            t: float(np.mean([f for f, tt in zip(flagged, types, strict=True) if tt == t]))
+            for t in sorted({t for t in types if t is not None})
+        }
+        results[name] = {
+            "pr_auc": float(average_precision_score(truth, scores)),
+            "roc_auc": float(roc_auc_score(truth, scores)),
+            "recall": recall,
+            "seconds": time.perf_counter() - started,
+        }
     return results
 
 
@@ -123,39 +152,59 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_cold_start_") as tmp:
         for difficulty in args.difficulties:
             for seed in args.seeds:
-                config = SimulationConfig(start_day=START, n_days=args.days, n_users=args.users,
-                                          anomaly_share=args.anomaly_share,
-                                          difficulty=difficulty, seed=seed)
+                config = SimulationConfig(
+                    start_day=START,
+                    n_days=args.days,
+                    n_users=args.users,
+                    anomaly_share=args.anomaly_share,
+                    difficulty=difficulty,
+                    seed=seed,
+                )
                 frame = build_features(config, Path(tmp) / f"d{difficulty}_s{seed}")
                 results = evaluate(frame, config.days[-HOLDOUT_DAYS])
                 for name, result in results.items():
                     runs[name].append(result)
                     by_difficulty[(name, difficulty)].append(result["pr_auc"])
-                print(f"difficulty {difficulty:.1f} seed {seed}: " + ", ".join(
-                    f"{n} {r['pr_auc']:.3f}/{r['roc_auc']:.3f}" for n, r in results.items()),
-                    flush=True)
+                print(
+                    f"difficulty {difficulty:.1f} seed {seed}: "
+                    + ", ".join(
+                        f"{n} {r['pr_auc']:.3f}/{r['roc_auc']:.3f}" for n, r in results.items()
+                    ),
+                    flush=True,
+                )
 
     types = sorted({t for results in runs.values() for r in results for t in r["recall"]})
-    header = ["candidate", *(f"PR-AUC d={d:.1f}" for d in args.difficulties), "mean PR-AUC",
-              "mean ROC-AUC", *(f"recall {t}" for t in types), "fit+score s"]
+    header = [
+        "candidate",
+        *(f"PR-AUC d={d:.1f}" for d in args.difficulties),
+        "mean PR-AUC",
+        "mean ROC-AUC",
+        *(f"recall {t}" for t in types),
+        "fit+score s",
+    ]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     summary = {}
     for name, results in runs.items():
         pr, roc = np.mean([r["pr_auc"] for r in results]), np.mean([r["roc_auc"] for r in results])
         summary[name] = (pr, roc)
-        cells = [name, *(f"{np.mean(by_difficulty[(name, d)]):.3f}" for d in args.difficulties),
-                 f"{pr:.3f}", f"{roc:.3f}",
-                 *(f"{np.mean([r['recall'].get(t, np.nan) for r in results]):.2f}" for t in types),
-                 f"{np.mean([r['seconds'] for r in results]):.1f}"]
+        cells = [
+            name,
+            *(f"{np.mean(by_difficulty[(name, d)]):.3f}" for d in args.difficulties),
+            f"{pr:.3f}",
+            f"{roc:.3f}",
+            *(f"{np.mean([r['recall'].get(t, np.nan) for r in results]):.2f}" for t in types),
+            f"{np.mean([r['seconds'] for r in results]):.1f}",
+        ]
         print("| " + " | ".join(cells) + " |")
     pick = max(summary, key=lambda n: summary[n])
     kind, params = CANDIDATES[pick]
-    configured = (make_detector(kind, **params)._params()
-                  == make_detector(COLD_START_KIND)._params())
-    print(f"\nbest mean PR-AUC over {len(args.difficulties)} difficulty levels × "
-          f"{len(args.seeds)} seeds: {pick}; the gate's cold-start default "
-          f"({COLD_START_KIND} with default parameters) "
-          + ("is this candidate" if configured else "is NOT this candidate: update it"))
+    configured = make_detector(kind, **params)._params() == make_detector(COLD_START_KIND)._params()
+    print(
+        f"\nbest mean PR-AUC over {len(args.difficulties)} difficulty levels × "
+        f"{len(args.seeds)} seeds: {pick}; the gate's cold-start default "
+        f"({COLD_START_KIND} with default parameters) "
+        + ("is this candidate" if configured else "is NOT this candidate: update it")
+    )
     print(RESULT_FORMAT.format(pick=pick, pr_auc=summary[pick][0], roc_auc=summary[pick][1]))
 
 

@@ -71,8 +71,9 @@ from anomaly_pipeline.privacy import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TAOBAO_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "taobao_userbehavior" / (
-    "UserBehavior_sample110k.csv")
+TAOBAO_SAMPLE = (
+    REPO_ROOT.parent / "shared" / "data" / "taobao_userbehavior" / ("UserBehavior_sample110k.csv")
+)
 BENCH_DAY = date(2024, 1, 15)
 USERS_SHARED_BY = 8
 BEHAVIOUR_TO_EVENT = {"pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"}
@@ -84,14 +85,17 @@ BENCH_PSEUDONYM_KEY = "bench-pseudonym-key-0123456789abcdef"
 # The benchmark day
 # --------------------------------------------------------------------------------------------
 
+
 def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
     """``n_events`` canonical events of BENCH_DAY replicated from the Taobao sample."""
-    taobao = pl.read_csv(sample, has_header=False,
-                         new_columns=["user", "item", "category", "behaviour", "ts"])
+    taobao = pl.read_csv(
+        sample, has_header=False, new_columns=["user", "item", "category", "behaviour", "ts"]
+    )
     copies = -(-n_events // taobao.height)
     step_s = 86_400 // copies
-    day_start = int(datetime(BENCH_DAY.year, BENCH_DAY.month, BENCH_DAY.day,
-                             tzinfo=UTC).timestamp())
+    day_start = int(
+        datetime(BENCH_DAY.year, BENCH_DAY.month, BENCH_DAY.day, tzinfo=UTC).timestamp()
+    )
     ts_min = taobao["ts"].min()
     users_per_copy = int(taobao["user"].max()) + 1
     replicated = (
@@ -99,7 +103,7 @@ def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
         .head(n_events)
         .with_row_index("row")
     )
-    second_of_day = ((pl.col("ts") - ts_min + pl.col("copy") * step_s) % 86_400)
+    second_of_day = (pl.col("ts") - ts_min + pl.col("copy") * step_s) % 86_400
     user_num = pl.col("user") + (pl.col("copy") // USERS_SHARED_BY) * users_per_copy
     n_users = replicated.select(user_num.n_unique()).item()
     # One device per user, a second one in the evening for a tenth of the users; devices and
@@ -110,7 +114,8 @@ def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
     return replicated.select(
         event_id=pl.format("tb-{}", pl.col("row")),
         event_time=pl.from_epoch(day_start + second_of_day, time_unit="s")
-        .dt.cast_time_unit("us").dt.replace_time_zone("UTC"),
+        .dt.cast_time_unit("us")
+        .dt.replace_time_zone("UTC"),
         user_id=pl.format("u{}", user_num),
         session_id=pl.lit(None, pl.String),
         event_type=pl.col("behaviour").replace_strict(BEHAVIOUR_TO_EVENT),
@@ -118,11 +123,11 @@ def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
         category_id=pl.col("category").cast(pl.String),
         shop_id=pl.lit(None, pl.String),
         amount=pl.when(pl.col("behaviour") == "buy")
-        .then((pl.col("item") % 500 + 1).cast(pl.Float64)).otherwise(None),
+        .then((pl.col("item") % 500 + 1).cast(pl.Float64))
+        .otherwise(None),
         quantity=pl.when(pl.col("behaviour") == "buy").then(pl.lit(1, pl.Int64)).otherwise(None),
         device_id=pl.format("dev-{}", device_num),
-        ip=pl.format("10.{}.{}.{}", (ip_num // 65_536) % 256, (ip_num // 256) % 256,
-                     ip_num % 256),
+        ip=pl.format("10.{}.{}.{}", (ip_num // 65_536) % 256, (ip_num // 256) % 256, ip_num % 256),
         user_agent=pl.lit(None, pl.String),
         channel=pl.lit("Direct"),
         rating=pl.lit(None, pl.Int64),
@@ -151,20 +156,40 @@ def _sql_date(day: date) -> str:
 # (a) the project
 # --------------------------------------------------------------------------------------------
 
+
 def run_project(warehouse: Path, work_dir: Path) -> float:
     """Seconds of ``dbt run`` building user_day_features and its parents for BENCH_DAY."""
-    env = {**os.environ, "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
-           "DBT_TARGET_PATH": str(work_dir / "target"), "DBT_LOG_PATH": str(work_dir / "logs")}
+    env = {
+        **os.environ,
+        "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+    }
     dbt = [str(Path(sys.executable).parent / "dbt")]
-    project = ["--project-dir", str(REPO_ROOT / "dbt_features"),
-               "--profiles-dir", str(REPO_ROOT / "resources" / "dbt")]
+    project = [
+        "--project-dir",
+        str(REPO_ROOT / "dbt_features"),
+        "--profiles-dir",
+        str(REPO_ROOT / "resources" / "dbt"),
+    ]
     subprocess.run([*dbt, "parse", *project], env=env, check=True, capture_output=True)
     day = BENCH_DAY.isoformat()
     started = time.perf_counter()
     result = subprocess.run(
-        [*dbt, "run", "--select", "+user_day_features", "--exclude", "stg_labels",
-         "--vars", f"{{start_day: {day}, end_day: {day}}}", *project],
-        env=env, capture_output=True, text=True,
+        [
+            *dbt,
+            "run",
+            "--select",
+            "+user_day_features",
+            "--exclude",
+            "stg_labels",
+            "--vars",
+            f"{{start_day: {day}, end_day: {day}}}",
+            *project,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -180,6 +205,7 @@ def read_project_features(warehouse: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # (b) pandas
 # --------------------------------------------------------------------------------------------
+
 
 def _pseudonymize_column(values: pd.Series, key: bytes, *, network: bool = False) -> pd.Series:
     distinct = values.dropna().unique()
@@ -212,47 +238,70 @@ def pandas_features(parquet: Path, key: bytes) -> pd.DataFrame:
     df["dwell_s"] = df["gap_s"].where(inner & (df["previous_type"] == "view"))
     df["is_view"] = df["event_type"] == "view"
 
-    sessions = df.groupby([*keys, "session_index"], sort=False).agg(
-        n_events=("event_id", "size"), n_views=("is_view", "sum"),
-        duration_s=("inner_gap_s", "sum"), gap_before_s=("gap_before_s", "sum"),
-        inner_gap_sq_sum_s2=("inner_gap_sq_s2", "sum"), inner_gap_min_s=("inner_gap_s", "min"),
-        dwell_sum_s=("dwell_s", "sum"), n_dwells=("dwell_s", "count"),
-    ).reset_index()
+    sessions = (
+        df.groupby([*keys, "session_index"], sort=False)
+        .agg(
+            n_events=("event_id", "size"),
+            n_views=("is_view", "sum"),
+            duration_s=("inner_gap_s", "sum"),
+            gap_before_s=("gap_before_s", "sum"),
+            inner_gap_sq_sum_s2=("inner_gap_sq_s2", "sum"),
+            inner_gap_min_s=("inner_gap_s", "min"),
+            dwell_sum_s=("dwell_s", "sum"),
+            n_dwells=("dwell_s", "count"),
+        )
+        .reset_index()
+    )
     sessions["active_minutes"] = sessions["duration_s"].clip(lower=60) / 60
     per_session = sessions.groupby(keys, sort=False).agg(
-        n_sessions=("session_index", "size"), max_views_per_session=("n_views", "max"),
-        session_duration_mean_s=("duration_s", "mean"), active_minutes=("active_minutes", "sum"),
-        dwell_sum_s=("dwell_sum_s", "sum"), n_dwells=("n_dwells", "sum"),
-        interval_sum_s=("duration_s", "sum"), gap_before_sum_s=("gap_before_s", "sum"),
-        inner_sq_s2=("inner_gap_sq_sum_s2", "sum"), inner_min_s=("inner_gap_min_s", "min"),
+        n_sessions=("session_index", "size"),
+        max_views_per_session=("n_views", "max"),
+        session_duration_mean_s=("duration_s", "mean"),
+        active_minutes=("active_minutes", "sum"),
+        dwell_sum_s=("dwell_sum_s", "sum"),
+        n_dwells=("n_dwells", "sum"),
+        interval_sum_s=("duration_s", "sum"),
+        gap_before_sum_s=("gap_before_s", "sum"),
+        inner_sq_s2=("inner_gap_sq_sum_s2", "sum"),
+        inner_min_s=("inner_gap_min_s", "min"),
     )
     gap_before = sessions["gap_before_s"].where(sessions["session_index"] > 1)
-    per_session["gap_before_sq_s2"] = (gap_before ** 2).groupby(
-        [sessions["user_key"], sessions["event_day"]], sort=False).sum()
+    per_session["gap_before_sq_s2"] = (
+        (gap_before**2).groupby([sessions["user_key"], sessions["event_day"]], sort=False).sum()
+    )
     per_session["gap_before_min_s"] = gap_before.groupby(
-        [sessions["user_key"], sessions["event_day"]], sort=False).min()
+        [sessions["user_key"], sessions["event_day"]], sort=False
+    ).min()
 
     counts = pd.crosstab([df["user_key"], df["event_day"]], df["event_type"])
     purchases = df[df["event_type"] == "purchase"]
     reviews = df[df["event_type"] == "review"]
     features = by_user_day.agg(
-        n_events=("event_id", "size"), distinct_items=("item_id", "nunique"),
-        distinct_categories=("category_id", "nunique"), distinct_shops=("shop_id", "nunique"),
-        distinct_devices=("device_key", "nunique"), distinct_ips=("ip_key", "nunique"),
+        n_events=("event_id", "size"),
+        distinct_items=("item_id", "nunique"),
+        distinct_categories=("category_id", "nunique"),
+        distinct_shops=("shop_id", "nunique"),
+        distinct_devices=("device_key", "nunique"),
+        distinct_ips=("ip_key", "nunique"),
         distinct_ip_networks=("ip_network_key", "nunique"),
     ).join(per_session)
     for event_type, column in EVENT_COUNT_COLUMNS.items():
         features[column] = counts.get(event_type, 0)
     features = features.fillna({column: 0 for column in EVENT_COUNT_COLUMNS.values()})
-    features["night_share"] = (df["event_time"].dt.hour < 5).groupby(
-        [df["user_key"], df["event_day"]], sort=False).mean()
+    features["night_share"] = (
+        (df["event_time"].dt.hour < 5).groupby([df["user_key"], df["event_day"]], sort=False).mean()
+    )
     purchase_groups = purchases.groupby(keys, sort=False)
     features["purchase_amount_sum"] = purchase_groups["amount"].sum()
     features["purchase_amount_mean"] = purchase_groups["amount"].mean()
     rated = reviews.dropna(subset=["rating"])
     features["rating_mean"] = reviews.groupby(keys, sort=False)["rating"].mean()
-    features["extreme_rating_share"] = rated["rating"].isin([1, 5]).groupby(
-        [rated["user_key"], rated["event_day"]], sort=False).mean()
+    features["extreme_rating_share"] = (
+        rated["rating"]
+        .isin([1, 5])
+        .groupby([rated["user_key"], rated["event_day"]], sort=False)
+        .mean()
+    )
     first_signup = df[df["event_type"] == "signup"].groupby(keys, sort=False)["event_time"].min()
     delay = (purchase_groups["event_time"].min() - first_signup).dt.total_seconds()
     features["first_purchase_delay_s"] = delay.clip(0, NO_PURCHASE_DELAY_S)
@@ -261,23 +310,26 @@ def pandas_features(parquet: Path, key: bytes) -> pd.DataFrame:
     interval_sum = features["interval_sum_s"] + features["gap_before_sum_s"]
     interval_sq = features["inner_sq_s2"] + features["gap_before_sq_s2"]
     mean = (interval_sum / n_intervals).where(n_intervals > 0)
-    std = np.sqrt((interval_sq / n_intervals - mean ** 2).clip(lower=0))
+    std = np.sqrt((interval_sq / n_intervals - mean**2).clip(lower=0))
     features["interval_mean_s"] = mean
     features["interval_std_s"] = std
     features["interval_cv"] = (std / mean).where(mean > 0)
     features["interval_min_s"] = features[["inner_min_s", "gap_before_min_s"]].min(axis=1)
-    features["cart_or_buy_per_view"] = (
-        (features["n_carts"] + features["n_purchases"]) / features["n_views"].clip(lower=1))
+    features["cart_or_buy_per_view"] = (features["n_carts"] + features["n_purchases"]) / features[
+        "n_views"
+    ].clip(lower=1)
     features["cart_to_purchase_rate"] = features["n_purchases"] / features["n_carts"].clip(lower=1)
     features["views_per_session"] = features["n_views"] / features["n_sessions"]
     features["dwell_mean_s"] = (features["dwell_sum_s"] / features["n_dwells"]).where(
-        features["n_dwells"] > 0)
+        features["n_dwells"] > 0
+    )
     features["views_per_active_minute"] = features["n_views"] / features["active_minutes"]
 
     for entity in ("device", "ip_network"):
         pairs = df[[*keys, f"{entity}_key"]].dropna().drop_duplicates()
         pairs["n_users"] = pairs.groupby(["event_day", f"{entity}_key"])["user_key"].transform(
-            "size")
+            "size"
+        )
         most_shared = pairs.groupby(keys, sort=False)["n_users"].max()
         # One day, no history: the 7-day window is the day itself.
         features[f"users_per_{entity}_day"] = most_shared
@@ -291,7 +343,8 @@ def pandas_features(parquet: Path, key: bytes) -> pd.DataFrame:
     features = features.fillna({"first_purchase_delay_s": NO_PURCHASE_DELAY_S}).fillna(0)
     computed = [column for column in FEATURE_COLUMNS if column in features.columns]
     return features.reset_index()[[*KEY_COLUMNS, *computed]].astype(
-        {column: "float64" for column in computed})
+        {column: "float64" for column in computed}
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,10 +475,14 @@ from features
 
 def limit_features(parquet: Path) -> tuple[float, pd.DataFrame]:
     """Seconds of the single query (materialised in an in-memory DuckDB), and its result."""
-    counted = [f"count(*) filter (where event_type = '{event_type}') as {column}"
-               for event_type, column in EVENT_COUNT_COLUMNS.items()]
+    counted = [
+        f"count(*) filter (where event_type = '{event_type}') as {column}"
+        for event_type, column in EVENT_COUNT_COLUMNS.items()
+    ]
     query = LIMIT_QUERY.format(
-        parquet=parquet, gap=SESSION_GAP_S, never=NO_PURCHASE_DELAY_S,
+        parquet=parquet,
+        gap=SESSION_GAP_S,
+        never=NO_PURCHASE_DELAY_S,
         counts=",\n        ".join(counted),
         count_columns=", ".join(EVENT_COUNT_COLUMNS.values()),
     )
@@ -440,6 +497,7 @@ def limit_features(parquet: Path) -> tuple[float, pd.DataFrame]:
 
 # --------------------------------------------------------------------------------------------
 
+
 def check_agreement(frames: dict[str, pd.DataFrame], n_users: int = 2000) -> None:
     """The implementations agree on every feature they all compute, on a sample of users
     (raises if not); catalogue features the hand-written references lack are named, not
@@ -453,8 +511,9 @@ def check_agreement(frames: dict[str, pd.DataFrame], n_users: int = 2000) -> Non
     rows = {}
     for name, frame in frames.items():
         if len(frame) != len(reference):
-            raise AssertionError(f"{name} has {len(frame)} user-days, "
-                                 f"{reference_name} has {len(reference)}")
+            raise AssertionError(
+                f"{name} has {len(frame)} user-days, {reference_name} has {len(reference)}"
+            )
         picked = frame[frame["user_key"].isin(sample)].sort_values("user_key")
         rows[name] = picked[compared].to_numpy(dtype=float)
     for name, values in rows.items():
@@ -487,20 +546,26 @@ def main(argv: list[str] | None = None) -> None:
     # of a deployment, reported beside the headline first build.
     rebuild_s = run_project(warehouse, args.workdir / "dbt")
     peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    print(f"project rebuild of the same day: {rebuild_s:.2f}s; peak RSS of both "
-          f"{peak_rss_gib:.2f} GiB", flush=True)
+    print(
+        f"project rebuild of the same day: {rebuild_s:.2f}s; peak RSS of both "
+        f"{peak_rss_gib:.2f} GiB",
+        flush=True,
+    )
     limit_s, limit = limit_features(parquet)
     print(f"limit: {limit_s:.2f}s", flush=True)
     started = time.perf_counter()
     by_pandas = pandas_features(parquet, key)
     pandas_s = time.perf_counter() - started
     print(f"pandas: {pandas_s:.2f}s", flush=True)
-    check_agreement({"project": read_project_features(warehouse), "pandas": by_pandas,
-                     "limit": limit})
+    check_agreement(
+        {"project": read_project_features(warehouse), "pandas": by_pandas, "limit": limit}
+    )
     print("the three implementations agree on a sample of users", flush=True)
-    print(f"bench-features events={args.events} project_s={project_s:.2f} "
-          f"pandas_s={pandas_s:.2f} limit_s={limit_s:.2f} vs_pandas={pandas_s / project_s:.1f} "
-          f"vs_limit={project_s / limit_s:.2f} peak_rss_gib={peak_rss_gib:.2f}")
+    print(
+        f"bench-features events={args.events} project_s={project_s:.2f} "
+        f"pandas_s={pandas_s:.2f} limit_s={limit_s:.2f} vs_pandas={pandas_s / project_s:.1f} "
+        f"vs_limit={project_s / limit_s:.2f} peak_rss_gib={peak_rss_gib:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,16 +60,29 @@ def build_history(root: Path, instance: dg.DagsterInstance, days: int) -> dg.Dag
     for i in range(days):
         day = (FIRST_DAY + timedelta(days=i)).isoformat()
         (home.landing_events / f"events_{day}.parquet").write_bytes(b"x" * 1024)
-        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-            asset_key=DRIFT_CHECK_KEY.asset_key, check_name=DRIFT_CHECK_KEY.name,
-            passed=i % 5 != 4, partition=day, description=f"{day}: drift statistics",
-            metadata={"drifted": i % 5 == 4, "warm_up": False,
-                      "drifted_features": dg.MetadataValue.json([])}))
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=DRIFT_CHECK_KEY.asset_key,
+                check_name=DRIFT_CHECK_KEY.name,
+                passed=i % 5 != 4,
+                partition=day,
+                description=f"{day}: drift statistics",
+                metadata={
+                    "drifted": i % 5 == 4,
+                    "warm_up": False,
+                    "drifted_features": dg.MetadataValue.json([]),
+                },
+            )
+        )
     missing_day = (FIRST_DAY + timedelta(days=days)).isoformat()
     with contextlib.redirect_stderr(io.StringIO()):  # the expected failure's traceback
-        result = dg.materialize([raw_events], partition_key=missing_day, instance=instance,
-                                resources={"warehouse": WarehouseResource(home=str(root))},
-                                raise_on_error=False)
+        result = dg.materialize(
+            [raw_events],
+            partition_key=missing_day,
+            instance=instance,
+            resources={"warehouse": WarehouseResource(home=str(root))},
+            raise_on_error=False,
+        )
     if result.success:
         raise RuntimeError(f"raw_events for {missing_day} (no landing file) should have failed")
     return instance.get_run_by_id(result.run_id)
@@ -96,8 +109,12 @@ def main() -> None:
         data_home(root).ensure()
         with dg.DagsterInstance.local_temp(str(data_home(root).dagster_home)) as instance:
             failed = build_history(root, instance, args.days)
-            (failure,) = [r.event_log_entry.dagster_event for r in instance.get_records_for_run(
-                failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records]
+            (failure,) = [
+                r.event_log_entry.dagster_event
+                for r in instance.get_records_for_run(
+                    failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+                ).records
+            ]
 
             def drift() -> None:
                 result = drift_retraining_sensor(dg.build_sensor_context(instance=instance))
@@ -109,9 +126,12 @@ def main() -> None:
 
             def failure_alert() -> None:
                 context = dg.build_run_status_sensor_context(
-                    sensor_name=run_failure_alert_sensor.name, dagster_event=failure,
-                    dagster_instance=instance, dagster_run=failed,
-                    resources={"alert_webhook": AlertWebhookResource()}).for_run_failure()
+                    sensor_name=run_failure_alert_sensor.name,
+                    dagster_event=failure,
+                    dagster_instance=instance,
+                    dagster_run=failed,
+                    resources={"alert_webhook": AlertWebhookResource()},
+                ).for_run_failure()
                 with contextlib.redirect_stderr(io.StringIO()):  # the alert's log line
                     run_failure_alert_sensor(context)
 
@@ -119,8 +139,10 @@ def main() -> None:
             landing_s = median_seconds(landing, args.repeat)
             failure_s = median_seconds(failure_alert, args.repeat)
     worst = max(drift_s, landing_s, failure_s)
-    print(f"bench-sensors drift_s={drift_s:.4f} landing_s={landing_s:.4f} "
-          f"failure_s={failure_s:.4f} budget_s={BUDGET_S:g} worst_vs_budget={worst / BUDGET_S:.4f}")
+    print(
+        f"bench-sensors drift_s={drift_s:.4f} landing_s={landing_s:.4f} "
+        f"failure_s={failure_s:.4f} budget_s={BUDGET_S:g} worst_vs_budget={worst / BUDGET_S:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ import numpy as np
 import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
-RESULT_FORMAT = ("bench-train ae_train_sps_1={sps_1:.0f} ae_train_sps_2={sps_2:.0f} "
-                 "ae_score_ups={ae_ups:.0f} iforest_score_ups={iforest_ups:.0f} "
-                 "ae_vs_iforest_fit={ratio:.2f}")
+RESULT_FORMAT = (
+    "bench-train ae_train_sps_1={sps_1:.0f} ae_train_sps_2={sps_2:.0f} "
+    "ae_score_ups={ae_ups:.0f} iforest_score_ups={iforest_ups:.0f} "
+    "ae_vs_iforest_fit={ratio:.2f}"
+)
 TRAINER = {"accelerator": "cpu", "batch_size": 1024, "learning_rate": 0.003, "patience": 100}
 
 
@@ -47,23 +49,40 @@ def simulated_table(rows: int, features: int, seed: int = 0) -> np.ndarray:
 
 def torchrun_train_sps(directory: Path, names: list[str], ranks: int, epochs: int) -> float:
     """Samples/s reported by the entry point run under ``torchrun`` with ``ranks`` processes."""
-    spec = {"kind": "autoencoder", "train_path": str(directory / "train.parquet"),
-            "val_path": str(directory / "val.parquet"), "feature_names": names,
-            "trainer": {**TRAINER, "max_epochs": epochs},
-            "output_dir": str(directory / f"model_{ranks}"), "mlflow": None}
+    spec = {
+        "kind": "autoencoder",
+        "train_path": str(directory / "train.parquet"),
+        "val_path": str(directory / "val.parquet"),
+        "feature_names": names,
+        "trainer": {**TRAINER, "max_epochs": epochs},
+        "output_dir": str(directory / f"model_{ranks}"),
+        "mlflow": None,
+    }
     spec_path = directory / f"spec_{ranks}.json"
     spec_path.write_text(json.dumps(spec))
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--standalone", f"--nproc_per_node={ranks}", "-m",
-                    "anomaly_pipeline.train", "--spec", str(spec_path)],
-                   check=True, cwd=REPO, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            f"--nproc_per_node={ranks}",
+            "-m",
+            "anomaly_pipeline.train",
+            "--spec",
+            str(spec_path),
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     report = json.loads((directory / f"model_{ranks}" / "training_report.json").read_text())
     return float(report["samples_per_second"])
 
 
-def best_rate(score: Callable[[np.ndarray], np.ndarray], rows: np.ndarray,
-              repeats: int = 3) -> float:
+def best_rate(
+    score: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, repeats: int = 3
+) -> float:
     """Rows/s of the fastest of ``repeats`` ``score(rows)`` calls (the machine is shared)."""
     best = float("inf")
     for _ in range(repeats):
@@ -92,36 +111,49 @@ def main() -> None:
         frame = pl.DataFrame(X, schema=names)
         frame[n_val:].write_parquet(directory / "train.parquet")
         frame[:n_val].write_parquet(directory / "val.parquet")
-        sps = {ranks: torchrun_train_sps(directory, names, ranks, args.epochs)
-               for ranks in (1, 2)}
-    print(f"autoencoder training (torchrun, gloo, {args.epochs} epochs, batch 1024/rank): "
-          f"1 rank {sps[1]:,.0f} samples/s, 2 ranks {sps[2]:,.0f} samples/s "
-          f"({sps[2] / 2:,.0f} per rank)")
+        sps = {ranks: torchrun_train_sps(directory, names, ranks, args.epochs) for ranks in (1, 2)}
+    print(
+        f"autoencoder training (torchrun, gloo, {args.epochs} epochs, batch 1024/rank): "
+        f"1 rank {sps[1]:,.0f} samples/s, 2 ranks {sps[2]:,.0f} samples/s "
+        f"({sps[2] / 2:,.0f} per rank)"
+    )
 
     started = time.perf_counter()
-    autoencoder = make_detector("autoencoder",
-                                trainer={**TRAINER, "max_epochs": args.epochs, "devices": 1})
+    autoencoder = make_detector(
+        "autoencoder", trainer={**TRAINER, "max_epochs": args.epochs, "devices": 1}
+    )
     autoencoder.fit(X)
     autoencoder.decision_function(X)
     ae_seconds = time.perf_counter() - started
     started = time.perf_counter()
     IsolationForest(random_state=0).fit(X).score_samples(X)
     iforest_seconds = time.perf_counter() - started
-    print(f"fit+score on {args.rows:,} rows: autoencoder {ae_seconds:.1f} s "
-          f"({args.epochs} epochs), sklearn IsolationForest {iforest_seconds:.1f} s")
+    print(
+        f"fit+score on {args.rows:,} rows: autoencoder {ae_seconds:.1f} s "
+        f"({args.epochs} epochs), sklearn IsolationForest {iforest_seconds:.1f} s"
+    )
 
     sample = X[: args.rows // 10]
     rates = {"autoencoder": best_rate(autoencoder.decision_function, X)}
     for kind in ("gaussian", "isolation_forest", "lof"):
         detector = make_detector(kind).fit(sample)
-        rates[kind] = (best_rate(detector.decision_function, sample, repeats=1) if kind == "lof"
-                       else best_rate(detector.decision_function, X))
+        rates[kind] = (
+            best_rate(detector.decision_function, sample, repeats=1)
+            if kind == "lof"
+            else best_rate(detector.decision_function, X)
+        )
     for kind, rate in rates.items():
         print(f"scoring {kind:>16}: {rate:>12,.0f} user-days/s")
 
-    print(RESULT_FORMAT.format(sps_1=sps[1], sps_2=sps[2], ae_ups=rates["autoencoder"],
-                               iforest_ups=rates["isolation_forest"],
-                               ratio=ae_seconds / iforest_seconds))
+    print(
+        RESULT_FORMAT.format(
+            sps_1=sps[1],
+            sps_2=sps[2],
+            ae_ups=rates["autoencoder"],
+            iforest_ups=rates["isolation_forest"],
+            ratio=ae_seconds / iforest_seconds,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 #: Every table of the warehouse a run writes, with its day column.
 TABLES = {
-    "raw.raw_events": "event_day", "raw.quarantined_events": "event_day",
-    "raw.event_labels": "event_day", "features.stg_events": "event_day",
-    "features.int_sessions": "event_day", "features.user_day_features": "event_day",
-    "features.behaviour_sequences": "event_day", "scoring.daily_anomaly_scores": "event_day",
-    "scoring.anomaly_alerts": "event_day", "monitoring.feature_drift": "event_day",
+    "raw.raw_events": "event_day",
+    "raw.quarantined_events": "event_day",
+    "raw.event_labels": "event_day",
+    "features.stg_events": "event_day",
+    "features.int_sessions": "event_day",
+    "features.user_day_features": "event_day",
+    "features.behaviour_sequences": "event_day",
+    "scoring.daily_anomaly_scores": "event_day",
+    "scoring.anomaly_alerts": "event_day",
+    "monitoring.feature_drift": "event_day",
 }
 #: Columns that record when a run wrote a row, not what it wrote.
 RUN_TIME_COLUMNS = {"loaded_at", "quarantined_at", "scored_at"}
@@ -49,9 +54,13 @@ class Home:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ANOMALY_PIPELINE_HOME": str(self.root),
-                "DAGSTER_HOME": str(self.dagster_home), "ANOMALY_PIPELINE_DEMO": "1",
-                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        return {
+            **os.environ,
+            "ANOMALY_PIPELINE_HOME": str(self.root),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "ANOMALY_PIPELINE_DEMO": "1",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }
 
     @classmethod
     def create(cls, root: Path) -> Home:
@@ -78,9 +87,15 @@ class Home:
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 
 
-def start_job(home: Home, job: str, *, days: list[date] | None = None,
-              ops: dict[str, Any] | None = None, in_process: bool = True,
-              log_name: str | None = None) -> subprocess.Popen:
+def start_job(
+    home: Home,
+    job: str,
+    *,
+    days: list[date] | None = None,
+    ops: dict[str, Any] | None = None,
+    in_process: bool = True,
+    log_name: str | None = None,
+) -> subprocess.Popen:
     """Start ``dagster job execute`` for ``job`` in a new process group (output to a log file).
 
     ``in_process`` runs every step in the run's process (one import of the code location instead
@@ -91,16 +106,37 @@ def start_job(home: Home, job: str, *, days: list[date] | None = None,
         config["execution"] = {"config": {"in_process": {}}}
     config_path = home.root / f"{job}-{time.monotonic_ns()}.json"
     config_path.write_text(json.dumps(config))
-    command = [DAGSTER, "job", "execute", "-m", "anomaly_pipeline.definitions", "-j", job,
-               "-c", str(config_path)]
+    command = [
+        DAGSTER,
+        "job",
+        "execute",
+        "-m",
+        "anomaly_pipeline.definitions",
+        "-j",
+        job,
+        "-c",
+        str(config_path),
+    ]
     if days:
-        command += ["--tags", json.dumps({
-            "dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat()})]
+        command += [
+            "--tags",
+            json.dumps(
+                {
+                    "dagster/asset_partition_range_start": days[0].isoformat(),
+                    "dagster/asset_partition_range_end": days[-1].isoformat(),
+                }
+            ),
+        ]
     # The child inherits the log's descriptor, so this process's copy can close at once.
     with open(home.root / (log_name or f"{job}.log"), "a") as log:
-        return subprocess.Popen(command, cwd=REPO_ROOT, env=home.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=home.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def run_job(home: Home, job: str, *, timeout: float = 600, **kwargs: Any) -> None:
@@ -111,8 +147,13 @@ def run_job(home: Home, job: str, *, timeout: float = 600, **kwargs: Any) -> Non
     assert code == 0, f"{job} exited {code}:\n{log[-4000:]}"
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str,
-             process: subprocess.Popen | None = None) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+) -> None:
     """Poll ``condition`` every 0.1 s; fail when the run ended first or time ran out."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -134,8 +175,9 @@ def step_started(home: Home, step_key: str) -> Callable[[], bool]:
 
     def started() -> bool:
         with home.instance() as instance:
-            for run in instance.get_runs(filters=dg.RunsFilter(
-                    statuses=[dg.DagsterRunStatus.STARTED])):
+            for run in instance.get_runs(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            ):
                 for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START):
                     if entry.step_key == step_key:
                         return True
@@ -158,18 +200,27 @@ def table_fingerprints(warehouse: Path) -> dict[str, pl.DataFrame]:
     """
     fingerprints = {}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        present = {f"{s}.{t}" for s, t in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+        present = {
+            f"{s}.{t}"
+            for s, t in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables"
+            ).fetchall()
+        }
         for table, day_column in TABLES.items():
             if table not in present:
                 continue
             columns = conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema || '.' || table_name = ? ORDER BY ordinal_position",
-                [table]).fetchall()
-            parts = [f"round(\"{name}\", 9)::VARCHAR" if kind in ("DOUBLE", "FLOAT")
-                     else f"\"{name}\"::VARCHAR" for name, kind in columns
-                     if name not in RUN_TIME_COLUMNS]
+                [table],
+            ).fetchall()
+            parts = [
+                f'round("{name}", 9)::VARCHAR'
+                if kind in ("DOUBLE", "FLOAT")
+                else f'"{name}"::VARCHAR'
+                for name, kind in columns
+                if name not in RUN_TIME_COLUMNS
+            ]
             row_text = " || '|' || ".join(f"coalesce({p}, '∅')" for p in parts)
             fingerprints[table] = conn.execute(
                 f"SELECT {day_column} AS day, count(*) AS rows, "

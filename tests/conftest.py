@@ -50,8 +50,10 @@ class Pipeline:
 
     def range_tags(self, days: list[date] | None = None) -> dict[str, str]:
         days = days or self.days
-        return {"dagster/asset_partition_range_start": days[0].isoformat(),
-                "dagster/asset_partition_range_end": days[-1].isoformat()}
+        return {
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat(),
+        }
 
 
 def pipeline_resources(root: Path) -> dict[str, Any]:
@@ -82,14 +84,27 @@ def all_definitions() -> list[Any]:
     return [*defs.assets, *defs.asset_checks]
 
 
-def materialize(pipeline: Pipeline, selection: Any, *, tags: dict[str, str] | None = None,
-                partition_key: str | None = None, run_config: dict | None = None,
-                raise_on_error: bool = True) -> Any:
+def materialize(
+    pipeline: Pipeline,
+    selection: Any,
+    *,
+    tags: dict[str, str] | None = None,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+    raise_on_error: bool = True,
+) -> Any:
     import dagster as dg
 
-    return dg.materialize(all_definitions(), selection=selection, instance=pipeline.instance,
-                          resources=pipeline.resources, tags=tags, partition_key=partition_key,
-                          run_config=run_config, raise_on_error=raise_on_error)
+    return dg.materialize(
+        all_definitions(),
+        selection=selection,
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        tags=tags,
+        partition_key=partition_key,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
 
 
 def failure_sensor_context(instance: Any, run: Any, webhook_url: str = "") -> Any:
@@ -103,16 +118,19 @@ def failure_sensor_context(instance: Any, run: Any, webhook_url: str = "") -> An
     records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     (failure,) = [r.event_log_entry.dagster_event for r in records.records]
     return dg.build_run_status_sensor_context(
-        sensor_name=run_failure_alert_sensor.name, dagster_event=failure,
-        dagster_instance=instance, dagster_run=run,
+        sensor_name=run_failure_alert_sensor.name,
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=run,
         resources={"alert_webhook": AlertWebhookResource(url=webhook_url, retries=0)},
     ).for_run_failure()
 
 
 #: Training settings small enough for CI: baselines, the autoencoder and the sequence model.
 FAST_TRAINING = {
-    "training_set": {"config": {"window_days": PIPELINE_DAYS, "validation_days": 1,
-                                "holdout_days": 2}},
+    "training_set": {
+        "config": {"window_days": PIPELINE_DAYS, "validation_days": 1, "holdout_days": 2}
+    },
     "anomaly_model": {"config": {"max_epochs": 3, "batch_size": 256, "devices": 1}},
 }
 
@@ -128,13 +146,25 @@ def ingested_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe
 
     root = tmp_path_factory.mktemp("pipeline")
     home = data_home(root).ensure()
-    simulation = simulate(SimulationConfig(start_day=PIPELINE_START, n_days=PIPELINE_DAYS,
-                                           n_users=PIPELINE_USERS, seed=11, anomaly_share=0.05))
+    simulation = simulate(
+        SimulationConfig(
+            start_day=PIPELINE_START,
+            n_days=PIPELINE_DAYS,
+            n_users=PIPELINE_USERS,
+            seed=11,
+            anomaly_share=0.05,
+        )
+    )
     write_landing(simulation, home.landing_events, home.landing_labels)
     days = [PIPELINE_START + timedelta(days=i) for i in range(PIPELINE_DAYS)]
     with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
-        pipeline = Pipeline(root=root, days=days, instance=instance,
-                            resources=pipeline_resources(root), simulation=simulation)
+        pipeline = Pipeline(
+            root=root,
+            days=days,
+            instance=instance,
+            resources=pipeline_resources(root),
+            simulation=simulation,
+        )
         materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags())
         yield pipeline
 
@@ -147,8 +177,13 @@ def bare_home(tmp_path: Path) -> Pipeline:
     from anomaly_pipeline.paths import data_home
 
     home = data_home(tmp_path / "home").ensure()
-    return Pipeline(root=home.root, days=[], instance=dg.DagsterInstance.ephemeral(),
-                    resources=pipeline_resources(home.root), simulation=None)
+    return Pipeline(
+        root=home.root,
+        days=[],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=pipeline_resources(home.root),
+        simulation=None,
+    )
 
 
 @pytest.fixture(scope="session")

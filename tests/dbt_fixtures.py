@@ -28,8 +28,13 @@ DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 #: Pseudonym key of test warehouses (a real key, not the demo one, so tests take the prod path).
 TEST_PSEUDONYM_KEY = "test-pseudonym-key-0123456789abcdef"
 
-FEATURE_MODELS = ("stg_events", "stg_labels", "int_sessions", "int_user_day_access",
-                  "user_day_features")
+FEATURE_MODELS = (
+    "stg_events",
+    "stg_labels",
+    "int_sessions",
+    "int_user_day_access",
+    "user_day_features",
+)
 
 
 def build_warehouse(
@@ -50,8 +55,10 @@ def build_warehouse(
         source_file=pl.lit(source_file),
         loaded_at=pl.lit(datetime.now(UTC).replace(tzinfo=None)),
     )
-    labels = pl.DataFrame(schema=LABEL_SCHEMA) if labels_df is None else labels_df.select(
-        pl.col(name).cast(dtype) for name, dtype in LABEL_SCHEMA.items()
+    labels = (
+        pl.DataFrame(schema=LABEL_SCHEMA)
+        if labels_df is None
+        else labels_df.select(pl.col(name).cast(dtype) for name, dtype in LABEL_SCHEMA.items())
     )
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
@@ -87,9 +94,18 @@ def run_dbt(
     }
     env.pop("ANOMALY_PIPELINE_DEMO", None)
     result = subprocess.run(
-        [str(DBT_EXECUTABLE), *args, "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROFILES_DIR)],
-        env=env, capture_output=True, text=True, check=False,
+        [
+            str(DBT_EXECUTABLE),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROFILES_DIR),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(

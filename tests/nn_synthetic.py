@@ -23,8 +23,9 @@ _FUNNEL = {
 }
 
 
-def low_rank_table(rng: np.random.Generator, n_rows: int, n_features: int = 12,
-                   rank: int = 3, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def low_rank_table(
+    rng: np.random.Generator, n_rows: int, n_features: int = 12, rank: int = 3, shift: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``W·z + noise`` on a fixed rank-``rank`` plane; ``shift`` moves z_0 (a labelled shape).
 
     Returns the rows and their latent codes. The plane (``W``) is fixed by a constant seed so
@@ -47,8 +48,9 @@ def funnel_tokens(rng: np.random.Generator, length: int) -> list[int]:
     return out
 
 
-def sequence_frame(token_lists: list[list[int]], max_len: int,
-                   gap_of: float = 3.0, pad_left: bool = False) -> pl.DataFrame:
+def sequence_frame(
+    token_lists: list[list[int]], max_len: int, gap_of: float = 3.0, pad_left: bool = False
+) -> pl.DataFrame:
     """A behaviour_sequences-like frame from token lists (padded to ``max_len``)."""
     rows = []
     for tokens in token_lists:
@@ -61,7 +63,14 @@ def sequence_frame(token_lists: list[list[int]], max_len: int,
         else:
             rows.append((tokens + pad, gaps + [0.0] * len(pad), changes + pad))
     return pl.DataFrame(
-        {"tokens": [r[0] for r in rows], "log_gaps": [r[1] for r in rows],
-         "category_change": [r[2] for r in rows]},
-        schema={"tokens": pl.List(pl.Int64), "log_gaps": pl.List(pl.Float64),
-                "category_change": pl.List(pl.Int64)})
+        {
+            "tokens": [r[0] for r in rows],
+            "log_gaps": [r[1] for r in rows],
+            "category_change": [r[2] for r in rows],
+        },
+        schema={
+            "tokens": pl.List(pl.Int64),
+            "log_gaps": pl.List(pl.Float64),
+            "category_change": pl.List(pl.Int64),
+        },
+    )

@@ -41,8 +41,10 @@ def test_a_drifted_score_distribution_withholds_the_day() -> None:
     verdict = judge_day(DAY, *_day(2000, 0.0, shift=20.0), REFERENCE, threshold_percentile=97.0)
     assert not verdict.passed
     assert verdict.score_psi > 1.0
-    assert "score distribution PSI" in verdict.reason and "flagged" not in verdict.reason.split(
-        "—")[1].split(";")[0]
+    assert (
+        "score distribution PSI" in verdict.reason
+        and "flagged" not in verdict.reason.split("—")[1].split(";")[0]
+    )
 
 
 def test_small_days_are_not_judged_on_their_share() -> None:
@@ -53,8 +55,9 @@ def test_small_days_are_not_judged_on_their_share() -> None:
 
 
 def test_an_empty_day_passes_and_limits_are_validated() -> None:
-    verdict = judge_day(DAY, np.array([], dtype=bool), np.array([]), REFERENCE,
-                        threshold_percentile=97.0)
+    verdict = judge_day(
+        DAY, np.array([], dtype=bool), np.array([]), REFERENCE, threshold_percentile=97.0
+    )
     assert verdict.passed and verdict.user_days == 0
     for bad in ({"max_flag_multiple": 0.5}, {"max_score_psi": 0.0}, {"min_user_days": 0}):
         with pytest.raises(ValueError):

@@ -27,22 +27,36 @@ DAY = date(2026, 11, 10)
 
 
 def _today(day: date = DAY) -> pl.DataFrame:
-    return pl.DataFrame({
-        "user_key": ["a", "b", "c", "d", "e"],
-        "event_day": [day] * 5,
-        "score": [950.0, 850.0, 100.0, 990.0, 820.0],
-        "outcome": ["block", "review", "allow", "block", "review"],
-        "reasons": [["device shared by 5 users today"], ["312 distinct items viewed"], [],
-                    ["purchase 42 s after signup"], []],
-    })
+    return pl.DataFrame(
+        {
+            "user_key": ["a", "b", "c", "d", "e"],
+            "event_day": [day] * 5,
+            "score": [950.0, 850.0, 100.0, 990.0, 820.0],
+            "outcome": ["block", "review", "allow", "block", "review"],
+            "reasons": [
+                ["device shared by 5 users today"],
+                ["312 distinct items viewed"],
+                [],
+                ["purchase 42 s after signup"],
+                [],
+            ],
+        }
+    )
 
 
 def _existing(rows: list[tuple[str, date, str]]) -> pl.DataFrame:
-    return pl.DataFrame({
-        "alert_id": [alert_id(u, d) for u, d, _ in rows], "user_key": [u for u, _, _ in rows],
-        "event_day": [d for _, d, _ in rows], "score": [900.0] * len(rows),
-        "outcome": ["block"] * len(rows), "reasons": [[] for _ in rows],
-        "status": [s for _, _, s in rows]}, schema=ALERT_SCHEMA)
+    return pl.DataFrame(
+        {
+            "alert_id": [alert_id(u, d) for u, d, _ in rows],
+            "user_key": [u for u, _, _ in rows],
+            "event_day": [d for _, d, _ in rows],
+            "score": [900.0] * len(rows),
+            "outcome": ["block"] * len(rows),
+            "reasons": [[] for _ in rows],
+            "status": [s for _, _, s in rows],
+        },
+        schema=ALERT_SCHEMA,
+    )
 
 
 def test_only_review_and_block_users_are_alerted() -> None:
@@ -54,23 +68,29 @@ def test_only_review_and_block_users_are_alerted() -> None:
 
 
 def test_open_alerts_from_earlier_days_suppress_new_ones() -> None:
-    existing = _existing([
-        ("a", date(2026, 11, 4), "open"),      # 6 days ago: still open -> suppressed
-        ("b", date(2026, 11, 3), "open"),      # 7 days ago: expired -> new alert
-        ("d", date(2026, 11, 9), "closed"),    # closed -> new alert
-        ("e", date(2026, 11, 8), "acknowledged"),  # any status but closed is open
-    ])
+    existing = _existing(
+        [
+            ("a", date(2026, 11, 4), "open"),  # 6 days ago: still open -> suppressed
+            ("b", date(2026, 11, 3), "open"),  # 7 days ago: expired -> new alert
+            ("d", date(2026, 11, 9), "closed"),  # closed -> new alert
+            ("e", date(2026, 11, 8), "acknowledged"),  # any status but closed is open
+        ]
+    )
     alerts = new_alerts(_today(), existing)
     assert alerts["user_key"].to_list() == ["b", "d"]
     assert new_alerts(_today(), existing, reopen_after_days=3)["user_key"].to_list() == [
-        "a", "b", "d"]
+        "a",
+        "b",
+        "d",
+    ]
 
 
 def test_rerunning_a_day_returns_the_same_alerts() -> None:
     first = new_alerts(_today(), empty_alerts())
     # the day's own alerts are already stored: a rerun must reproduce them, not drop them
-    again = new_alerts(_today(), pl.concat([_existing([("a", date(2026, 11, 1), "closed")]),
-                                            first]))
+    again = new_alerts(
+        _today(), pl.concat([_existing([("a", date(2026, 11, 1), "closed")]), first])
+    )
     assert again.equals(first)
 
 
@@ -105,13 +125,19 @@ class _Recorder(BaseHTTPRequestHandler):
         server.requests.append((self.path, self.headers["Content-Type"], json.loads(body)))
         hits = sum(1 for p, _, _ in server.requests if p == self.path)
         route = "/token" if self.path.startswith("/token/") else self.path.split("?")[0]
-        status = {"/ok": 200, "/fail": 500, "/bad": 400, "/token": 403,
-                  "/flaky": 500 if hits == 1 else 204}[route]
+        status = {
+            "/ok": 200,
+            "/fail": 500,
+            "/bad": 400,
+            "/token": 403,
+            "/flaky": 500 if hits == 1 else 204,
+        }[route]
         self.send_response(status)
         self.end_headers()
         if status >= 400:
-            self.wfile.write(f"nope: no access to {self.path}".encode() if route == "/token"
-                             else b"nope")
+            self.wfile.write(
+                f"nope: no access to {self.path}".encode() if route == "/token" else b"nope"
+            )
 
     def log_message(self, *args: object) -> None:
         pass
@@ -159,8 +185,7 @@ def test_webhook_refused_connection() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(WebhookError, match=r"failed after 2 attempt\(s\): connection failed"):
-        post_webhook(f"http://127.0.0.1:{port}/hook", {"x": 1}, retries=1, backoff_s=0,
-                     timeout=2.0)
+        post_webhook(f"http://127.0.0.1:{port}/hook", {"x": 1}, retries=1, backoff_s=0, timeout=2.0)
     with pytest.raises(ValueError, match="must be http"):
         post_webhook("file:///etc/passwd", {})
     with pytest.raises(ValueError, match="must be http"):
@@ -186,12 +211,15 @@ def test_webhook_tokens_never_appear_in_errors(server: ThreadingHTTPServer) -> N
 
 
 def test_webhook_scheme_is_checked_case_insensitively_when_the_resource_is_built(
-        server: ThreadingHTTPServer) -> None:
+    server: ThreadingHTTPServer,
+) -> None:
     resource = AlertWebhookResource(url=_url(server, "/ok").replace("http://", "HTTP://"))
     assert post_webhook(resource.url, {"x": 1}) == 200
     assert TOKEN not in repr(AlertWebhookResource(url=f"https://h.example/{TOKEN}"))
-    for bad, problem in ((f"ftp://user:{TOKEN}@files.example/{TOKEN}", "got scheme 'ftp'"),
-                         (f"https:///{TOKEN}", "has no host")):
+    for bad, problem in (
+        (f"ftp://user:{TOKEN}@files.example/{TOKEN}", "got scheme 'ftp'"),
+        (f"https:///{TOKEN}", "has no host"),
+    ):
         with pytest.raises(ValueError) as error:  # pydantic's ValidationError is a ValueError
             AlertWebhookResource(url=bad)
         assert problem in str(error.value) and TOKEN not in str(error.value)

@@ -28,16 +28,20 @@ def train() -> pl.DataFrame:
 
 
 def _fitted(kind: str, train: pl.DataFrame):
-    params = ({"hidden_dims": [8], "latent_dim": 2,
-               "trainer": {"accelerator": "cpu", "max_epochs": 2}} if kind == "autoencoder" else {})
+    params = (
+        {"hidden_dims": [8], "latent_dim": 2, "trainer": {"accelerator": "cpu", "max_epochs": 2}}
+        if kind == "autoencoder"
+        else {}
+    )
     detector = make_detector(kind, threshold_percentile=97.0, **params)
     detector.fit(feature_matrix(train, FEATURE_COLUMNS), feature_names=list(FEATURE_COLUMNS))
     return detector
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "autoencoder"])
-def test_a_written_bundle_scores_like_the_fitted_detector(kind: str, train: pl.DataFrame,
-                                                          tmp_path: Path) -> None:
+def test_a_written_bundle_scores_like_the_fitted_detector(
+    kind: str, train: pl.DataFrame, tmp_path: Path
+) -> None:
     detector = _fitted(kind, train)
     model_dir = write_bundle(detector, tmp_path / kind, train, CATEGORIES)
     assert not list(tmp_path.glob(".*staging"))  # swapped in, nothing half-written left
@@ -59,7 +63,6 @@ def test_a_written_bundle_scores_like_the_fitted_detector(kind: str, train: pl.D
     assert (stranger / "keep.txt").read_text() == "mine"
 
 
-def test_without_categories_only_the_detector_is_saved(train: pl.DataFrame,
-                                                        tmp_path: Path) -> None:
+def test_without_categories_only_the_detector_is_saved(train: pl.DataFrame, tmp_path: Path) -> None:
     model_dir = write_bundle(_fitted("gaussian", train), tmp_path / "bare", train, None)
     assert (model_dir / "meta.json").is_file() and not (model_dir / REFERENCE_FILE).exists()

@@ -26,10 +26,22 @@ from anomaly_pipeline.schema import (
 DAY = date(2024, 3, 5)
 NOW = datetime(2024, 3, 6, 1, 0, tzinfo=UTC)
 GOOD = {
-    "event_id": "e1", "event_time": "2024-03-05T10:00:00.000000+00:00", "user_id": "u1",
-    "session_id": "s1", "event_type": "purchase", "item_id": "i1", "category_id": "c1",
-    "shop_id": "sh1", "amount": "19.5", "quantity": "2", "device_id": "d1", "ip": "10.0.0.1",
-    "user_agent": "Mozilla/5.0", "channel": "SEO", "rating": None, "raw_record": '{"row": 1}',
+    "event_id": "e1",
+    "event_time": "2024-03-05T10:00:00.000000+00:00",
+    "user_id": "u1",
+    "session_id": "s1",
+    "event_type": "purchase",
+    "item_id": "i1",
+    "category_id": "c1",
+    "shop_id": "sh1",
+    "amount": "19.5",
+    "quantity": "2",
+    "device_id": "d1",
+    "ip": "10.0.0.1",
+    "user_agent": "Mozilla/5.0",
+    "channel": "SEO",
+    "rating": None,
+    "raw_record": '{"row": 1}',
 }
 TOO_LONG = "x" * (MAX_STRING_LENGTH + 1)
 
@@ -40,8 +52,7 @@ def staged(*rows: dict) -> pl.DataFrame:
 
 
 def run(frame: pl.DataFrame, **kwargs):
-    result = clean(frame, partition_day=DAY, now=NOW, source_file="events_2024-03-05.csv",
-                   **kwargs)
+    result = clean(frame, partition_day=DAY, now=NOW, source_file="events_2024-03-05.csv", **kwargs)
     assert result.accepted.height + result.quarantined.height == frame.height
     return result
 
@@ -59,8 +70,11 @@ BAD_ROWS = [
     ({"event_time": "2024-02-30T10:00:00Z"}, "bad_event_time", "'2024-02-30T10:00:00Z'"),
     ({"event_time": "1970-01-01T00:00:00Z"}, "event_time_too_old", "before 2000-01-01"),
     ({"event_time": "2024-03-06T01:05:01Z"}, "future_event_time", "more than 0:05:00 after"),
-    ({"event_time": "2024-03-04T23:59:59Z"}, "out_of_partition",
-     "falls on 2024-03-04, not on partition day 2024-03-05"),
+    (
+        {"event_time": "2024-03-04T23:59:59Z"},
+        "out_of_partition",
+        "falls on 2024-03-04, not on partition day 2024-03-05",
+    ),
     ({"event_time": "2024-03-05T23:30:00-01:00"}, "out_of_partition", "falls on 2024-03-06"),
     ({"event_type": " "}, "missing_event_type", "event_type is missing"),
     ({"event_type": "teleport"}, "unknown_event_type", "event_type 'teleport' is not one of"),
@@ -88,8 +102,11 @@ BAD_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("override, rule, reason", BAD_ROWS,
-                         ids=[f"{rule}-{i}" for i, (_, rule, _) in enumerate(BAD_ROWS)])
+@pytest.mark.parametrize(
+    "override, rule, reason",
+    BAD_ROWS,
+    ids=[f"{rule}-{i}" for i, (_, rule, _) in enumerate(BAD_ROWS)],
+)
 def test_bad_row_is_quarantined_under_its_rule(override, rule, reason):
     frame = staged({"event_id": "e1"}, {"event_id": "e2", **override}, {"event_id": "e3"})
     result = run(frame)
@@ -107,10 +124,21 @@ def test_every_rule_code_is_exercised():
 def test_clean_rows_pass_untouched():
     frame = staged(
         {},
-        {"event_id": "e2", "event_type": "review", "rating": "5", "amount": None,
-         "quantity": None, "ip": "2001:db8::8a2e:370:7334"},
-        {"event_id": "e3", "event_type": "view", "amount": "0", "quantity": "0",
-         "event_time": "2024-03-05T23:59:59.999999Z"},
+        {
+            "event_id": "e2",
+            "event_type": "review",
+            "rating": "5",
+            "amount": None,
+            "quantity": None,
+            "ip": "2001:db8::8a2e:370:7334",
+        },
+        {
+            "event_id": "e3",
+            "event_type": "view",
+            "amount": "0",
+            "quantity": "0",
+            "event_time": "2024-03-05T23:59:59.999999Z",
+        },
     )
     result = run(frame)
     assert result.quarantined.height == 0
@@ -118,20 +146,40 @@ def test_clean_rows_pass_untouched():
     RawEventsModel.validate(result.accepted)
     first = result.accepted.row(0, named=True)
     assert first == {
-        "event_id": "e1", "event_time": datetime(2024, 3, 5, 10, tzinfo=UTC), "user_id": "u1",
-        "session_id": "s1", "event_type": "purchase", "item_id": "i1", "category_id": "c1",
-        "shop_id": "sh1", "amount": 19.5, "quantity": 2, "device_id": "d1", "ip": "10.0.0.1",
-        "user_agent": "Mozilla/5.0", "channel": "SEO", "rating": None,
+        "event_id": "e1",
+        "event_time": datetime(2024, 3, 5, 10, tzinfo=UTC),
+        "user_id": "u1",
+        "session_id": "s1",
+        "event_type": "purchase",
+        "item_id": "i1",
+        "category_id": "c1",
+        "shop_id": "sh1",
+        "amount": 19.5,
+        "quantity": 2,
+        "device_id": "d1",
+        "ip": "10.0.0.1",
+        "user_agent": "Mozilla/5.0",
+        "channel": "SEO",
+        "rating": None,
     }
     assert result.accepted["rating"].to_list() == [None, 5, None]
     assert result.accepted["event_time"][2] == datetime(2024, 3, 5, 23, 59, 59, 999_999, tzinfo=UTC)
 
 
 def test_normalisation_trims_nulls_empties_lowercases_and_converts_offsets():
-    result = run(staged({
-        "user_id": "  u1\t", "event_type": " Purchase ", "session_id": "", "shop_id": "   ",
-        "quantity": "3.0", "amount": " 1e1 ", "event_time": "2024-03-06T00:30:00+01:00",
-    }))
+    result = run(
+        staged(
+            {
+                "user_id": "  u1\t",
+                "event_type": " Purchase ",
+                "session_id": "",
+                "shop_id": "   ",
+                "quantity": "3.0",
+                "amount": " 1e1 ",
+                "event_time": "2024-03-06T00:30:00+01:00",
+            }
+        )
+    )
     row = result.accepted.row(0, named=True)
     assert (row["user_id"], row["event_type"]) == ("u1", "purchase")
     assert (row["session_id"], row["shop_id"]) == (None, None)
@@ -140,8 +188,12 @@ def test_normalisation_trims_nulls_empties_lowercases_and_converts_offsets():
 
 
 def test_duplicates_keep_the_first_and_quarantine_the_rest():
-    frame = staged({"event_id": "a", "item_id": "first"}, {"event_id": "b"},
-                   {"event_id": "a", "item_id": "second"}, {"event_id": "a", "item_id": "third"})
+    frame = staged(
+        {"event_id": "a", "item_id": "first"},
+        {"event_id": "b"},
+        {"event_id": "a", "item_id": "second"},
+        {"event_id": "a", "item_id": "third"},
+    )
     result = run(frame)
     assert result.accepted["item_id"].to_list() == ["first", "i1"]
     assert result.quarantined["rule"].to_list() == ["duplicate_event_id"] * 2
@@ -156,7 +208,8 @@ def test_redelivered_file_quarantines_every_repeat():
     assert result.accepted["event_id"].to_list() == once["event_id"].to_list()
     assert result.quarantined["rule"].unique().to_list() == ["duplicate_event_id"]
     assert result.quarantined["reason"][0] == (
-        f"event_id '{0:040x}' repeats an earlier accepted row of this file")
+        f"event_id '{0:040x}' repeats an earlier accepted row of this file"
+    )
 
 
 def test_ids_accepted_from_an_earlier_file_of_the_day_are_duplicates_naming_that_file():
@@ -167,7 +220,8 @@ def test_ids_accepted_from_an_earlier_file_of_the_day_are_duplicates_naming_that
     assert result.quarantined["rule"].to_list() == ["duplicate_event_id"] * 2
     assert result.quarantined["reason"].to_list() == [
         "event_id 'a' was already accepted from file events_2024-03-05_part1.csv of this day",
-        "event_id 'b' repeats an earlier accepted row of this file"]
+        "event_id 'b' repeats an earlier accepted row of this file",
+    ]
 
 
 def test_numeric_bounds_are_configurable():
@@ -196,8 +250,12 @@ def test_quarantine_table_shape_and_provenance():
     result = run(staged({"user_id": None, "raw_record": raw}, {"event_id": "e2"}))
     assert result.quarantined.schema == pl.Schema(QUARANTINE_SCHEMA)
     assert result.quarantined.row(0, named=True) == {
-        "event_day": DAY, "source_file": "events_2024-03-05.csv", "rule": "missing_user_id",
-        "reason": "user_id is missing or empty", "raw_record": raw, "quarantined_at": NOW,
+        "event_day": DAY,
+        "source_file": "events_2024-03-05.csv",
+        "rule": "missing_user_id",
+        "reason": "user_id is missing or empty",
+        "raw_record": raw,
+        "quarantined_at": NOW,
     }
 
 
@@ -212,8 +270,9 @@ def test_max_future_is_configurable():
     frame = staged({"event_time": "2024-03-05T23:59:00Z"})
     early = datetime(2024, 3, 5, 23, 0, tzinfo=UTC)
     strict = clean(frame, partition_day=DAY, now=early, source_file="f")
-    lenient = clean(frame, partition_day=DAY, now=early, source_file="f",
-                    max_future=timedelta(hours=1))
+    lenient = clean(
+        frame, partition_day=DAY, now=early, source_file="f", max_future=timedelta(hours=1)
+    )
     assert strict.quarantined["rule"].to_list() == ["future_event_time"]
     assert lenient.accepted.height == 1
 
@@ -233,17 +292,44 @@ def test_invalid_arguments_are_programming_errors():
     with pytest.raises(ValueError, match=r"missing \['raw_record'\]"):
         clean(frame.drop("raw_record"), partition_day=DAY, now=NOW, source_file="f")
     with pytest.raises(ValueError, match="'amount': 'Float64'"):
-        clean(frame.with_columns(pl.col("amount").cast(pl.Float64)), partition_day=DAY, now=NOW,
-              source_file="f")
+        clean(
+            frame.with_columns(pl.col("amount").cast(pl.Float64)),
+            partition_day=DAY,
+            now=NOW,
+            source_file="f",
+        )
 
 
 def test_ip_pattern_agrees_with_the_standard_library():
     candidates = [
-        "0.0.0.0", "255.255.255.255", "256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "::", "::1",
-        "1::", "fe80::1", "2001:db8::8a2e:370:7334", "2001:0db8:0:0:0:ff00:42:8329",
-        "::ffff:192.0.2.1", "64:ff9b::192.0.2.1", "1::2:3.4.5.6", "1:2:3:4:5:6:7:8",
-        "1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "12345::", "g::1",
-        "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4", "1.2.3.4 ", "", "abc",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.0.0.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "::",
+        "::1",
+        "1::",
+        "fe80::1",
+        "2001:db8::8a2e:370:7334",
+        "2001:0db8:0:0:0:ff00:42:8329",
+        "::ffff:192.0.2.1",
+        "64:ff9b::192.0.2.1",
+        "1::2:3.4.5.6",
+        "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7::",
+        "1:2:3:4:5:6:7:8:9",
+        ":::",
+        "1::2::3",
+        "12345::",
+        "g::1",
+        "1:2:3:4:5:6:1.2.3.4",
+        "1:2:3:4:5:6:7:1.2.3.4",
+        "::1.2.3.4",
+        "1.2.3.4 ",
+        "",
+        "abc",
     ]
 
     def valid(text: str) -> bool:
@@ -261,12 +347,15 @@ def test_ip_pattern_agrees_with_the_standard_library():
 def test_a_million_rows_clean_in_seconds():
     rows = 1_000_000
     index = pl.int_range(rows, eager=True)
-    frame = pl.DataFrame({name: pl.Series(name, [None] * rows, dtype=pl.String)
-                          for name in STAGED_SCHEMA}).with_columns(
+    frame = pl.DataFrame(
+        {name: pl.Series(name, [None] * rows, dtype=pl.String) for name in STAGED_SCHEMA}
+    ).with_columns(
         ("e" + index.cast(pl.String)).alias("event_id"),
         ("u" + (index % 50_000).cast(pl.String)).alias("user_id"),
         pl.lit("2024-03-05T10:00:00+00:00").alias("event_time"),
-        pl.when(index % 100 == 0).then(pl.lit("teleport")).otherwise(pl.lit("view"))
+        pl.when(index % 100 == 0)
+        .then(pl.lit("teleport"))
+        .otherwise(pl.lit("view"))
         .alias("event_type"),
         (index % 997).cast(pl.String).alias("amount"),
         pl.lit("10.0.0.1").alias("ip"),

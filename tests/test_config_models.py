@@ -56,26 +56,34 @@ def test_a_policy_typo_deep_in_a_rule_names_its_key_path(tmp_path: Path) -> None
     clause["fature"] = clause.pop("feature")
     message = _policy_error(tmp_path, document)
     # the typo, not the key it leaves missing, is reported
-    assert message.endswith(": hard_rules[1].when[0].fature: unknown field "
-                            "(allowed: feature, op, value)")
+    assert message.endswith(
+        ": hard_rules[1].when[0].fature: unknown field (allowed: feature, op, value)"
+    )
 
 
 def test_a_mapping_typo_in_a_section_names_the_section(tmp_path: Path) -> None:
     document = _mapping()
     document["timestamp"]["timzone"] = document["timestamp"].pop("timezone")
-    assert "unknown key(s) ['timzone'] in 'timestamp'; allowed: ['column', 'format', " \
-           "'timezone']" in _mapping_error(document)
+    assert (
+        "unknown key(s) ['timzone'] in 'timestamp'; allowed: ['column', 'format', "
+        "'timezone']" in _mapping_error(document)
+    )
 
 
-@pytest.mark.parametrize(("change", "path"), [
-    (lambda d: d["bands"][1].update(outcome=SECRET), "bands[1].outcome"),
-    (lambda d: d["bands"][1].update(max=SECRET), "bands[1].max"),
-    (lambda d: d["hard_rules"][0]["when"][0].update(op=SECRET), "hard_rules[0].when[0].op"),
-    (lambda d: d["hard_rules"][0]["when"][0].update(value=SECRET),
-     "hard_rules[0].when[0].value"),
-    (lambda d: d["hard_rules"][0].update(name=[SECRET]), "hard_rules[0].name"),
-    (lambda d: d.update(version=SECRET), "version"),
-])
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda d: d["bands"][1].update(outcome=SECRET), "bands[1].outcome"),
+        (lambda d: d["bands"][1].update(max=SECRET), "bands[1].max"),
+        (lambda d: d["hard_rules"][0]["when"][0].update(op=SECRET), "hard_rules[0].when[0].op"),
+        (
+            lambda d: d["hard_rules"][0]["when"][0].update(value=SECRET),
+            "hard_rules[0].when[0].value",
+        ),
+        (lambda d: d["hard_rules"][0].update(name=[SECRET]), "hard_rules[0].name"),
+        (lambda d: d.update(version=SECRET), "version"),
+    ],
+)
 def test_policy_errors_name_keys_never_values(tmp_path: Path, change, path: str) -> None:
     document = _policy()
     change(document)
@@ -83,13 +91,16 @@ def test_policy_errors_name_keys_never_values(tmp_path: Path, change, path: str)
     assert f": {path}: " in message and SECRET not in message
 
 
-@pytest.mark.parametrize("change", [
-    lambda d: d["timestamp"].update(timezone=SECRET),
-    lambda d: d["timestamp"].update(format=7),
-    lambda d: d["event_types"].update(page_view=SECRET),
-    lambda d: d["columns"].update(visitor=SECRET),
-    lambda d: d.update(event_id=[SECRET]),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["timestamp"].update(timezone=SECRET),
+        lambda d: d["timestamp"].update(format=7),
+        lambda d: d["event_types"].update(page_view=SECRET),
+        lambda d: d["columns"].update(visitor=SECRET),
+        lambda d: d.update(event_id=[SECRET]),
+    ],
+)
 def test_mapping_errors_name_keys_never_values(change) -> None:
     document = _mapping()
     change(document)
@@ -101,10 +112,12 @@ def test_policy_numbers_are_strict_and_finite(tmp_path: Path) -> None:
     document = _policy()
     document["hard_rules"][0]["when"][0]["value"] = "60"  # YAML text, not a number
     assert "hard_rules[0].when[0].value: must be a number, got str" in _policy_error(
-        tmp_path, document)
+        tmp_path, document
+    )
     document["hard_rules"][0]["when"][0]["value"] = float("nan")
     assert "hard_rules[0].when[0].value: must be a finite number" in _policy_error(
-        tmp_path, document)
+        tmp_path, document
+    )
 
 
 def test_sections_left_empty_read_as_none_configured(tmp_path: Path) -> None:
@@ -117,20 +130,36 @@ def test_sections_left_empty_read_as_none_configured(tmp_path: Path) -> None:
 
 # -- the training spec -----------------------------------------------------------------------------
 def _training_set(tmp_path: Path) -> TrainingSetInfo:
-    return TrainingSetInfo(directory=str(tmp_path / "set"), days={}, rows={}, labelled_rows={},
-                           abnormal_rows={}, feature_names=list(FEATURE_COLUMNS),
-                           categories={"channel": ["Direct"]})
+    return TrainingSetInfo(
+        directory=str(tmp_path / "set"),
+        days={},
+        rows={},
+        labelled_rows={},
+        abnormal_rows={},
+        feature_names=list(FEATURE_COLUMNS),
+        categories={"channel": ["Direct"]},
+    )
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"trainer": {"batchsize": 64}}, "spec field 'trainer': unknown trainer setting(s) "
-                                     "['batchsize']; known: ['accelerator', 'batch_size', "),
-    ({"trainer": {"precision": "fp8"}}, "spec field 'trainer': trainer setting 'precision' "
-                                        "must be one of ['32-true', "),
-    ({"mlflow": {"tracking_uri": "sqlite:///m.db", "run_id": "r", "experiment": "x"}},
-     "unknown spec field(s) 'mlflow' ['experiment']; known: ['artifact_location', "),
-    ({"label_colum": "label"}, "unknown spec field(s) ['label_colum']; known: ["),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"trainer": {"batchsize": 64}},
+            "spec field 'trainer': unknown trainer setting(s) "
+            "['batchsize']; known: ['accelerator', 'batch_size', ",
+        ),
+        (
+            {"trainer": {"precision": "fp8"}},
+            "spec field 'trainer': trainer setting 'precision' must be one of ['32-true', ",
+        ),
+        (
+            {"mlflow": {"tracking_uri": "sqlite:///m.db", "run_id": "r", "experiment": "x"}},
+            "unknown spec field(s) 'mlflow' ['experiment']; known: ['artifact_location', ",
+        ),
+        ({"label_colum": "label"}, "unknown spec field(s) ['label_colum']; known: ["),
+    ],
+)
 def test_a_training_spec_typo_names_its_key_path(change: dict, message: str) -> None:
     spec = {"kind": "sequence", "train_path": "t.parquet", "output_dir": "model", **change}
     with pytest.raises(SpecError) as error:
@@ -142,12 +171,22 @@ def test_launchpad_defaults_are_the_trainer_settings() -> None:
     """The anomaly_model Launchpad form restates no trainer default: it takes TrainerSettings'."""
     launchpad, settings = AnomalyModelConfig(), TrainerSettings()
     shared = set(AnomalyModelConfig.model_fields) & set(TrainerSettings.model_fields)
-    assert shared >= {"accelerator", "devices", "precision", "max_epochs", "batch_size",
-                      "learning_rate", "patience", "seed"}
+    assert shared >= {
+        "accelerator",
+        "devices",
+        "precision",
+        "max_epochs",
+        "batch_size",
+        "learning_rate",
+        "patience",
+        "seed",
+    }
     for name in shared:
         assert getattr(launchpad, name) == getattr(settings, name), name
-        assert AnomalyModelConfig.model_fields[name].description == \
-            TrainerSettings.model_fields[name].description, name
+        assert (
+            AnomalyModelConfig.model_fields[name].description
+            == TrainerSettings.model_fields[name].description
+        ), name
     assert launchpad.batch_size == 512 and launchpad.seed == 7  # one value, not 512 vs 1024
     assert launchpad.kinds == list(KINDS)
 
@@ -162,14 +201,18 @@ def test_the_asset_spec_travels_as_model_dump_json(tmp_path: Path) -> None:
     assert TrainingSpec.from_file(path) == spec
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"precision": "fp8"}, "trainer setting 'precision' must be one of"),
-    ({"batch_size": 0}, "trainer setting 'batch_size' must be greater than or equal to 1"),
-    ({"kinds": ["autoencodr"]}, "spec field 'kind' must be one of ['autoencoder', 'sequence']"),
-    ({"model_params": {"autoencoder": {"trainer": {}}}}, "must not contain 'trainer'"),
-])
-def test_a_bad_launchpad_value_fails_while_the_spec_is_built(tmp_path: Path, config: dict,
-                                                             message: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"precision": "fp8"}, "trainer setting 'precision' must be one of"),
+        ({"batch_size": 0}, "trainer setting 'batch_size' must be greater than or equal to 1"),
+        ({"kinds": ["autoencodr"]}, "spec field 'kind' must be one of ['autoencoder', 'sequence']"),
+        ({"model_params": {"autoencoder": {"trainer": {}}}}, "must not contain 'trainer'"),
+    ],
+)
+def test_a_bad_launchpad_value_fails_while_the_spec_is_built(
+    tmp_path: Path, config: dict, message: str
+) -> None:
     import dagster as dg
 
     model_config = AnomalyModelConfig(**config)

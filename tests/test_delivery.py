@@ -30,15 +30,18 @@ def landing(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("pattern, problem", [
-    ("events.csv", "must contain {day}"),
-    ("../../../secret/creds_{day}.csv", "no '..'"),
-    ("{day}/../../creds.csv", "no '..'"),
-    ("/etc/{day}.csv", "relative pattern"),
-    ("~/{day}.csv", "relative pattern"),
-    ("events_{day}_{shop}.csv", "unknown placeholder(s) ['shop']"),
-    ("events_{day.csv", "not a valid pattern"),
-])
+@pytest.mark.parametrize(
+    "pattern, problem",
+    [
+        ("events.csv", "must contain {day}"),
+        ("../../../secret/creds_{day}.csv", "no '..'"),
+        ("{day}/../../creds.csv", "no '..'"),
+        ("/etc/{day}.csv", "relative pattern"),
+        ("~/{day}.csv", "relative pattern"),
+        ("events_{day}_{shop}.csv", "unknown placeholder(s) ['shop']"),
+        ("events_{day.csv", "not a valid pattern"),
+    ],
+)
 def test_bad_patterns_are_refused(pattern: str, problem: str) -> None:
     with pytest.raises(LandingPathError) as error:
         check_pattern(pattern)
@@ -46,8 +49,13 @@ def test_bad_patterns_are_refused(pattern: str, problem: str) -> None:
 
 
 def test_in_progress_names_are_not_read(landing: Path) -> None:
-    for name in (f"events_{DAY}.csv", f".events_{DAY}.csv", f"events_{DAY}.csv.part",
-                 f"events_{DAY}.csv.tmp", f"events_{DAY}.PARTIAL"):
+    for name in (
+        f"events_{DAY}.csv",
+        f".events_{DAY}.csv",
+        f"events_{DAY}.csv.part",
+        f"events_{DAY}.csv.tmp",
+        f"events_{DAY}.PARTIAL",
+    ):
         (landing / name).write_text("x\n")
     assert [p.name for p in day_files(landing, "events_{day}*", DAY)] == [f"events_{DAY}.csv"]
     (landing / f"events_{DAY}.csv").unlink()

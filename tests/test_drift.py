@@ -28,12 +28,22 @@ from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, HISTORY_FEATURES
 def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(0)
     n_ref, n_cur = 5000, 1500
-    reference = pl.DataFrame({
-        "stable": rng.normal(0, 1, n_ref), "shifted": rng.normal(0, 1, n_ref),
-        "halved": rng.lognormal(3, 0.5, n_ref), "rare_count": rng.poisson(0.1, n_ref) * 1.0})
-    current = pl.DataFrame({
-        "stable": rng.normal(0, 1, n_cur), "shifted": rng.normal(1.0, 1, n_cur),
-        "halved": rng.lognormal(3, 0.5, n_cur) * 0.5, "rare_count": rng.poisson(0.1, n_cur) * 1.0})
+    reference = pl.DataFrame(
+        {
+            "stable": rng.normal(0, 1, n_ref),
+            "shifted": rng.normal(0, 1, n_ref),
+            "halved": rng.lognormal(3, 0.5, n_ref),
+            "rare_count": rng.poisson(0.1, n_ref) * 1.0,
+        }
+    )
+    current = pl.DataFrame(
+        {
+            "stable": rng.normal(0, 1, n_cur),
+            "shifted": rng.normal(1.0, 1, n_cur),
+            "halved": rng.lognormal(3, 0.5, n_cur) * 0.5,
+            "rare_count": rng.poisson(0.1, n_cur) * 1.0,
+        }
+    )
     return reference, current
 
 
@@ -71,21 +81,28 @@ def test_feature_drift_table(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
 
 
 def test_unseen_categories_and_channel_mix() -> None:
-    row = categorical_drift("channel", ["SEO"] * 50 + ["Ads"] * 50,
-                            ["SEO"] * 40 + ["Ads"] * 40 + ["AppStore"] * 20)
+    row = categorical_drift(
+        "channel", ["SEO"] * 50 + ["Ads"] * 50, ["SEO"] * 40 + ["Ads"] * 40 + ["AppStore"] * 20
+    )
     assert row["unseen_share"] == pytest.approx(0.2)
     assert row["psi"] > 0.25 and row["ks_stat"] is None
-    same = categorical_drift("event_type", pl.Series(["view", "cart", None] * 30),
-                             pl.Series(["view", None, "cart"]))
+    same = categorical_drift(
+        "event_type", pl.Series(["view", "cart", None] * 30), pl.Series(["view", None, "cart"])
+    )
     assert same["unseen_share"] == 0.0 and same["psi"] < 1e-6
 
 
 def test_assess_needs_enough_drifted_features_or_a_score_shift(
-        frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    frames: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     reference, current = frames
     features = ["stable", "shifted", "halved", "rare_count"]
-    table = feature_drift(reference, current, features,
-                          {"channel": (["SEO", "Ads"] * 50, ["SEO", "Ads", "AppStore"] * 10)})
+    table = feature_drift(
+        reference,
+        current,
+        features,
+        {"channel": (["SEO", "Ads"] * 50, ["SEO", "Ads", "AppStore"] * 10)},
+    )
     verdict = assess(table, DriftThresholds(min_drifted_features=3))
     assert verdict.drifted and set(verdict.drifted_features) == {"shifted", "halved", "channel"}
     assert verdict.reason.startswith("drift: 3 of 5 feature(s) drifted (≥ 3): ")
@@ -93,8 +110,9 @@ def test_assess_needs_enough_drifted_features_or_a_score_shift(
     calm = assess(table, DriftThresholds(min_drifted_features=4))
     assert not calm.drifted and calm.reason.startswith("no drift: 3 of 5 feature(s) drifted (< 4)")
     rng = np.random.default_rng(3)
-    with_score = pl.concat([table, score_drift(rng.uniform(0, 800, 3000),
-                                               rng.uniform(200, 1000, 800))])
+    with_score = pl.concat(
+        [table, score_drift(rng.uniform(0, 800, 3000), rng.uniform(200, 1000, 800))]
+    )
     verdict = assess(with_score, DriftThresholds(min_drifted_features=4))
     assert verdict.drifted and verdict.reason.startswith("drift: score distribution drifted (")
     assert "score" not in verdict.drifted_features
@@ -113,11 +131,20 @@ def test_drifted_is_per_feature_on_a_drifted_day(frames: tuple[pl.DataFrame, pl.
 def _warm_up_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
     """Two history features and a plain one; the current day is a warm-up day (no history yet)."""
     rng = np.random.default_rng(4)
-    reference = pl.DataFrame({"history_days": rng.integers(0, 8, 4000) * 1.0,
-                              "new_device": rng.binomial(1, 0.05, 4000) * 1.0,
-                              "n_views": rng.poisson(12, 4000) * 1.0})
-    current = pl.DataFrame({"history_days": np.zeros(800), "new_device": np.zeros(800),
-                            "n_views": rng.poisson(12, 800) * 1.0})
+    reference = pl.DataFrame(
+        {
+            "history_days": rng.integers(0, 8, 4000) * 1.0,
+            "new_device": rng.binomial(1, 0.05, 4000) * 1.0,
+            "n_views": rng.poisson(12, 4000) * 1.0,
+        }
+    )
+    current = pl.DataFrame(
+        {
+            "history_days": np.zeros(800),
+            "new_device": np.zeros(800),
+            "n_views": rng.poisson(12, 800) * 1.0,
+        }
+    )
     return reference, current
 
 
@@ -184,8 +211,10 @@ def test_unseen_categories_against_a_reference_set_leaves_psi_null() -> None:
     """The champion's bundle lists the categories training saw; only the unseen share is
     measured against that list (a PSI against it would flag every calm day)."""
     seen = {"channel": ["Ads", "SEO"], "event_type": ["view", "cart"]}
-    rows = unseen_categories(seen, {"channel": ["SEO", "AppStore", None, "Ads"],
-                                    "event_type": ["view"] * 90 + ["cart"] * 10})
+    rows = unseen_categories(
+        seen,
+        {"channel": ["SEO", "AppStore", None, "Ads"], "event_type": ["view"] * 90 + ["cart"] * 10},
+    )
     by_feature = {r["feature"]: r for r in rows.iter_rows(named=True)}
     assert by_feature["channel"]["unseen_share"] == pytest.approx(1 / 3)  # null is not unseen
     assert by_feature["event_type"]["unseen_share"] == 0.0

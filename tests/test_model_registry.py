@@ -40,8 +40,9 @@ def tracking_uri(tmp_path: Path) -> Iterator[str]:
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     rng = np.random.default_rng(0)
     X = rng.lognormal(size=(400, 5)).astype(np.float32)
-    detector = AutoencoderDetector(hidden_dims=[8], latent_dim=2,
-                                   trainer={"accelerator": "cpu", "max_epochs": 2})
+    detector = AutoencoderDetector(
+        hidden_dims=[8], latent_dim=2, trainer={"accelerator": "cpu", "max_epochs": 2}
+    )
     detector.fit(X, feature_names=[f"f{i}" for i in range(5)])
     return detector.save(tmp_path_factory.mktemp("detector") / "model"), X
 
@@ -58,8 +59,7 @@ def test_artifacts_go_beside_the_sqlite_database(tracking_uri: str, tmp_path: Pa
     assert default.is_relative_to(data_home(tmp_path).mlflow_artifacts)
 
 
-def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
-                                               tmp_path: Path) -> None:
+def test_register_champion_and_load_round_trip(tracking_uri: str, fitted, tmp_path: Path) -> None:
     detector_dir, X = fitted
     home = data_home(tmp_path)
     assert get_champion(tracking_uri) is None  # no registered model yet
@@ -67,8 +67,13 @@ def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
     with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, "exp")) as run:
         first = log_detector(detector_dir, tags={"dagster_run_id": "run-1"})
         second = log_detector(detector_dir, artifact_path="model_b")
-    assert first == ModelVersionRef(name=REGISTERED_MODEL, version=1, run_id=run.info.run_id,
-                                    kind="autoencoder", source_dir=first.source_dir)
+    assert first == ModelVersionRef(
+        name=REGISTERED_MODEL,
+        version=1,
+        run_id=run.info.run_id,
+        kind="autoencoder",
+        source_dir=first.source_dir,
+    )
     assert Path(first.source_dir).is_relative_to(data_home(tmp_path).mlflow_artifacts)
     assert (Path(first.source_dir) / "meta.json").is_file()
     assert second.version == 2
@@ -94,7 +99,8 @@ def test_register_champion_and_load_round_trip(tracking_uri: str, fitted,
     assert champion.ref == second
     assert champion.bundle_dir == home.champion_cache / f"{REGISTERED_MODEL}-v2"
     assert sorted(p.name for p in champion.bundle_dir.iterdir()) == sorted(
-        p.name for p in detector_dir.iterdir())
+        p.name for p in detector_dir.iterdir()
+    )
     assert home.champion() == champion  # cached, not re-fetched
     assert [p.name for p in home.champion_cache.iterdir()] == [champion.bundle_dir.name]
 

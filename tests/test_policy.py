@@ -16,14 +16,26 @@ DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "resources" / "policy.yam
 
 BASE = {
     "version": 1,
-    "bands": [{"min": 0, "max": 800, "outcome": "allow"},
-              {"min": 800, "max": 900, "outcome": "review"},
-              {"min": 900, "max": 1000, "outcome": "block"}],
-    "hard_rules": [{"name": "instant_purchase_shared_device", "outcome": "block", "when": [
-        {"feature": "first_purchase_delay_s", "op": "<=", "value": 60},
-        {"feature": "users_per_device_day", "op": ">=", "value": 3}]},
-        {"name": "many_reviews", "outcome": "review", "when": [
-            {"feature": "n_reviews", "op": ">", "value": 10}]}],
+    "bands": [
+        {"min": 0, "max": 800, "outcome": "allow"},
+        {"min": 800, "max": 900, "outcome": "review"},
+        {"min": 900, "max": 1000, "outcome": "block"},
+    ],
+    "hard_rules": [
+        {
+            "name": "instant_purchase_shared_device",
+            "outcome": "block",
+            "when": [
+                {"feature": "first_purchase_delay_s", "op": "<=", "value": 60},
+                {"feature": "users_per_device_day", "op": ">=", "value": 3},
+            ],
+        },
+        {
+            "name": "many_reviews",
+            "outcome": "review",
+            "when": [{"feature": "n_reviews", "op": ">", "value": 10}],
+        },
+    ],
 }
 
 
@@ -35,8 +47,11 @@ def _write(tmp_path: Path, document: object) -> Path:
 
 def _frame(**columns: list[float]) -> pl.DataFrame:
     n = len(columns["score"])
-    defaults = {"first_purchase_delay_s": [604800.0] * n, "users_per_device_day": [1.0] * n,
-                "n_reviews": [0.0] * n}
+    defaults = {
+        "first_purchase_delay_s": [604800.0] * n,
+        "users_per_device_day": [1.0] * n,
+        "n_reviews": [0.0] * n,
+    }
     return pl.DataFrame({"user_key": [f"u{i}" for i in range(n)], **defaults, **columns})
 
 
@@ -57,16 +72,24 @@ def test_bands_decide_and_edges_are_half_open(tmp_path: Path) -> None:
 
 def test_hard_rules_raise_but_never_relax_the_outcome(tmp_path: Path) -> None:
     policy = load_policy(_write(tmp_path, BASE))
-    out = policy.apply(_frame(
-        score=[100.0, 100.0, 950.0, 100.0, 850.0, 100.0],
-        first_purchase_delay_s=[42.0, 42.0, 42.0, 604800.0, 604800.0, 30.0],
-        users_per_device_day=[5.0, 2.0, 5.0, 1.0, 1.0, 4.0],
-        n_reviews=[0.0, 0.0, 0.0, 12.0, 12.0, 20.0]))
+    out = policy.apply(
+        _frame(
+            score=[100.0, 100.0, 950.0, 100.0, 850.0, 100.0],
+            first_purchase_delay_s=[42.0, 42.0, 42.0, 604800.0, 604800.0, 30.0],
+            users_per_device_day=[5.0, 2.0, 5.0, 1.0, 1.0, 4.0],
+            n_reviews=[0.0, 0.0, 0.0, 12.0, 12.0, 20.0],
+        )
+    )
     assert out["outcome"].to_list() == ["block", "allow", "block", "review", "review", "block"]
     # the rule is named only where it decided: the strictest matching rule wins
     assert out["matched_rule"].to_list() == [
-        "instant_purchase_shared_device", None, None, "many_reviews", None,
-        "instant_purchase_shared_device"]
+        "instant_purchase_shared_device",
+        None,
+        None,
+        "many_reviews",
+        None,
+        "instant_purchase_shared_device",
+    ]
 
 
 def test_apply_refuses_missing_columns_and_out_of_range_scores(tmp_path: Path) -> None:
@@ -90,22 +113,31 @@ def _error(tmp_path: Path, document: object, **kwargs: object) -> str:
 
 def test_unknown_field_is_named(tmp_path: Path) -> None:
     assert "bands[1].outcom: unknown field (allowed: min, max, outcome, description)" in _error(
-        tmp_path, {**BASE, "bands": [BASE["bands"][0],
-                                     {"min": 800, "max": 900, "outcom": "review"},
-                                     BASE["bands"][2]]})
+        tmp_path,
+        {
+            **BASE,
+            "bands": [
+                BASE["bands"][0],
+                {"min": 800, "max": 900, "outcom": "review"},
+                BASE["bands"][2],
+            ],
+        },
+    )
     assert ": threshold: unknown field" in _error(tmp_path, {**BASE, "threshold": 3})
 
 
 def test_bands_out_of_order(tmp_path: Path) -> None:
     bands = [BASE["bands"][0], BASE["bands"][2], BASE["bands"][1]]
     assert "bands[2].min: bands are out of order: 800 is below bands[1].min 900" in _error(
-        tmp_path, {**BASE, "bands": bands})
+        tmp_path, {**BASE, "bands": bands}
+    )
 
 
 def test_overlapping_bands(tmp_path: Path) -> None:
     bands = [BASE["bands"][0], {"min": 750, "max": 900, "outcome": "review"}, BASE["bands"][2]]
     assert "bands[1].min: overlaps bands[0] (0–800); it must start at 800" in _error(
-        tmp_path, {**BASE, "bands": bands})
+        tmp_path, {**BASE, "bands": bands}
+    )
 
 
 def test_bands_must_cover_0_to_1000(tmp_path: Path) -> None:
@@ -113,43 +145,63 @@ def test_bands_must_cover_0_to_1000(tmp_path: Path) -> None:
     assert "bands[1].min: gap between 800 and 850" in _error(tmp_path, {**BASE, "bands": gap})
     short = [{"min": 0, "max": 990, "outcome": "allow"}]
     assert "bands[0].max: the last band must end at 1000" in _error(
-        tmp_path, {**BASE, "bands": short})
+        tmp_path, {**BASE, "bands": short}
+    )
     late = [{"min": 10, "max": 1000, "outcome": "allow"}]
     assert "bands[0].min: the first band must start at 0" in _error(
-        tmp_path, {**BASE, "bands": late})
+        tmp_path, {**BASE, "bands": late}
+    )
 
 
 def test_unknown_outcome_and_lenient_higher_band(tmp_path: Path) -> None:
     bands = [BASE["bands"][0], {"min": 800, "max": 1000, "outcome": "deny"}]
     message = _error(tmp_path, {**BASE, "bands": bands})
     assert "bands[1].outcome: unknown outcome; use one of" in message and "deny" not in message
-    bands = [{"min": 0, "max": 500, "outcome": "review"},
-             {"min": 500, "max": 1000, "outcome": "allow"}]
+    bands = [
+        {"min": 0, "max": 500, "outcome": "review"},
+        {"min": 500, "max": 1000, "outcome": "allow"},
+    ]
     assert "bands[1].outcome: 'allow' is more lenient" in _error(tmp_path, {**BASE, "bands": bands})
 
 
 def test_bad_op(tmp_path: Path) -> None:
-    rules = [{"name": "r", "outcome": "block",
-              "when": [{"feature": "n_reviews", "op": "=>", "value": 3}]}]
-    assert ("hard_rules[0].when[0].op: bad op; use one of "
-            "['<', '<=', '>', '>=', '==', '!=']") in _error(tmp_path, {**BASE, "hard_rules": rules})
+    rules = [
+        {
+            "name": "r",
+            "outcome": "block",
+            "when": [{"feature": "n_reviews", "op": "=>", "value": 3}],
+        }
+    ]
+    assert (
+        "hard_rules[0].when[0].op: bad op; use one of ['<', '<=', '>', '>=', '==', '!=']"
+    ) in _error(tmp_path, {**BASE, "hard_rules": rules})
 
 
 def test_rule_errors_name_the_key_path(tmp_path: Path) -> None:
-    unknown_feature = [{"name": "r", "outcome": "block",
-                        "when": [{"feature": "n_reveiws", "op": ">", "value": 3}]}]
+    unknown_feature = [
+        {"name": "r", "outcome": "block", "when": [{"feature": "n_reveiws", "op": ">", "value": 3}]}
+    ]
     assert "hard_rules[0].when[0].feature: unknown feature" in _error(
-        tmp_path, {**BASE, "hard_rules": unknown_feature}, feature_names=FEATURE_COLUMNS)
-    not_a_number = [{"name": "r", "outcome": "block",
-                     "when": [{"feature": "n_reviews", "op": ">", "value": "3; drop"}]}]
+        tmp_path, {**BASE, "hard_rules": unknown_feature}, feature_names=FEATURE_COLUMNS
+    )
+    not_a_number = [
+        {
+            "name": "r",
+            "outcome": "block",
+            "when": [{"feature": "n_reviews", "op": ">", "value": "3; drop"}],
+        }
+    ]
     assert "hard_rules[0].when[0].value: must be a number" in _error(
-        tmp_path, {**BASE, "hard_rules": not_a_number})
+        tmp_path, {**BASE, "hard_rules": not_a_number}
+    )
     duplicate = [BASE["hard_rules"][0], BASE["hard_rules"][0]]
     assert "hard_rules[1].name: duplicate rule name" in _error(
-        tmp_path, {**BASE, "hard_rules": duplicate})
+        tmp_path, {**BASE, "hard_rules": duplicate}
+    )
     empty = [{"name": "r", "outcome": "block", "when": []}]
     assert "hard_rules[0].when: must be a non-empty list" in _error(
-        tmp_path, {**BASE, "hard_rules": empty})
+        tmp_path, {**BASE, "hard_rules": empty}
+    )
     assert "bands: required field is missing" in _error(tmp_path, {"hard_rules": []})
 
 
@@ -168,8 +220,9 @@ def test_integer_scores_are_accepted(tmp_path: Path) -> None:
     assert out["outcome"].to_list() == ["allow", "block"]
 
 
-def test_policy_file_must_lie_in_a_configuration_folder(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_file_must_lie_in_a_configuration_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert config_file("resources/policy.yaml", setting="policy_file") == DEFAULT_POLICY
     outside = tmp_path / "policy.yaml"
     outside.write_text("bands: secret-value\n")

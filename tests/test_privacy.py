@@ -25,7 +25,7 @@ from anomaly_pipeline.privacy import (
     pseudonymize,
     pseudonymize_many,
 )
-from tests.dbt_fixtures import TEST_PSEUDONYM_KEY, build_warehouse, dbt_day_vars, run_dbt
+from dbt_fixtures import TEST_PSEUDONYM_KEY, build_warehouse, dbt_day_vars, run_dbt
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -46,18 +46,21 @@ def test_batch_pseudonyms_equal_single_ones(key: bytes) -> None:
     ]
 
 
-@pytest.mark.parametrize(("ip", "network"), [
-    ("192.168.5.9", "192.168.5.0/24"),
-    (" 10.0.0.255 ", "10.0.0.0/24"),
-    ("2001:db8:abcd:12::1", "2001:db8:abcd::/48"),
-    ("::ffff:1.2.3.4", "1.2.3.0/24"),
-    ("256.1.1.1", None),
-    ("010.1.1.1", None),
-    ("1.2.3", None),
-    ("not-an-ip", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("192.168.5.9", "192.168.5.0/24"),
+        (" 10.0.0.255 ", "10.0.0.0/24"),
+        ("2001:db8:abcd:12::1", "2001:db8:abcd::/48"),
+        ("::ffff:1.2.3.4", "1.2.3.0/24"),
+        ("256.1.1.1", None),
+        ("010.1.1.1", None),
+        ("1.2.3", None),
+        ("not-an-ip", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_ip_network(ip: str | None, network: str | None) -> None:
     assert ip_network(ip) == network
 
@@ -110,21 +113,40 @@ def test_udfs_match_the_python_functions(monkeypatch: pytest.MonkeyPatch) -> Non
     assert rows["network_key"].to_list() == ip_network_keys(ips, KEY)
     assert con.sql("select current_setting('TimeZone')").fetchone() == ("UTC",)
     other = _connection_with_udfs(monkeypatch, OTHER_KEY)
-    assert other.sql("select pseudonymize('10.1.2.3')").fetchone() != con.sql(
-        "select pseudonymize('10.1.2.3')").fetchone()
+    assert (
+        other.sql("select pseudonymize('10.1.2.3')").fetchone()
+        != con.sql("select pseudonymize('10.1.2.3')").fetchone()
+    )
 
 
 @pytest.mark.parametrize("key", [KEY, b"x" * 64, "long-kéy".encode() * 20])
 def test_native_sql_pseudonyms_equal_the_python_ones(
-    monkeypatch: pytest.MonkeyPatch, key: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    key: bytes,
 ) -> None:
     """The SQL macros (DuckDB's SHA-256 over the HMAC pads) agree with privacy.py on every path:
     keys longer than a SHA-256 block, non-ASCII text, and addresses that the dotted-quad fast path
     must hand to the Python parser (padding, leading zeros, IPv6, IPv4-mapped IPv6)."""
     con = _connection_with_udfs(monkeypatch, key)
-    values = ["a", "", "Ünïcode", None, "user-1", "0.0.0.0", "255.255.255.255", "10.1.2.3",
-              " 10.0.0.255 ", "1.2.3.4\n", "010.1.1.1", "1.2.3.04", "256.1.1.1", "1.2.3",
-              "2001:db8:abcd:12::1", "::ffff:1.2.3.4", "not-an-ip"]
+    values = [
+        "a",
+        "",
+        "Ünïcode",
+        None,
+        "user-1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.1.2.3",
+        " 10.0.0.255 ",
+        "1.2.3.4\n",
+        "010.1.1.1",
+        "1.2.3.04",
+        "256.1.1.1",
+        "1.2.3",
+        "2001:db8:abcd:12::1",
+        "::ffff:1.2.3.4",
+        "not-an-ip",
+    ]
     con.register("ids", pl.DataFrame({"v": values}).to_arrow())
     rows = con.sql("select pseudonymize(v) as key, ip_network_key(v) as network_key from ids").pl()
     assert rows["key"].to_list() == pseudonymize_many(values, key)
@@ -132,7 +154,8 @@ def test_native_sql_pseudonyms_equal_the_python_ones(
 
 
 def test_pseudonym_functions_reach_cursors_but_never_the_database_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """dbt runs models on cursors: they get the functions too. The macros hold the key pads, so
     they must stay TEMP: nothing of the key may land in the warehouse file."""
@@ -143,16 +166,20 @@ def test_pseudonym_functions_reach_cursors_but_never_the_database_file(
         plugin.configure_connection(con)
         cursor = con.cursor()
         plugin.configure_cursor(cursor)
-        assert cursor.sql("select pseudonymize('user-1'), ip_network_key('10.1.2.3')").fetchone() \
-            == (pseudonymize("user-1", KEY), pseudonymize("10.1.2.0/24", KEY))
+        assert cursor.sql(
+            "select pseudonymize('user-1'), ip_network_key('10.1.2.3')"
+        ).fetchone() == (pseudonymize("user-1", KEY), pseudonymize("10.1.2.0/24", KEY))
         cursor.execute("create table t as select pseudonymize('user-1') as user_key")
         cursor.execute("checkpoint")
     with duckdb.connect(str(database)) as con:
-        assert not con.sql("select * from duckdb_functions() where function_name in "
-                           "('pseudonymize', 'ip_network_key')").fetchall()
+        assert not con.sql(
+            "select * from duckdb_functions() where function_name in "
+            "('pseudonymize', 'ip_network_key')"
+        ).fetchall()
     contents = database.read_bytes()
-    assert not any(pad in contents or pad.hex().encode() in contents
-                   for pad in hmac_sha256_pads(KEY))
+    assert not any(
+        pad in contents or pad.hex().encode() in contents for pad in hmac_sha256_pads(KEY)
+    )
 
 
 DAY1, DAY2 = date(2024, 5, 1), date(2024, 5, 2)
@@ -167,23 +194,30 @@ def _privacy_events() -> pl.DataFrame:
         start = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
         for user_index, user in enumerate(USERS):
             for step, event_type in enumerate(("login", "view", "cart", "purchase")):
-                rows.append({
-                    "event_id": f"{day}-{user}-{step}", "user_id": user,
-                    "event_time": start + timedelta(minutes=7 * user_index + step),
-                    "event_type": event_type, "session_id": f"{user}-session-{day_index}",
-                    "device_id": f"device-of-{user}", "item_id": "item-1",
-                    "ip": f"203.0.113.{user_index + 10}" if user_index else "2001:db8::77",
-                    "amount": 9.5 if event_type == "purchase" else None,
-                })
+                rows.append(
+                    {
+                        "event_id": f"{day}-{user}-{step}",
+                        "user_id": user,
+                        "event_time": start + timedelta(minutes=7 * user_index + step),
+                        "event_type": event_type,
+                        "session_id": f"{user}-session-{day_index}",
+                        "device_id": f"device-of-{user}",
+                        "item_id": "item-1",
+                        "ip": f"203.0.113.{user_index + 10}" if user_index else "2001:db8::77",
+                        "amount": 9.5 if event_type == "purchase" else None,
+                    }
+                )
     return pl.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     warehouse = build_warehouse(
-        tmp_path_factory.mktemp("privacy"), _privacy_events(),
-        pl.DataFrame({"user_id": ["user-beta"], "event_day": [DAY2],
-                      "anomaly_type": ["click_bot"]}),
+        tmp_path_factory.mktemp("privacy"),
+        _privacy_events(),
+        pl.DataFrame(
+            {"user_id": ["user-beta"], "event_day": [DAY2], "anomaly_type": ["click_bot"]}
+        ),
     )
     for day in (DAY1, DAY2):  # separate runs: pseudonyms must be stable across invocations
         run_dbt(["run", *dbt_day_vars(day, day)], warehouse)
@@ -193,7 +227,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_no_raw_identifier_past_staging(warehouse: Path) -> None:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         raw_values = {
-            value for (value,) in con.sql("""
+            value
+            for (value,) in con.sql("""
                 select distinct v from raw.raw_events,
                 unnest([user_id, device_id, ip, session_id]) as t(v) where v is not null
             """).fetchall()
@@ -206,8 +241,12 @@ def test_no_raw_identifier_past_staging(warehouse: Path) -> None:
         assert ("features", "user_day_features") in tables and ("features", "stg_labels") in tables
         leaks = []
         for schema, table, column in columns:
-            values = {v for (v,) in con.sql(
-                f'select distinct "{column}" from "{schema}"."{table}"').fetchall()}
+            values = {
+                v
+                for (v,) in con.sql(
+                    f'select distinct "{column}" from "{schema}"."{table}"'
+                ).fetchall()
+            }
             leaks += [f"{schema}.{table}.{column}={value}" for value in values & raw_values]
     assert len(raw_values) == 15  # 3 users, 3 devices, 3 addresses, 6 sessions
     assert not leaks

@@ -64,12 +64,20 @@ def demo_like_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelin
 
     root = tmp_path_factory.mktemp("readme_home")
     home = data_home(root).ensure()
-    simulation = simulate(SimulationConfig(start_day=DAYS[0], n_days=len(DAYS), n_users=N_USERS,
-                                           seed=3, anomaly_share=0.05))
+    simulation = simulate(
+        SimulationConfig(
+            start_day=DAYS[0], n_days=len(DAYS), n_users=N_USERS, seed=3, anomaly_share=0.05
+        )
+    )
     write_landing(simulation, home.landing_events, home.landing_labels)
     with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
-        pipeline = Pipeline(root=root, days=DAYS, instance=instance,
-                            resources=pipeline_resources(root), simulation=simulation)
+        pipeline = Pipeline(
+            root=root,
+            days=DAYS,
+            instance=instance,
+            resources=pipeline_resources(root),
+            simulation=simulation,
+        )
         assert materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags(DAYS[:3])).success
         assert materialize(pipeline, TRAINING, run_config={"ops": LEAN_TRAINING}).success
         # the instance settings `make install` gives the demo home (pools: one DuckDB writer)
@@ -94,8 +102,14 @@ def test_readme_shell_blocks_run_against_a_demo_like_home(demo_like_home: Pipeli
     for block in bash_blocks(README.read_text()):
         if is_make_entry_point(block):
             continue
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=540)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
+        )
         assert done.returncode == 0, f"README block failed:\n{block}\n{done.stderr[-4000:]}"
 
     newest: list[date] = DAYS[3:]  # what the block's `date -d '3 days ago'`… names

@@ -6,21 +6,30 @@ HOUR = 3600.0
 
 
 def obs(record_id: int, drifted: bool) -> DriftObservation:
-    return DriftObservation(record_id=record_id, timestamp=float(record_id), drifted=drifted,
-                            partition=f"2026-11-{record_id:02d}")
+    return DriftObservation(
+        record_id=record_id,
+        timestamp=float(record_id),
+        drifted=drifted,
+        partition=f"2026-11-{record_id:02d}",
+    )
 
 
 def test_first_drifted_check_after_calm_days_requests_once() -> None:
-    decision = decide_retraining([obs(1, False), obs(2, False), obs(3, True)], RetrainingCursor(),
-                                 now=100 * HOUR, cooldown_s=24 * HOUR)
+    decision = decide_retraining(
+        [obs(1, False), obs(2, False), obs(3, True)],
+        RetrainingCursor(),
+        now=100 * HOUR,
+        cooldown_s=24 * HOUR,
+    )
     assert decision.request and decision.trigger == obs(3, True)
     assert decision.cursor.in_episode and decision.cursor.last_record_id == 3
 
 
 def test_an_ongoing_episode_requests_nothing_more() -> None:
     first = decide_retraining([obs(1, True)], RetrainingCursor(), now=0.0, cooldown_s=HOUR)
-    again = decide_retraining([obs(1, True), obs(2, True), obs(3, True)], first.cursor,
-                              now=10 * HOUR, cooldown_s=HOUR)
+    again = decide_retraining(
+        [obs(1, True), obs(2, True), obs(3, True)], first.cursor, now=10 * HOUR, cooldown_s=HOUR
+    )
     assert first.request and not again.request
     assert "already handled" in again.reason
 

@@ -69,7 +69,8 @@ def test_threshold_maps_into_the_same_scale(train: np.ndarray) -> None:
 def test_constant_training_scores_still_scale(train: np.ndarray) -> None:
     scaler = ScoreScaler().fit(np.full(50, 3.0))
     assert scaler.transform([2.0, 3.0, 4.0, 10.0]).tolist() == pytest.approx(
-        [0.0, 900.0, 900 + 100 * (1 - np.exp(-1 / 3)), 900 + 100 * (1 - np.exp(-7 / 3))])
+        [0.0, 900.0, 900 + 100 * (1 - np.exp(-1 / 3)), 900 + 100 * (1 - np.exp(-7 / 3))]
+    )
 
 
 def test_round_trip_through_json(train: np.ndarray) -> None:
@@ -106,8 +107,9 @@ _TIED = st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 7.25, 30.0]), min_siz
 @given(train=_TIED, new=_TIED, percentile=st.sampled_from([50.0, 90.0, 95.0, 97.0, 99.0]))
 # a small training set whose 90th percentile falls just below a score (found by hypothesis)
 @example(train=[0.0] * 10 + [0.5, 1.0], new=[0.5], percentile=90.0)
-def test_ties_never_make_the_flag_and_the_band_disagree(train: list[float], new: list[float],
-                                                         percentile: float) -> None:
+def test_ties_never_make_the_flag_and_the_band_disagree(
+    train: list[float], new: list[float], percentile: float
+) -> None:
     train_scores, raw = np.array(train), np.array(new + train[:5])
     threshold = flag_threshold(train_scores, percentile)
     scaler = ScoreScaler().fit(train_scores, threshold=threshold)

@@ -20,8 +20,14 @@ T = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 def _frame(**overrides: list) -> pl.DataFrame:
-    base = {"event_id": ["a", "b"], "event_time": [T, T], "user_id": ["u1", "u2"],
-            "event_type": ["view", "purchase"], "amount": [None, 12.5], "rating": [None, None]}
+    base = {
+        "event_id": ["a", "b"],
+        "event_time": [T, T],
+        "user_id": ["u1", "u2"],
+        "event_type": ["view", "purchase"],
+        "amount": [None, 12.5],
+        "rating": [None, None],
+    }
     return conform(pl.DataFrame({**base, **overrides}))
 
 
@@ -36,15 +42,19 @@ def test_conform_names_missing_required_columns() -> None:
         conform(pl.DataFrame({"event_id": ["a"], "event_time": [T], "event_type": ["view"]}))
 
 
-@pytest.mark.parametrize(("overrides", "column", "rule"), [
-    ({"event_type": ["view", "teleport"]}, "event_type", "isin"),
-    ({"amount": [None, -1.0]}, "amount", "in_range(0, 1000000000.0)"),
-    ({"amount": [None, float("inf")]}, "amount", "in_range(0, 1000000000.0)"),
-    ({"rating": [None, 9]}, "rating", "in_range(1, 5)"),
-    ({"user_id": ["u1", None]}, "user_id", "not_nullable"),
-])
-def test_malformed_frame_is_rejected_naming_column_and_rule(overrides: dict, column: str,
-                                                            rule: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "column", "rule"),
+    [
+        ({"event_type": ["view", "teleport"]}, "event_type", "isin"),
+        ({"amount": [None, -1.0]}, "amount", "in_range(0, 1000000000.0)"),
+        ({"amount": [None, float("inf")]}, "amount", "in_range(0, 1000000000.0)"),
+        ({"rating": [None, 9]}, "rating", "in_range(1, 5)"),
+        ({"user_id": ["u1", None]}, "user_id", "not_nullable"),
+    ],
+)
+def test_malformed_frame_is_rejected_naming_column_and_rule(
+    overrides: dict, column: str, rule: str
+) -> None:
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
         RawEventsModel.validate(_frame(**overrides), lazy=True)
     message = str(caught.value)
@@ -53,8 +63,10 @@ def test_malformed_frame_is_rejected_naming_column_and_rule(overrides: dict, col
 
 def _table(event_days: list[date], event_ids: list[str]) -> pl.DataFrame:
     return _frame(event_id=event_ids).with_columns(
-        event_day=pl.Series(event_days, dtype=pl.Date), source_file=pl.lit("events.csv"),
-        loaded_at=pl.lit(T))
+        event_day=pl.Series(event_days, dtype=pl.Date),
+        source_file=pl.lit("events.csv"),
+        loaded_at=pl.lit(T),
+    )
 
 
 def test_stored_event_ids_are_unique_per_day_not_across_days() -> None:
@@ -65,8 +77,7 @@ def test_stored_event_ids_are_unique_per_day_not_across_days() -> None:
 
 
 def test_stored_amounts_follow_the_configured_bound() -> None:
-    frame = _table([date(2026, 11, 1)] * 2, ["a", "b"]).with_columns(
-        amount=pl.Series([None, 5e9]))
+    frame = _table([date(2026, 11, 1)] * 2, ["a", "b"]).with_columns(amount=pl.Series([None, 5e9]))
     with pytest.raises(pandera.errors.SchemaErrors, match="amount"):
         raw_events_schema().validate(frame, lazy=True)
     raw_events_schema(NumericBounds(max_amount=1e10)).validate(frame)

@@ -31,10 +31,14 @@ DEFAULT_POLICY = repo_path("resources/policy.yaml")
 #: detector's contributions decide which of them leads; a new feature may tip that balance).
 ABNORMAL = {
     "view_rate": ({"views_per_active_minute": 60.0}, {"high_view_rate"}),
-    "networks": ({"distinct_ips": 8.0, "distinct_ip_networks": 6.0},
-                 {"many_ips", "many_ip_networks"}),
-    "spend": ({"n_purchases": 1.0, "purchase_amount_sum": 40_000.0,
-               "purchase_amount_mean": 40_000.0}, {"high_spend", "high_order_value"}),
+    "networks": (
+        {"distinct_ips": 8.0, "distinct_ip_networks": 6.0},
+        {"many_ips", "many_ip_networks"},
+    ),
+    "spend": (
+        {"n_purchases": 1.0, "purchase_amount_sum": 40_000.0, "purchase_amount_mean": 40_000.0},
+        {"high_spend", "high_order_value"},
+    ),
 }
 
 
@@ -57,20 +61,31 @@ def bundle(population: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
 def day(population: pl.DataFrame) -> pl.DataFrame:
     """A scoring day: fresh normal user-days plus one typical user per abnormal shape."""
     normal = _population(n=400, seed=4)
-    odd = [_typical(population, **overrides).with_columns(user_key=pl.lit(name))
-           for name, (overrides, _) in ABNORMAL.items()]
-    return pl.concat([normal, *(row.with_columns(event_day=normal["event_day"][0]).select(
-        normal.columns) for row in odd)])
+    odd = [
+        _typical(population, **overrides).with_columns(user_key=pl.lit(name))
+        for name, (overrides, _) in ABNORMAL.items()
+    ]
+    return pl.concat(
+        [
+            normal,
+            *(
+                row.with_columns(event_day=normal["event_day"][0]).select(normal.columns)
+                for row in odd
+            ),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def scored(bundle: ScoringBundle, day: pl.DataFrame) -> pl.DataFrame:
-    return score_user_days(bundle, day, load_policy(DEFAULT_POLICY, FEATURE_COLUMNS), MODEL,
-                           scored_at=SCORED_AT)
+    return score_user_days(
+        bundle, day, load_policy(DEFAULT_POLICY, FEATURE_COLUMNS), MODEL, scored_at=SCORED_AT
+    )
 
 
-def test_rows_follow_the_score_schema_and_carry_the_model(scored: pl.DataFrame,
-                                                          day: pl.DataFrame) -> None:
+def test_rows_follow_the_score_schema_and_carry_the_model(
+    scored: pl.DataFrame, day: pl.DataFrame
+) -> None:
     assert scored.schema == pl.Schema(SCORE_SCHEMA)
     assert scored["user_key"].to_list() == day["user_key"].to_list()
     assert set(scored["model_name"]) == {"anomaly_detector"}
@@ -79,8 +94,7 @@ def test_rows_follow_the_score_schema_and_carry_the_model(scored: pl.DataFrame,
     assert set(scored["scored_at"]) == {SCORED_AT}
 
 
-def test_points_are_monotone_in_the_raw_score(scored: pl.DataFrame,
-                                              bundle: ScoringBundle) -> None:
+def test_points_are_monotone_in_the_raw_score(scored: pl.DataFrame, bundle: ScoringBundle) -> None:
     by_raw = scored.sort("raw_score")
     assert by_raw["score"].diff().drop_nulls().min() >= 0
     assert scored["score"].min() >= 0 and scored["score"].max() <= 1000
@@ -97,8 +111,13 @@ def test_flag_threshold_and_outcome_agree(scored: pl.DataFrame, bundle: ScoringB
     assert 0 < scored["flagged"].sum() < scored.height
     by_band = scored.filter(pl.col("matched_rule").is_null())
     # where no hard rule decided: unflagged → allow, flagged → review below 900, block from 900
-    expected = (pl.when(~pl.col("flagged")).then(pl.lit("allow"))
-                .when(pl.col("score") >= 900).then(pl.lit("block")).otherwise(pl.lit("review")))
+    expected = (
+        pl.when(~pl.col("flagged"))
+        .then(pl.lit("allow"))
+        .when(pl.col("score") >= 900)
+        .then(pl.lit("block"))
+        .otherwise(pl.lit("review"))
+    )
     assert by_band["outcome"].to_list() == by_band.select(expected).to_series().to_list()
 
 
@@ -112,16 +131,23 @@ def test_each_abnormal_row_is_flagged_and_named_by_its_feature(scored: pl.DataFr
     assert "60.0 views/min" in view_rate["reasons"][0]
 
 
-def test_hard_rules_override_the_band(bundle: ScoringBundle, day: pl.DataFrame,
-                                      tmp_path: Path) -> None:
+def test_hard_rules_override_the_band(
+    bundle: ScoringBundle, day: pl.DataFrame, tmp_path: Path
+) -> None:
     """A rule over an everyday feature blocks rows that the bands alone would allow."""
     document = yaml.safe_load(DEFAULT_POLICY.read_text())
-    document["hard_rules"] = [{"name": "many_searches", "outcome": "block",
-                               "when": [{"feature": "n_searches", "op": ">=", "value": 4}]}]
+    document["hard_rules"] = [
+        {
+            "name": "many_searches",
+            "outcome": "block",
+            "when": [{"feature": "n_searches", "op": ">=", "value": 4}],
+        }
+    ]
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(document))
     policy: Policy = load_policy(tmp_path / "policy.yaml", FEATURE_COLUMNS)
     scored = score_user_days(bundle, day, policy, MODEL, scored_at=SCORED_AT).join(
-        day.select("user_key", "n_searches"), on="user_key")
+        day.select("user_key", "n_searches"), on="user_key"
+    )
 
     ruled = scored.filter(pl.col("n_searches") >= 4)
     rest = scored.filter(pl.col("n_searches") < 4)
@@ -139,11 +165,17 @@ def test_an_empty_day_gives_an_empty_table(bundle: ScoringBundle, day: pl.DataFr
     assert empty.is_empty() and empty.schema == pl.Schema(SCORE_SCHEMA)
 
 
-def test_scores_do_not_depend_on_the_rest_of_the_day(bundle: ScoringBundle, day: pl.DataFrame,
-                                                     scored: pl.DataFrame) -> None:
+def test_scores_do_not_depend_on_the_rest_of_the_day(
+    bundle: ScoringBundle, day: pl.DataFrame, scored: pl.DataFrame
+) -> None:
     """A user-day's score, flag and reasons are its own: scoring it alone changes nothing."""
-    alone = score_user_days(bundle, day.filter(pl.col("user_key") == "networks"),
-                            load_policy(DEFAULT_POLICY), MODEL, scored_at=SCORED_AT)
+    alone = score_user_days(
+        bundle,
+        day.filter(pl.col("user_key") == "networks"),
+        load_policy(DEFAULT_POLICY),
+        MODEL,
+        scored_at=SCORED_AT,
+    )
     together = scored.filter(pl.col("user_key") == "networks")
     # a matrix product over one row and over many may round the last bit differently (BLAS
     # picks kernels by shape), so the floats agree to 1e-12, everything else exactly

@@ -38,29 +38,55 @@ def _write_tables(directory: Path) -> tuple[Path, Path]:
 def _spec(directory: Path, batch_size: int, **overrides: Any) -> dict[str, Any]:
     train_path, val_path = _write_tables(directory)
     spec = {
-        "kind": "autoencoder", "train_path": str(train_path), "val_path": str(val_path),
-        "feature_names": FEATURES, "label_column": "label",
+        "kind": "autoencoder",
+        "train_path": str(train_path),
+        "val_path": str(val_path),
+        "feature_names": FEATURES,
+        "label_column": "label",
         "model_params": {"hidden_dims": [8], "latent_dim": 3},
-        "trainer": {"accelerator": "cpu", "max_epochs": EPOCHS, "batch_size": batch_size,
-                    "learning_rate": 0.01, "patience": 10, "seed": 3},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": EPOCHS,
+            "batch_size": batch_size,
+            "learning_rate": 0.01,
+            "patience": 10,
+            "seed": 3,
+        },
         "output_dir": str(directory / "model"),
-        "mlflow": {"tracking_uri": f"sqlite:///{directory / 'mlflow.db'}",
-                   "experiment_name": "ddp-test", "registered_model_name": "anomaly_detector"},
+        "mlflow": {
+            "tracking_uri": f"sqlite:///{directory / 'mlflow.db'}",
+            "experiment_name": "ddp-test",
+            "registered_model_name": "anomaly_detector",
+        },
     }
     spec.update(overrides)
     return spec
 
 
-def _launch(spec: dict[str, Any], directory: Path,
-            ranks: int | None) -> subprocess.CompletedProcess:
+def _launch(
+    spec: dict[str, Any], directory: Path, ranks: int | None
+) -> subprocess.CompletedProcess:
     """Run the entry point: under torchrun with ``ranks`` processes, or plain python (None)."""
     spec_path = directory / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    launcher = ([str(Path(sys.executable).with_name("torchrun")), "--standalone",
-                 f"--nproc_per_node={ranks}"] if ranks else [sys.executable])
+    launcher = (
+        [
+            str(Path(sys.executable).with_name("torchrun")),
+            "--standalone",
+            f"--nproc_per_node={ranks}",
+        ]
+        if ranks
+        else [sys.executable]
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run([*launcher, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)],
-                          cwd=directory, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*launcher, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _registered_versions(tracking_uri: str) -> list[Any]:
@@ -86,8 +112,12 @@ def test_two_ranks_match_one_rank_on_the_same_global_batch(ddp_run, tmp_path: Pa
     assert ddp.training_report_.epochs_run == EPOCHS
     assert ddp.trainer_settings.strategy == "auto"  # the spec's settings, not torchrun's layout
 
-    single_spec = {**spec, "trainer": {**spec["trainer"], "batch_size": N_TRAIN},
-                   "output_dir": str(tmp_path / "single"), "mlflow": None}
+    single_spec = {
+        **spec,
+        "trainer": {**spec["trainer"], "batch_size": N_TRAIN},
+        "output_dir": str(tmp_path / "single"),
+        "mlflow": None,
+    }
     single = train(TrainingSpec.from_dict(single_spec), environ={}).detector
     assert single.training_report_.world_size == 1
 
@@ -108,7 +138,11 @@ def test_entry_point_publishes_one_model_dir_run_and_version(ddp_run) -> None:
     spec, directory = ddp_run
     model_dir = Path(spec["output_dir"])
     assert sorted(p.name for p in model_dir.iterdir()) == [
-        "meta.json", "model.pt", "scaler.json", "training_report.json"]
+        "meta.json",
+        "model.pt",
+        "scaler.json",
+        "training_report.json",
+    ]
     assert not any(p.name.endswith(".staging") for p in directory.iterdir())
 
     tracking_uri = spec["mlflow"]["tracking_uri"]
@@ -122,22 +156,32 @@ def test_entry_point_publishes_one_model_dir_run_and_version(ddp_run) -> None:
     assert run.data.params["autoencoder.trainer.batch_size"] == str(N_TRAIN // 2)
     assert len(client.get_metric_history(run.info.run_id, "autoencoder.val_loss")) == EPOCHS
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "models/autoencoder")}
-    assert {f"models/autoencoder/{name}" for name in ("meta.json", "scaler.json", "model.pt")} \
-        <= logged
+    assert {
+        f"models/autoencoder/{name}" for name in ("meta.json", "scaler.json", "model.pt")
+    } <= logged
 
     versions = _registered_versions(tracking_uri)
     assert [(int(v.version), v.run_id, v.tags["kind"]) for v in versions] == [
-        (1, run.info.run_id, "autoencoder")]
+        (1, run.info.run_id, "autoencoder")
+    ]
 
 
-@pytest.mark.parametrize(("breakage", "error_text"), [
-    ({"train_path": "/nonexistent/train.parquet"},
-     "spec field 'train_path': /nonexistent/train.parquet does not exist"),
-    ({"feature_names": [*FEATURES, "no_such_feature"]},
-     r"frame lacks feature column(s) ['no_such_feature']"),
-])
+@pytest.mark.parametrize(
+    ("breakage", "error_text"),
+    [
+        (
+            {"train_path": "/nonexistent/train.parquet"},
+            "spec field 'train_path': /nonexistent/train.parquet does not exist",
+        ),
+        (
+            {"feature_names": [*FEATURES, "no_such_feature"]},
+            r"frame lacks feature column(s) ['no_such_feature']",
+        ),
+    ],
+)
 def test_crashing_spec_exits_nonzero_and_registers_nothing(
-        breakage: dict[str, Any], error_text: str, tmp_path: Path) -> None:
+    breakage: dict[str, Any], error_text: str, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, batch_size=32, **breakage)
     result = _launch(spec, tmp_path, ranks=None)
     assert result.returncode != 0
@@ -148,19 +192,29 @@ def test_crashing_spec_exits_nonzero_and_registers_nothing(
     assert not database.exists() or not _registered_versions(spec["mlflow"]["tracking_uri"])
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"kind": "forest"}, "spec field 'kind' must be one of"),
-    ({"epochs": 3}, r"unknown spec field\(s\) \['epochs'\]"),
-    ({"feature_names": []}, "must name at least one column"),
-    ({"threshold_percentile": 100}, "'threshold_percentile' must be in"),
-    ({"model_params": {"threshold_percentile": 90}}, "use the top-level 'threshold_percentile'"),
-    ({"mlflow": {"tracking_uri": "sqlite:///x.db"}},
-     "'mlflow.experiment_name' is required when 'mlflow.run_id' is null"),
-    ({"trainer": {"strategy": "fsdp"}}, "spec field 'trainer': trainer setting 'strategy'"),
-    ({"mlflow": {"experiment_name": "x"}}, "'mlflow.tracking_uri' is required"),
-    ({"mlflow": {"tracking_uri": "sqlite:///x.db", "runid": "r"}},
-     r"unknown spec field\(s\) 'mlflow' \['runid'\]"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "forest"}, "spec field 'kind' must be one of"),
+        ({"epochs": 3}, r"unknown spec field\(s\) \['epochs'\]"),
+        ({"feature_names": []}, "must name at least one column"),
+        ({"threshold_percentile": 100}, "'threshold_percentile' must be in"),
+        (
+            {"model_params": {"threshold_percentile": 90}},
+            "use the top-level 'threshold_percentile'",
+        ),
+        (
+            {"mlflow": {"tracking_uri": "sqlite:///x.db"}},
+            "'mlflow.experiment_name' is required when 'mlflow.run_id' is null",
+        ),
+        ({"trainer": {"strategy": "fsdp"}}, "spec field 'trainer': trainer setting 'strategy'"),
+        ({"mlflow": {"experiment_name": "x"}}, "'mlflow.tracking_uri' is required"),
+        (
+            {"mlflow": {"tracking_uri": "sqlite:///x.db", "runid": "r"}},
+            r"unknown spec field\(s\) 'mlflow' \['runid'\]",
+        ),
+    ],
+)
 def test_spec_errors_name_the_field(change: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=message):
         TrainingSpec.from_dict({**_spec(tmp_path, batch_size=32), **change})
@@ -182,14 +236,21 @@ def test_pipes_launch_reports_metadata_and_tags_the_dagster_run(tmp_path: Path) 
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
 
     rng = np.random.default_rng(3)
-    table = pl.DataFrame(rng.lognormal(size=(N_TRAIN, len(FEATURE_COLUMNS))),
-                         schema=list(FEATURE_COLUMNS))
+    table = pl.DataFrame(
+        rng.lognormal(size=(N_TRAIN, len(FEATURE_COLUMNS))), schema=list(FEATURE_COLUMNS)
+    )
     table = table.with_columns(label=pl.Series([None] * 40 + [0] * 20 + [1] * 4, dtype=pl.Int8))
     table.write_parquet(tmp_path / "features.parquet")
-    spec = _spec(tmp_path, batch_size=32, train_path=str(tmp_path / "features.parquet"),
-                 val_path=None, feature_names=list(FEATURE_COLUMNS), threshold_percentile=95.0,
-                 model_params={"hidden_dims": [8], "latent_dim": 3, "alpha": 1.0},
-                 bundle_categories={"channel": ["Ads", "SEO"]})
+    spec = _spec(
+        tmp_path,
+        batch_size=32,
+        train_path=str(tmp_path / "features.parquet"),
+        val_path=None,
+        feature_names=list(FEATURE_COLUMNS),
+        threshold_percentile=95.0,
+        model_params={"hidden_dims": [8], "latent_dim": 3, "alpha": 1.0},
+        bundle_categories={"channel": ["Ads", "SEO"]},
+    )
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
 
@@ -198,12 +259,12 @@ def test_pipes_launch_reports_metadata_and_tags_the_dagster_run(tmp_path: Path) 
     def anomaly_model(context):  # type: ignore[no-untyped-def]
         return context.resources.pipes.run(
             command=[sys.executable, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)],
-            context=context, cwd=str(tmp_path),
+            context=context,
+            cwd=str(tmp_path),
             env={"PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"},
         ).get_materialize_result()
 
-    result = dg.materialize([anomaly_model],
-                            resources={"pipes": dg.PipesSubprocessClient()})
+    result = dg.materialize([anomaly_model], resources={"pipes": dg.PipesSubprocessClient()})
     assert result.success
     [materialization] = result.asset_materializations_for_node("anomaly_model")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
@@ -231,17 +292,28 @@ def test_two_kinds_resume_one_mlflow_run_without_collisions(tmp_path: Path) -> N
     sequences = sequence_frame([funnel_tokens(rng, int(n)) for n in rng.integers(3, 12, 80)], 12)
     features = pl.DataFrame(rng.lognormal(size=(80, len(FEATURES))), schema=FEATURES)
     pl.concat([features, sequences], how="horizontal").write_parquet(tmp_path / "both.parquet")
-    base = _spec(tmp_path, batch_size=32, train_path=str(tmp_path / "both.parquet"),
-                 val_path=None, label_column=None)
+    base = _spec(
+        tmp_path,
+        batch_size=32,
+        train_path=str(tmp_path / "both.parquet"),
+        val_path=None,
+        label_column=None,
+    )
     tracking_uri = base["mlflow"]["tracking_uri"]
     client = MlflowClient(tracking_uri)
     run_id = client.create_run(ensure_experiment(tracking_uri, "dagster")).info.run_id
     mlflow_spec = {**base["mlflow"], "run_id": run_id, "experiment_name": None}
     versions = {}
     for kind, params in (("autoencoder", base["model_params"]), ("sequence", {"hidden_dim": 8})):
-        spec = TrainingSpec.from_dict({**base, "kind": kind, "model_params": params,
-                                       "output_dir": str(tmp_path / kind),
-                                       "mlflow": mlflow_spec})
+        spec = TrainingSpec.from_dict(
+            {
+                **base,
+                "kind": kind,
+                "model_params": params,
+                "output_dir": str(tmp_path / kind),
+                "mlflow": mlflow_spec,
+            }
+        )
         publication = publish(spec, train(spec, environ={}), dagster_run_id="dagster-run")
         assert publication.mlflow_run_id == run_id
         versions[kind] = publication.model_version

@@ -23,9 +23,16 @@ DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
 def _feature_warehouse(tmp_path: Path, users_per_day: list[int]) -> Path:
     """A warehouse whose feature mart holds ``users_per_day[i]`` user-days on ``DAYS[i]``."""
     rng = np.random.default_rng(0)
-    frames = [pl.DataFrame({"user_key": [f"u{d}_{i}" for i in range(n)], "event_day": [day] * n,
-                            **{c: rng.normal(size=n) for c in FEATURE_COLUMNS}})
-              for d, (day, n) in enumerate(zip(DAYS, users_per_day, strict=True))]
+    frames = [
+        pl.DataFrame(
+            {
+                "user_key": [f"u{d}_{i}" for i in range(n)],
+                "event_day": [day] * n,
+                **{c: rng.normal(size=n) for c in FEATURE_COLUMNS},
+            }
+        )
+        for d, (day, n) in enumerate(zip(DAYS, users_per_day, strict=True))
+    ]
     path = tmp_path / "warehouse.duckdb"
     warehouse.replace_partitions(path, FEATURES_TABLE, pl.concat(frames), DAYS)
     return path
@@ -33,8 +40,9 @@ def _feature_warehouse(tmp_path: Path, users_per_day: list[int]) -> Path:
 
 def test_every_day_is_kept_and_each_split_is_sampled_to_the_cap(tmp_path: Path) -> None:
     path = _feature_warehouse(tmp_path, [500, 40, 500, 500, 500, 500, 500, 500, 500, 500])
-    info = build_training_set(path, DAYS, tmp_path / "ts", validation_days=1, holdout_days=2,
-                              max_rows=700)
+    info = build_training_set(
+        path, DAYS, tmp_path / "ts", validation_days=1, holdout_days=2, max_rows=700
+    )
     assert info.available_rows == {"train": 3040, "validation": 500, "holdout": 1000}
     assert info.rows["validation"] == 500  # under the cap: untouched
     train = pl.read_parquet(info.path("train"))
@@ -49,8 +57,9 @@ def test_every_day_is_kept_and_each_split_is_sampled_to_the_cap(tmp_path: Path) 
 
 def test_without_a_cap_every_user_day_is_kept(tmp_path: Path) -> None:
     path = _feature_warehouse(tmp_path, [30] * 10)
-    info = build_training_set(path, DAYS, tmp_path / "ts", validation_days=2, holdout_days=3,
-                              max_rows=None)
+    info = build_training_set(
+        path, DAYS, tmp_path / "ts", validation_days=2, holdout_days=3, max_rows=None
+    )
     assert info.rows == info.available_rows == {"train": 150, "validation": 60, "holdout": 90}
 
 
@@ -65,15 +74,23 @@ def test_a_one_day_history_is_split_by_user(tmp_path: Path) -> None:
 
 
 def test_a_history_too_short_for_a_time_split_is_split_by_user() -> None:
-    frame = pl.DataFrame({"user_key": [f"u{i}" for i in range(2_000)],
-                          "event_day": [date(2017, 11, 26)] * 2_000, "label": [None] * 2_000},
-                         schema_overrides={"label": pl.Int8})
+    frame = pl.DataFrame(
+        {
+            "user_key": [f"u{i}" for i in range(2_000)],
+            "event_day": [date(2017, 11, 26)] * 2_000,
+            "label": [None] * 2_000,
+        },
+        schema_overrides={"label": pl.Int8},
+    )
     splits = split_users(frame)
     users = {name: set(part["user_key"]) for name, part in splits.items()}
-    assert sum(len(u) for u in users.values()) == 2_000          # every user in one split
-    assert not (users["train"] & users["validation"] or users["train"] & users["holdout"]
-                or users["validation"] & users["holdout"])
+    assert sum(len(u) for u in users.values()) == 2_000  # every user in one split
+    assert not (
+        users["train"] & users["validation"]
+        or users["train"] & users["holdout"]
+        or users["validation"] & users["holdout"]
+    )
     assert 0.55 < len(users["train"]) / 2_000 < 0.75
     assert 0.10 < len(users["validation"]) / 2_000 < 0.20
     assert 0.15 < len(users["holdout"]) / 2_000 < 0.25
-    assert split_users(frame)["holdout"].equals(splits["holdout"])   # repeatable
+    assert split_users(frame)["holdout"].equals(splits["holdout"])  # repeatable

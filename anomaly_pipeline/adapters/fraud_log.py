@@ -24,7 +24,13 @@ from anomaly_pipeline.adapters.staged import to_staged
 from anomaly_pipeline.adapters.timestamps import ISO8601, staged_timestamp
 
 FRAUD_LOG_COLUMNS: Final[tuple[str, ...]] = (
-    "user_id", "signup_time", "purchase_time", "purchase_value", "device_id", "source", "browser",
+    "user_id",
+    "signup_time",
+    "purchase_time",
+    "purchase_value",
+    "device_id",
+    "source",
+    "browser",
     "ip_address",
 )
 
@@ -41,8 +47,9 @@ def dotted_ipv4(text: pl.Expr) -> pl.Expr:
     return pl.when(is_encoded).then(pl.concat_str(octets, separator=".")).otherwise(text)
 
 
-def stage_fraud_log(frame: pl.DataFrame, path: Path, time_format: str = ISO8601,
-                    time_zone: str = "UTC") -> pl.DataFrame:
+def stage_fraud_log(
+    frame: pl.DataFrame, path: Path, time_format: str = ISO8601, time_zone: str = "UTC"
+) -> pl.DataFrame:
     """Stage rows of a signup + purchase CSV (two events per row, in row order)."""
     require_columns(path, frame, FRAUD_LOG_COLUMNS, "required by the fraud_log format")
     shared = {
@@ -55,12 +62,14 @@ def stage_fraud_log(frame: pl.DataFrame, path: Path, time_format: str = ISO8601,
     }
     rows = frame.with_row_index("row")
     signups = rows.select(
-        "row", **shared,
+        "row",
+        **shared,
         event_type=pl.lit("signup"),
         event_time=staged_timestamp(pl.col("signup_time"), time_format, time_zone),
     )
     purchases = rows.select(
-        "row", **shared,
+        "row",
+        **shared,
         event_type=pl.lit("purchase"),
         event_time=staged_timestamp(pl.col("purchase_time"), time_format, time_zone),
         amount=pl.col("purchase_value"),

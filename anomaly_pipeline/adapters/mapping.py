@@ -83,8 +83,10 @@ class TimestampMapping(ConfigModel):
         try:
             check_time_format(time_format)
         except ValueError:
-            raise ValueError(f"is neither one of {list(TIME_FORMAT_KEYWORDS)} nor a strftime "
-                             "pattern that can parse timestamps") from None
+            raise ValueError(
+                f"is neither one of {list(TIME_FORMAT_KEYWORDS)} nor a strftime "
+                "pattern that can parse timestamps"
+            ) from None
         return time_format
 
 
@@ -116,8 +118,10 @@ class SourceMapping(ConfigModel):
     def _known_event_types(cls, event_types: dict[str, str]) -> dict[str, str]:
         unknown = [entry for entry, target in event_types.items() if target not in EVENT_TYPES]
         if unknown:
-            raise ValueError(f"entries {shown_keys(unknown)} map onto unknown event type(s); "
-                             f"known: {list(EVENT_TYPES)}")
+            raise ValueError(
+                f"entries {shown_keys(unknown)} map onto unknown event type(s); "
+                f"known: {list(EVENT_TYPES)}"
+            )
         return event_types
 
     @model_validator(mode="after")
@@ -126,8 +130,10 @@ class SourceMapping(ConfigModel):
         if "user_id" not in provided:
             raise ValueError("no source column maps onto the required column 'user_id'")
         if "event_type" not in provided and "event_type" not in self.defaults:
-            raise ValueError("nothing provides the required column 'event_type' (map a source "
-                             "column onto it or give it in 'defaults')")
+            raise ValueError(
+                "nothing provides the required column 'event_type' (map a source "
+                "column onto it or give it in 'defaults')"
+            )
         return self
 
     @property
@@ -153,9 +159,11 @@ def _check_targets(targets: Mapping[str, str]) -> None:
     """``targets``: entry key → the canonical column it fills."""
     unknown = [entry for entry, target in targets.items() if target not in MAPPABLE_COLUMNS]
     if unknown:
-        raise ValueError(f"entries {shown_keys(unknown)} target unknown column(s); allowed: "
-                         f"{list(MAPPABLE_COLUMNS)} (event_time and event_id have their own keys "
-                         "'timestamp' and 'event_id')")
+        raise ValueError(
+            f"entries {shown_keys(unknown)} target unknown column(s); allowed: "
+            f"{list(MAPPABLE_COLUMNS)} (event_time and event_id have their own keys "
+            "'timestamp' and 'event_id')"
+        )
     filled = list(targets.values())
     repeated = sorted({t for t in filled if filled.count(t) > 1})
     if repeated:
@@ -181,13 +189,16 @@ def _describe(found: list[Problem]) -> str:
         inside = f" in '{unknown.section}'" if unknown.section else ""
         return f"unknown key(s) {unknown.keys}{inside}; allowed: {unknown.allowed}"
     if first.kind == "missing":
-        return f"missing required key '{where}'" if len(first.loc) == 1 else \
-            f"'{where}' is required"
+        return (
+            f"missing required key '{where}'" if len(first.loc) == 1 else f"'{where}' is required"
+        )
     if not first.loc:
         return "the document must be a YAML mapping" if first.kind == "model_type" else first.text
     if first.kind == "string_type" and first.loc[0] in _TEXT_MAPS and len(first.loc) > 1:
-        return (f"'{first.loc[0]}' entry {shown_keys(first.loc[1:2])} must map text to text "
-                "(quote values YAML reads as numbers or booleans)")
+        return (
+            f"'{first.loc[0]}' entry {shown_keys(first.loc[1:2])} must map text to text "
+            "(quote values YAML reads as numbers or booleans)"
+        )
     if first.loc == ("event_id",):
         return "'event_id' must name a source column (text)"
     return f"'{where}' {first.text}"

@@ -66,8 +66,10 @@ def _require_complete_last_line(path: Path) -> None:
         last = handle.read(1)
     if last not in (b"\n", b"\r"):
         raise MalformedSourceError(
-            path, "the last line is cut (the file does not end with a line break): it is still "
-                  "being written or was truncated; re-deliver the complete file")
+            path,
+            "the last line is cut (the file does not end with a line break): it is still "
+            "being written or was truncated; re-deliver the complete file",
+        )
 
 
 def _with_raw_record(path: Path, frame: pl.DataFrame, raw: pl.Series | None = None) -> pl.DataFrame:
@@ -79,8 +81,9 @@ def _with_raw_record(path: Path, frame: pl.DataFrame, raw: pl.Series | None = No
     return frame.with_columns(pl.struct(frame.columns).struct.json_encode().alias("raw_record"))
 
 
-def iter_csv_text(path: Path, *, column_names: Iterable[str] | None = None,
-                  batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
+def iter_csv_text(
+    path: Path, *, column_names: Iterable[str] | None = None, batch_rows: int | None = None
+) -> Iterator[pl.DataFrame]:
     """A CSV file as string columns plus ``raw_record``, in batches of ``batch_rows`` rows.
 
     With ``column_names`` the file has no header and must have exactly those columns (in that
@@ -91,13 +94,16 @@ def iter_csv_text(path: Path, *, column_names: Iterable[str] | None = None,
     names = list(column_names) if column_names is not None else None
     scan = pl.scan_csv(path, has_header=names is None, infer_schema=False, encoding="utf8-lossy")
     try:
-        batches = [scan.collect()] if batch_rows is None else \
-            scan.collect_batches(chunk_size=batch_rows)
+        batches = (
+            [scan.collect()] if batch_rows is None else scan.collect_batches(chunk_size=batch_rows)
+        )
         for frame in batches:
             if names is not None:
                 if frame.width != len(names):
-                    raise MalformedSourceError(path, f"has {frame.width} column(s), expected "
-                                                     f"{len(names)}: {', '.join(names)}")
+                    raise MalformedSourceError(
+                        path,
+                        f"has {frame.width} column(s), expected {len(names)}: {', '.join(names)}",
+                    )
                 frame.columns = names
             yield _with_raw_record(path, frame)
     except pl.exceptions.PolarsError as error:
@@ -127,10 +133,12 @@ def _jsonl_frame(path: Path, all_lines: list[str]) -> pl.DataFrame:
         raise MalformedSourceError(path, _describe_bad_json(all_lines)) from error
     if not isinstance(inferred, pl.Struct):
         raise MalformedSourceError(path, _describe_bad_json(all_lines))
-    dtype = pl.Struct({
-        field.name: field.dtype if field.dtype.is_nested() else pl.String()
-        for field in inferred.fields
-    })
+    dtype = pl.Struct(
+        {
+            field.name: field.dtype if field.dtype.is_nested() else pl.String()
+            for field in inferred.fields
+        }
+    )
     try:
         decoded = series.str.json_decode(dtype).struct.unnest()
     except pl.exceptions.PolarsError as error:
@@ -166,8 +174,9 @@ def iter_parquet_typed(path: Path, *, batch_rows: int | None = None) -> Iterator
         raise MalformedSourceError(path, "not a Parquet file (missing PAR1 magic bytes)")
     scan = pl.scan_parquet(path)
     try:
-        batches = [scan.collect()] if batch_rows is None else \
-            scan.collect_batches(chunk_size=batch_rows)
+        batches = (
+            [scan.collect()] if batch_rows is None else scan.collect_batches(chunk_size=batch_rows)
+        )
         for frame in batches:
             yield _with_raw_record(path, frame)
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -196,8 +205,9 @@ def require_columns(path: Path, frame: pl.DataFrame, needed: Iterable[str], why:
         raise MalformedSourceError(path, f"lacks column(s) {missing} {why}; it has {present}")
 
 
-def stringify(path: Path, frame: pl.DataFrame, columns: Iterable[str],
-              naive_time_zone: str = "UTC") -> pl.DataFrame:
+def stringify(
+    path: Path, frame: pl.DataFrame, columns: Iterable[str], naive_time_zone: str = "UTC"
+) -> pl.DataFrame:
     """Cast the named columns to text losslessly (datetimes to staged ISO-8601 in UTC).
 
     Naive datetimes are wall-clock times in ``naive_time_zone`` (UTC, the canonical contract's
@@ -209,11 +219,15 @@ def stringify(path: Path, frame: pl.DataFrame, columns: Iterable[str],
         dtype = frame.schema[name]
         column = pl.col(name)
         if dtype.is_nested():
-            raise MalformedSourceError(path, f"column {name!r} holds nested values ({dtype}), "
-                                             "expected scalars")
+            raise MalformedSourceError(
+                path, f"column {name!r} holds nested values ({dtype}), expected scalars"
+            )
         if isinstance(dtype, pl.Datetime):
-            aware = column.dt.convert_time_zone("UTC") if dtype.time_zone else \
-                column.dt.replace_time_zone(naive_time_zone).dt.convert_time_zone("UTC")
+            aware = (
+                column.dt.convert_time_zone("UTC")
+                if dtype.time_zone
+                else column.dt.replace_time_zone(naive_time_zone).dt.convert_time_zone("UTC")
+            )
             casts.append(aware.dt.to_string(STAGED_TIME_FORMAT))
         else:
             casts.append(column.cast(pl.String))

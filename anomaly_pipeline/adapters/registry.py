@@ -45,8 +45,12 @@ class _Format:
 
 _FORMATS: Final[dict[str, _Format]] = {
     "canonical": _Format(iter_tabular, stage_canonical, ISO8601, RAW_EVENT_COLUMNS),
-    "taobao": _Format(partial(iter_csv_text, column_names=TAOBAO_COLUMNS), stage_taobao,
-                      UNIX_SECONDS, TAOBAO_COLUMNS),
+    "taobao": _Format(
+        partial(iter_csv_text, column_names=TAOBAO_COLUMNS),
+        stage_taobao,
+        UNIX_SECONDS,
+        TAOBAO_COLUMNS,
+    ),
     "fraud_log": _Format(iter_csv_text, stage_fraud_log, ISO8601, FRAUD_LOG_COLUMNS),
 }
 MAPPED: Final = "mapped"
@@ -84,8 +88,9 @@ class SourceReader:
         """Map rows of ``frame`` (from ``frames``) onto a staged frame."""
         if self.mapping is not None:
             return stage_mapped(frame, Path(path), self.mapping)
-        return _FORMATS[self.source_format].stage(frame, Path(path), self.time_format,
-                                                  self.time_zone)
+        return _FORMATS[self.source_format].stage(
+            frame, Path(path), self.time_format, self.time_zone
+        )
 
     def read(self, path: Path) -> pl.DataFrame:
         """The whole file as one staged frame."""
@@ -96,12 +101,19 @@ def _check_time_zone(time_zone: str) -> None:
     try:
         ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"time zone {time_zone!r} is not a known IANA time zone "
-                         "(e.g. UTC, Europe/Berlin, Asia/Shanghai)") from error
+        raise ValueError(
+            f"time zone {time_zone!r} is not a known IANA time zone "
+            "(e.g. UTC, Europe/Berlin, Asia/Shanghai)"
+        ) from error
 
 
-def source_reader(source_format: str, mapping: Path | None = None, *,
-                  time_format: str | None = None, time_zone: str | None = None) -> SourceReader:
+def source_reader(
+    source_format: str,
+    mapping: Path | None = None,
+    *,
+    time_format: str | None = None,
+    time_zone: str | None = None,
+) -> SourceReader:
     """Validate the format, mapping and time options up front (``ValueError`` / ``MappingError``).
 
     ``time_format`` / ``time_zone`` default to the format's own (for ``mapped``: the mapping's)
@@ -117,23 +129,34 @@ def source_reader(source_format: str, mapping: Path | None = None, *,
         if mapping is None:
             raise ValueError("source format 'mapped' needs a mapping file (mapping=...)")
         loaded = load_mapping(Path(mapping))
-        timestamp = loaded.timestamp.model_copy(update={
-            "format": time_format or loaded.timestamp.format,
-            "timezone": time_zone or loaded.timestamp.timezone})
+        timestamp = loaded.timestamp.model_copy(
+            update={
+                "format": time_format or loaded.timestamp.format,
+                "timezone": time_zone or loaded.timestamp.timezone,
+            }
+        )
         loaded = loaded.model_copy(update={"timestamp": timestamp})
         return SourceReader(MAPPED, timestamp.format, timestamp.timezone, loaded)
     if mapping is not None:
         raise ValueError(f"source format {source_format!r} takes no mapping file; got {mapping}")
-    return SourceReader(source_format, time_format or _FORMATS[source_format].time_format,
-                        time_zone or "UTC")
+    return SourceReader(
+        source_format, time_format or _FORMATS[source_format].time_format, time_zone or "UTC"
+    )
 
 
-def read_source(source_format: str, path: Path, mapping: Path | None = None, *,
-                time_format: str | None = None, time_zone: str | None = None) -> pl.DataFrame:
+def read_source(
+    source_format: str,
+    path: Path,
+    mapping: Path | None = None,
+    *,
+    time_format: str | None = None,
+    time_zone: str | None = None,
+) -> pl.DataFrame:
     """Read one source file into a staged frame (``STAGED_SCHEMA``: text values + raw_record).
 
     Raises ``MalformedSourceError`` when the file as a whole is unusable, ``MappingError`` for a
     bad mapping, ``ValueError`` for an unknown format or bad time options.
     """
-    return source_reader(source_format, mapping, time_format=time_format,
-                         time_zone=time_zone).read(Path(path))
+    return source_reader(source_format, mapping, time_format=time_format, time_zone=time_zone).read(
+        Path(path)
+    )

@@ -69,7 +69,8 @@ def to_staged(frame: pl.DataFrame, *, derive_event_id: bool = False) -> pl.DataF
     if missing:
         raise ValueError(f"staged frame lacks required column(s) {missing}; has {frame.columns}")
     staged = frame.select(
-        pl.col(name).cast(pl.String) if name in frame.columns
+        pl.col(name).cast(pl.String)
+        if name in frame.columns
         else pl.lit(None, pl.String).alias(name)
         for name in STAGED_SCHEMA
     )

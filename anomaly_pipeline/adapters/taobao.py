@@ -17,17 +17,25 @@ from anomaly_pipeline.adapters.staged import to_staged
 from anomaly_pipeline.adapters.timestamps import UNIX_SECONDS, staged_timestamp
 
 TAOBAO_COLUMNS: Final[tuple[str, ...]] = (
-    "user_id", "item_id", "category_id", "behavior_type", "timestamp",
+    "user_id",
+    "item_id",
+    "category_id",
+    "behavior_type",
+    "timestamp",
 )
 
 #: Taobao behaviour codes → canonical event types; other codes pass through and are quarantined.
 BEHAVIOUR_TO_EVENT_TYPE: Final[dict[str, str]] = {
-    "pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase",
+    "pv": "view",
+    "cart": "cart",
+    "fav": "fav",
+    "buy": "purchase",
 }
 
 
-def stage_taobao(frame: pl.DataFrame, path: Path, time_format: str = UNIX_SECONDS,
-                 time_zone: str = "UTC") -> pl.DataFrame:
+def stage_taobao(
+    frame: pl.DataFrame, path: Path, time_format: str = UNIX_SECONDS, time_zone: str = "UTC"
+) -> pl.DataFrame:
     """Stage rows of a Taobao UserBehavior CSV (one event per row); ``path`` is unused."""
     return to_staged(
         frame.with_columns(

@@ -125,8 +125,10 @@ def check_time_format(time_format: str) -> None:
 def describe_time_format(time_format: str, time_zone: str = "UTC") -> str:
     """The expected time format in words, for quarantine reasons and error messages."""
     if time_format in _UNIT_SCALE:
-        return f"{time_format} ({'seconds' if time_format == UNIX_SECONDS else 'milliseconds'} " \
-               "since 1970-01-01 UTC)"
+        return (
+            f"{time_format} ({'seconds' if time_format == UNIX_SECONDS else 'milliseconds'} "
+            "since 1970-01-01 UTC)"
+        )
     if time_format == ISO8601:
         return f"iso8601 (times without an offset are in {time_zone})"
     if _has_offset_directive(time_format):

@@ -12,20 +12,32 @@ SCORING = dg.AssetSelection.groups("scoring", "monitoring")
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 ingest_features_job = dg.define_asset_job(
-    "ingest_features_job", selection=INGEST_FEATURES, partitions_def=daily_partitions,
-    description="Landing files → raw_events → dbt features → behaviour_sequences for a day range.")
+    "ingest_features_job",
+    selection=INGEST_FEATURES,
+    partitions_def=daily_partitions,
+    description="Landing files → raw_events → dbt features → behaviour_sequences for a day range.",
+)
 
 training_job = dg.define_asset_job(
-    "training_job", selection=TRAINING, tags={MAX_RUNTIME_TAG: str(12 * 3600)},
+    "training_job",
+    selection=TRAINING,
+    tags={MAX_RUNTIME_TAG: str(12 * 3600)},
     description="Training window → baselines + Lightning models (torchrun) → evaluation → "
-                "champion gate → champion_model.")
+    "champion gate → champion_model.",
+)
 
 scoring_job = dg.define_asset_job(
-    "scoring_job", selection=SCORING, partitions_def=daily_partitions,
-    description="Champion scores, alerts and drift statistics for a day range.")
+    "scoring_job",
+    selection=SCORING,
+    partitions_def=daily_partitions,
+    description="Champion scores, alerts and drift statistics for a day range.",
+)
 
 daily_job = dg.define_asset_job(
-    "daily_job", selection=INGEST_FEATURES | SCORING, partitions_def=daily_partitions,
+    "daily_job",
+    selection=INGEST_FEATURES | SCORING,
+    partitions_def=daily_partitions,
     tags={MAX_RUNTIME_TAG: str(3 * 3600)},
     description="Everything a day needs, from its landing file to its alerts "
-                "(the schedule's target).")
+    "(the schedule's target).",
+)

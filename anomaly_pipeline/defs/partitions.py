@@ -43,9 +43,11 @@ def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-def add_metadata_per_day(context: dg.AssetExecutionContext,
-                         per_day: Mapping[date, Mapping[str, Any]],
-                         asset_key: dg.AssetKey | str | None = None) -> None:
+def add_metadata_per_day(
+    context: dg.AssetExecutionContext,
+    per_day: Mapping[date, Mapping[str, Any]],
+    asset_key: dg.AssetKey | str | None = None,
+) -> None:
     """Attach each day's own figures to that day's materialization.
 
     A range step records one materialization per partition, each a copy of the step's
@@ -53,14 +55,16 @@ def add_metadata_per_day(context: dg.AssetExecutionContext,
     added for a partition key goes to that partition's event only (and wins over the copy).
     """
     for day, metadata in per_day.items():
-        context.add_asset_metadata(dict(metadata), asset_key=asset_key,
-                                   partition_key=day.isoformat())
+        context.add_asset_metadata(
+            dict(metadata), asset_key=asset_key, partition_key=day.isoformat()
+        )
 
 
-def check_results_per_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-                          check_key: dg.AssetCheckKey,
-                          results: Mapping[date, dg.AssetCheckResult],
-                          ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+def check_results_per_day(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    check_key: dg.AssetCheckKey,
+    results: Mapping[date, dg.AssetCheckResult],
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """One evaluation per partition day of a partitioned check.
 
     Dagster plans one evaluation per partition of a range step but records an AssetCheckResult of
@@ -69,19 +73,36 @@ def check_results_per_day(context: dg.AssetExecutionContext | dg.AssetCheckExecu
     points at that day's materialization. (The check's step output, which an AssetCheckResult
     would have produced, is yielded here so downstream steps can depend on it.)
     """
-    ops = (context.op_execution_context if isinstance(context, dg.AssetCheckExecutionContext)
-           else context)
+    ops = (
+        context.op_execution_context
+        if isinstance(context, dg.AssetCheckExecutionContext)
+        else context
+    )
     blocking = ops.assets_def.get_spec_for_check_key(check_key).blocking
     yield dg.Output(None, output_name=ops.assets_def.get_output_name_for_asset_check_key(check_key))
     for day, result in results.items():
         partition = day.isoformat()
         latest = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]),
-            limit=1).records
-        target = (AssetCheckEvaluationTargetMaterializationData(
-            run_id=latest[0].run_id, storage_id=latest[0].storage_id,
-            timestamp=latest[0].timestamp) if latest else None)
+            limit=1,
+        ).records
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                run_id=latest[0].run_id,
+                storage_id=latest[0].storage_id,
+                timestamp=latest[0].timestamp,
+            )
+            if latest
+            else None
+        )
         yield dg.AssetCheckEvaluation(
-            asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed,
-            metadata=result.metadata, severity=result.severity, description=result.description,
-            blocking=blocking, partition=partition, target_materialization_data=target)
+            asset_key=check_key.asset_key,
+            check_name=check_key.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            severity=result.severity,
+            description=result.description,
+            blocking=blocking,
+            partition=partition,
+            target_materialization_data=target,
+        )

@@ -32,8 +32,11 @@ from anomaly_pipeline.processes import host_name, is_alive
 HOST_TAG = "anomaly_pipeline/host"
 PID_TAG = "anomaly_pipeline/pid"
 #: Statuses of a run whose process may have died without a word.
-_UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-               dg.DagsterRunStatus.CANCELING]
+_UNFINISHED = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: host_name(), PID_TAG: str(os.getpid())}
 
 
-def recover_dead_runs(instance: dg.DagsterInstance,
-                      mlflow_tracking_uri: str | None = None) -> list[RecoveredRun]:
+def recover_dead_runs(
+    instance: dg.DagsterInstance, mlflow_tracking_uri: str | None = None
+) -> list[RecoveredRun]:
     """Fail the dead runs of this host, free their slots and end their MLflow runs KILLED.
 
     ``mlflow_tracking_uri`` defaults to the data directory's tracking store (when it exists).
@@ -67,23 +71,32 @@ def recover_dead_runs(instance: dg.DagsterInstance,
         if finished and run.tags.get(HOST_TAG) == host_name() and _any_alive(instance, record):
             continue  # reported finished, but a step process is still winding down
         if not finished:
-            instance.report_run_failed(run, message=(
-                "Recovered by the next run: no process of this run is alive any more (killed or "
-                "crashed without reporting); its pool slots are freed."))
+            instance.report_run_failed(
+                run,
+                message=(
+                    "Recovered by the next run: no process of this run is alive any more "
+                    "(killed or crashed without reporting); its pool slots are freed."
+                ),
+            )
         if instance.event_log_storage.supports_global_concurrency_limits:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        recovered.append(RecoveredRun(run_id=run.run_id, job_name=run.job_name,
-                                      marked_failed=not finished,
-                                      mlflow_runs_killed=_kill_mlflow_runs(run.run_id,
-                                                                           mlflow_tracking_uri)))
+        recovered.append(
+            RecoveredRun(
+                run_id=run.run_id,
+                job_name=run.job_name,
+                marked_failed=not finished,
+                mlflow_runs_killed=_kill_mlflow_runs(run.run_id, mlflow_tracking_uri),
+            )
+        )
     return recovered
 
 
 def _candidates(instance: dg.DagsterInstance) -> Iterator[dg.RunRecord]:
     """Unfinished runs recorded on this host, and every run holding or awaiting a pool slot."""
     seen = set()
-    unfinished = instance.get_run_records(filters=dg.RunsFilter(
-        statuses=_UNFINISHED, tags={HOST_TAG: host_name()}))
+    unfinished = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_UNFINISHED, tags={HOST_TAG: host_name()})
+    )
     holders: list[dg.RunRecord] = []
     if instance.event_log_storage.supports_global_concurrency_limits:
         run_ids = instance.event_log_storage.get_concurrency_run_ids()
@@ -108,8 +121,11 @@ def _any_alive(instance: dg.DagsterInstance, record: dg.RunRecord) -> bool:
     seen_at = record.start_time or record.create_timestamp.timestamp()
     processes = [(int(run.tags[PID_TAG]), seen_at)] if PID_TAG in run.tags else []
     step_starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
-    processes += [(entry.dagster_event.pid, entry.timestamp) for entry in step_starts
-                  if entry.dagster_event is not None and entry.dagster_event.pid is not None]
+    processes += [
+        (entry.dagster_event.pid, entry.timestamp)
+        for entry in step_starts
+        if entry.dagster_event is not None and entry.dagster_event.pid is not None
+    ]
     return any(is_alive(pid, at) for pid, at in processes)
 
 
@@ -151,14 +167,20 @@ class RecoveringExecutor(dg.Executor):
             plan_context.log.warning(
                 f"Recovered dead run {run.run_id} ({run.job_name}): "
                 f"{'marked failed, ' if run.marked_failed else ''}pool slots freed"
-                + (f", MLflow runs {run.mlflow_runs_killed} ended KILLED"
-                   if run.mlflow_runs_killed else ""))
+                + (
+                    f", MLflow runs {run.mlflow_runs_killed} ended KILLED"
+                    if run.mlflow_runs_killed
+                    else ""
+                )
+            )
         yield from self._inner.execute(plan_context, execution_plan)
 
 
-@dg.executor(name="multi_or_in_process_with_recovery",
-             config_schema=dg.multi_or_in_process_executor.config_schema.as_field(),
-             requirements=dg.multi_or_in_process_executor.get_requirements)
+@dg.executor(
+    name="multi_or_in_process_with_recovery",
+    config_schema=dg.multi_or_in_process_executor.config_schema.as_field(),
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+)
 def recovering_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """Dagster's default executor (same config) wrapped in ``RecoveringExecutor``."""
     create = dg.multi_or_in_process_executor.executor_creation_fn

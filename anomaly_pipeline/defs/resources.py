@@ -44,8 +44,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def replace_partitions(self, table: str, frame: pl.DataFrame, days: list[date]) -> int:
         return warehouse.replace_partitions(self.path, table, frame, days)
 
-    def read_days(self, table: str, days: Sequence[date],
-                  columns: Sequence[str] | None = None) -> pl.DataFrame:
+    def read_days(
+        self, table: str, days: Sequence[date], columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
         return warehouse.read_days(self.path, table, days, columns=columns)
 
     def count_by_day(self, table: str, days: list[date]) -> dict[date, int]:
@@ -78,8 +79,12 @@ class AlertWebhookResource(dg.ConfigurableResource):
         return bool(self.url)
 
 
-@dg.resource(config_schema={"experiment_name": dg.Field(str, default_value="anomaly_pipeline"),
-                            "home": dg.Field(dg.Noneable(str), default_value=None)})
+@dg.resource(
+    config_schema={
+        "experiment_name": dg.Field(str, default_value="anomaly_pipeline"),
+        "home": dg.Field(dg.Noneable(str), default_value=None),
+    }
+)
 def mlflow_tracking(init_context: dg.InitResourceContext) -> Any:
     """dagster-mlflow's ``mlflow_tracking``, imported lazily and pointed at the data directory.
 
@@ -97,9 +102,15 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> Any:
     home = data_home(init_context.resource_config["home"]).ensure()
     name = init_context.resource_config["experiment_name"]
     ensure_experiment(home.mlflow_tracking_uri, name, home.mlflow_artifacts.as_uri())
-    config = {"experiment_name": name, "mlflow_tracking_uri": home.mlflow_tracking_uri,
-              "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
-              "extra_tags": {}}
+    config = {
+        "experiment_name": name,
+        "mlflow_tracking_uri": home.mlflow_tracking_uri,
+        "parent_run_id": None,
+        "mlflow_run_id": None,
+        "env": {},
+        "env_to_tag": None,
+        "extra_tags": {},
+    }
     # Dagster types resource_fn as either a zero- or a one-argument function; this one takes the
     # init context, for which dagster-mlflow only reads the attributes _MlflowInitContext has.
     resource_fn = cast(Callable[[Any], Any], dagster_mlflow_tracking.resource_fn)
@@ -142,10 +153,16 @@ def active_mlflow_run(mlflow_resource: Any) -> Iterator[str]:
         found = mlflow.search_runs(
             experiment_ids=[mlflow_resource.experiment.experiment_id],
             filter_string=f"tags.dagster_run_id = '{mlflow_resource.dagster_run_id}'",
-            output_format="list")
-        run_id = found[0].info.run_id if found else mlflow.start_run(
-            run_name=mlflow_resource.run_name,
-            tags={"dagster_run_id": mlflow_resource.dagster_run_id}).info.run_id
+            output_format="list",
+        )
+        run_id = (
+            found[0].info.run_id
+            if found
+            else mlflow.start_run(
+                run_name=mlflow_resource.run_name,
+                tags={"dagster_run_id": mlflow_resource.dagster_run_id},
+            ).info.run_id
+        )
         active = mlflow.active_run()
     # dagster-mlflow leaves mlflow_run_id unset when it started the run itself.
     mlflow_resource.mlflow_run_id = run_id
@@ -170,11 +187,15 @@ def resources() -> dg.Definitions:
     """
     from anomaly_pipeline.defs.features.dbt import dbt_resource
 
-    return dg.Definitions(resources={
-        "warehouse": WarehouseResource(),
-        "dbt": dbt_resource(),
-        "mlflow": mlflow_tracking,
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
-        "alert_webhook": AlertWebhookResource(url=os.environ.get(WEBHOOK_ENV, "")),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(data_home().root / "dagster_storage")),
-    })
+    return dg.Definitions(
+        resources={
+            "warehouse": WarehouseResource(),
+            "dbt": dbt_resource(),
+            "mlflow": mlflow_tracking,
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+            "alert_webhook": AlertWebhookResource(url=os.environ.get(WEBHOOK_ENV, "")),
+            "io_manager": dg.FilesystemIOManager(
+                base_dir=str(data_home().root / "dagster_storage")
+            ),
+        }
+    )

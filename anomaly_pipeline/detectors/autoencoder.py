@@ -57,10 +57,15 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
 
     kind = "autoencoder"
 
-    def __init__(self, threshold_percentile: float = 99.0, hidden_dims: Sequence[int] = (32,),
-                 latent_dim: int = 8, alpha: float = 0.0,
-                 trainer: TrainerSettings | Mapping[str, Any] | None = None,
-                 score_batch_size: int = DEFAULT_SCORE_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        hidden_dims: Sequence[int] = (32,),
+        latent_dim: int = 8,
+        alpha: float = 0.0,
+        trainer: TrainerSettings | Mapping[str, Any] | None = None,
+        score_batch_size: int = DEFAULT_SCORE_BATCH_SIZE,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         dims = list(hidden_dims)
         if not all(isinstance(d, int) and d >= 1 for d in dims):
@@ -79,8 +84,12 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
         self.recon_ref_: float | None = None
 
     def _params(self) -> dict[str, Any]:
-        return {"hidden_dims": self.hidden_dims, "latent_dim": self.latent_dim,
-                "alpha": self.alpha, **self._lightning_params()}
+        return {
+            "hidden_dims": self.hidden_dims,
+            "latent_dim": self.latent_dim,
+            "alpha": self.alpha,
+            **self._lightning_params(),
+        }
 
     @property
     def supervised(self) -> bool:
@@ -98,31 +107,44 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
             positives = float((train[1] == 1).sum())
             pos_weight = float((train[1] == 0).sum()) / max(positives, 1.0)
         config: dict[str, Any] = {
-            "n_features": Z.shape[1], "hidden_dims": self.hidden_dims,
-            "latent_dim": self.latent_dim, "alpha": self.alpha,
-            "learning_rate": self.trainer_settings.learning_rate, "pos_weight": pos_weight}
+            "n_features": Z.shape[1],
+            "hidden_dims": self.hidden_dims,
+            "latent_dim": self.latent_dim,
+            "alpha": self.alpha,
+            "learning_rate": self.trainer_settings.learning_rate,
+            "pos_weight": pos_weight,
+        }
         self.module_ = self._train(lambda: AutoencoderModule(**config), train, val)
         self.module_config_ = config
         self.recon_ref_ = None
         if labels is not None:
             errors = self._outputs(Z, already_scaled=True, per_feature=False)[0]
-            self.recon_ref_ = float(max(np.percentile(errors[labels == 0], _RECON_REF_PERCENTILE),
-                                        np.finfo(np.float32).tiny))
+            self.recon_ref_ = float(
+                max(
+                    np.percentile(errors[labels == 0], _RECON_REF_PERCENTILE),
+                    np.finfo(np.float32).tiny,
+                )
+            )
 
-    def _train_val(self, Z: np.ndarray, labels: np.ndarray | None
-                   ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    def _train_val(
+        self, Z: np.ndarray, labels: np.ndarray | None
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Training and validation tensors: the caller's validation rows or a seeded hold-out."""
         if self._validation is not None:
             X_val, y_val = self._validation
             Z_val = self._scaled(X_val)
             if labels is not None and y_val is None:
-                raise ValueError("y_val is required with X_val when training the "
-                                 "semi-supervised head (alpha > 0 and labels given)")
+                raise ValueError(
+                    "y_val is required with X_val when training the "
+                    "semi-supervised head (alpha > 0 and labels given)"
+                )
             val_labels = check_labels(y_val, len(Z_val), "y_val") if labels is not None else None
             return _tensors(Z, labels), _tensors(Z_val, val_labels)
         train_rows, val_rows = self._holdout(len(Z))
-        return (_tensors(Z[train_rows], None if labels is None else labels[train_rows]),
-                _tensors(Z[val_rows], None if labels is None else labels[val_rows]))
+        return (
+            _tensors(Z[train_rows], None if labels is None else labels[train_rows]),
+            _tensors(Z[val_rows], None if labels is None else labels[val_rows]),
+        )
 
     # -- scoring ----------------------------------------------------------------------------
     def decision_function(self, X: Any) -> np.ndarray:
@@ -147,24 +169,30 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
             raise RuntimeError("semi-supervised AutoencoderDetector lacks recon_ref_")
         return mse / self.recon_ref_ + probability
 
-    def _outputs(self, X: Any, *, already_scaled: bool, per_feature: bool
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _outputs(
+        self, X: Any, *, already_scaled: bool, per_feature: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Squared errors (per feature, or their row mean) and P(abnormal) or None, batched."""
         if self.module_ is None:
             raise RuntimeError("AutoencoderDetector is not fitted")
         matrix = np.asarray(X)
         n_features = self.module_config_["n_features"]
         if matrix.ndim != 2 or matrix.shape[1] != n_features:
-            raise ValueError(f"AutoencoderDetector: X must be 2-D with {n_features} columns "
-                             f"{self.feature_names or ''}, got shape {matrix.shape}")
-        errors = np.empty(matrix.shape if per_feature else len(matrix),
-                          dtype=np.float32 if per_feature else np.float64)
+            raise ValueError(
+                f"AutoencoderDetector: X must be 2-D with {n_features} columns "
+                f"{self.feature_names or ''}, got shape {matrix.shape}"
+            )
+        errors = np.empty(
+            matrix.shape if per_feature else len(matrix),
+            dtype=np.float32 if per_feature else np.float64,
+        )
         probability = np.empty(len(matrix)) if self.module_.supervised else None
         with torch_threads(self.trainer_settings.cpu_threads):
             for rows in chunked(len(matrix), self.score_batch_size):
                 Z = matrix[rows] if already_scaled else self._scaled(matrix[rows])
                 squared, p = self.module_.squared_errors(
-                    torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32)))
+                    torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
+                )
                 errors[rows] = squared.numpy() if per_feature else squared.mean(dim=1).numpy()
                 if probability is not None and p is not None:
                     probability[rows] = p.numpy()
@@ -181,6 +209,7 @@ class AutoencoderDetector(LightningDetectorMixin, ScaledDetector):
             return AutoencoderModule(**config)
 
         self.module_ = self._load_module(path, build)  # type: ignore[assignment]
+
 
 def _tensors(Z: np.ndarray, labels: np.ndarray | None) -> tuple[torch.Tensor, ...]:
     x = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))

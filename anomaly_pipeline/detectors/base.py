@@ -34,14 +34,16 @@ class Detector(ABC):
     def __init__(self, threshold_percentile: float = 99.0) -> None:
         if not 0.0 < threshold_percentile < 100.0:
             raise ValueError(
-                f"threshold_percentile must be in (0, 100), got {threshold_percentile}")
+                f"threshold_percentile must be in (0, 100), got {threshold_percentile}"
+            )
         self.threshold_percentile = threshold_percentile
         self.threshold_: float | None = None
         self.feature_names: list[str] = []
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, X: Any, y: np.ndarray | None = None,
-            feature_names: list[str] | None = None) -> Self:
+    def fit(
+        self, X: Any, y: np.ndarray | None = None, feature_names: list[str] | None = None
+    ) -> Self:
         """Fit on training rows, then set ``threshold_`` at the training-score percentile."""
         if feature_names is not None:
             self.feature_names = list(feature_names)
@@ -76,9 +78,13 @@ class Detector(ABC):
         """Write the fitted detector into directory ``path`` (created) and return it."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"kind": self.kind, "threshold_percentile": self.threshold_percentile,
-                "threshold": self.threshold_, "feature_names": self.feature_names,
-                "params": self._params()}
+        meta = {
+            "kind": self.kind,
+            "threshold_percentile": self.threshold_percentile,
+            "threshold": self.threshold_,
+            "feature_names": self.feature_names,
+            "params": self._params(),
+        }
         (path / META_FILE).write_text(json.dumps(meta, indent=2))
         self._save_state(path)
         return path

@@ -36,16 +36,22 @@ class GaussianDetector(ScaledDetector):
 
     kind = "gaussian"
 
-    def __init__(self, threshold_percentile: float = 99.0,
-                 covariance: Literal["diag", "full"] = "full", shrinkage: float | None = None,
-                 min_variance: float = 1e-2) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        covariance: Literal["diag", "full"] = "full",
+        shrinkage: float | None = None,
+        min_variance: float = 1e-2,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         if covariance not in _COVARIANCES:
             raise ValueError(f"covariance must be one of {_COVARIANCES}, got {covariance!r}")
         if shrinkage is not None and (covariance != "full" or not 0.0 <= shrinkage <= 1.0):
-            raise ValueError(f"shrinkage must be None or in [0, 1] and only applies to "
-                             f"covariance='full'; got shrinkage={shrinkage!r} with "
-                             f"covariance={covariance!r}")
+            raise ValueError(
+                f"shrinkage must be None or in [0, 1] and only applies to "
+                f"covariance='full'; got shrinkage={shrinkage!r} with "
+                f"covariance={covariance!r}"
+            )
         if not (np.isfinite(min_variance) and min_variance > 0):
             raise ValueError(f"min_variance must be a positive finite number, got {min_variance}")
         self.covariance = covariance
@@ -58,8 +64,11 @@ class GaussianDetector(ScaledDetector):
         self.log_normaliser_: float | None = None
 
     def _params(self) -> dict[str, Any]:
-        return {"covariance": self.covariance, "shrinkage": self.shrinkage,
-                "min_variance": self.min_variance}
+        return {
+            "covariance": self.covariance,
+            "shrinkage": self.shrinkage,
+            "min_variance": self.min_variance,
+        }
 
     def _fit_scaled(self, Z: np.ndarray, y: np.ndarray | None) -> None:
         mean = Z.mean(axis=0)
@@ -76,8 +85,9 @@ class GaussianDetector(ScaledDetector):
             cov = cov + self.min_variance * np.eye(n_features)
             sign, log_det = np.linalg.slogdet(cov)
             if sign <= 0:
-                raise ValueError("regularised covariance is not positive definite; "
-                                 "raise min_variance")
+                raise ValueError(
+                    "regularised covariance is not positive definite; raise min_variance"
+                )
             precision = np.linalg.inv(cov)
             self.precision_ = (precision + precision.T) / 2.0
         self.mean_ = mean
@@ -106,13 +116,17 @@ class GaussianDetector(ScaledDetector):
         mean, precision = self._fitted_state()
         deviation = Z - mean
         if precision.ndim == 1:
-            return 0.5 * deviation ** 2 * precision
+            return 0.5 * deviation**2 * precision
         return 0.5 * deviation * (deviation @ precision)
 
     def _save_model(self, path: Path) -> None:
         mean, precision = self._fitted_state()
-        np.savez(path / _STATE_FILE, mean=mean, precision=precision,
-                 log_normaliser=np.float64(self.log_normaliser_))
+        np.savez(
+            path / _STATE_FILE,
+            mean=mean,
+            precision=precision,
+            log_normaliser=np.float64(self.log_normaliser_),
+        )
 
     def _load_model(self, path: Path) -> None:
         with np.load(path / _STATE_FILE, allow_pickle=False) as state:

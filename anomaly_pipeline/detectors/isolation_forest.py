@@ -28,9 +28,15 @@ class IsolationForestDetector(SklearnOutlierDetector):
 
     kind = "isolation_forest"
 
-    def __init__(self, threshold_percentile: float = 99.0, n_estimators: int = 200,
-                 max_samples: int | float | str = "auto", max_features: float = 1.0,
-                 n_jobs: int | None = 1, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        n_estimators: int = 200,
+        max_samples: int | float | str = "auto",
+        max_features: float = 1.0,
+        n_jobs: int | None = 1,
+        random_state: int = 0,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -39,11 +45,19 @@ class IsolationForestDetector(SklearnOutlierDetector):
         self.random_state = random_state
 
     def _params(self) -> dict[str, Any]:
-        return {"n_estimators": self.n_estimators, "max_samples": self.max_samples,
-                "max_features": self.max_features, "n_jobs": self.n_jobs,
-                "random_state": self.random_state}
+        return {
+            "n_estimators": self.n_estimators,
+            "max_samples": self.max_samples,
+            "max_features": self.max_features,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+        }
 
     def _make_estimator(self) -> IsolationForest:
-        return IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
-                               max_features=self.max_features, n_jobs=self.n_jobs,
-                               random_state=self.random_state)
+        return IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )

@@ -34,8 +34,14 @@ class LOFDetector(SklearnOutlierDetector):
 
     kind = "lof"
 
-    def __init__(self, threshold_percentile: float = 99.0, n_neighbors: int = 100,
-                 metric: str = "euclidean", leaf_size: int = 30, n_jobs: int | None = 1) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        n_neighbors: int = 100,
+        metric: str = "euclidean",
+        leaf_size: int = 30,
+        n_jobs: int | None = 1,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         self.n_neighbors = n_neighbors
         self.metric = metric
@@ -43,9 +49,18 @@ class LOFDetector(SklearnOutlierDetector):
         self.n_jobs = n_jobs
 
     def _params(self) -> dict[str, Any]:
-        return {"n_neighbors": self.n_neighbors, "metric": self.metric,
-                "leaf_size": self.leaf_size, "n_jobs": self.n_jobs}
+        return {
+            "n_neighbors": self.n_neighbors,
+            "metric": self.metric,
+            "leaf_size": self.leaf_size,
+            "n_jobs": self.n_jobs,
+        }
 
     def _make_estimator(self) -> LocalOutlierFactor:
-        return LocalOutlierFactor(n_neighbors=self.n_neighbors, metric=self.metric,
-                                  leaf_size=self.leaf_size, novelty=True, n_jobs=self.n_jobs)
+        return LocalOutlierFactor(
+            n_neighbors=self.n_neighbors,
+            metric=self.metric,
+            leaf_size=self.leaf_size,
+            novelty=True,
+            n_jobs=self.n_jobs,
+        )

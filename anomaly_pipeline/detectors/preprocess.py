@@ -52,8 +52,11 @@ def feature_matrix(frame: pl.DataFrame, feature_names: Sequence[str]) -> np.ndar
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks feature column(s) {missing}")
-    not_numeric = [f"{name} ({frame.schema[name]})" for name in names
-                   if not (frame.schema[name].is_numeric() or frame.schema[name] == pl.Boolean)]
+    not_numeric = [
+        f"{name} ({frame.schema[name]})"
+        for name in names
+        if not (frame.schema[name].is_numeric() or frame.schema[name] == pl.Boolean)
+    ]
     if not_numeric:
         raise ValueError(f"feature column(s) must be numeric or boolean: {not_numeric}")
     matrix = frame.select(pl.col(name).cast(pl.Float32) for name in names).to_numpy()
@@ -68,10 +71,10 @@ def _signed_log1p(values: np.ndarray) -> np.ndarray:
 def _skewness(column: np.ndarray) -> float:
     """Sample skewness; 0 for a constant column (no tail to compress)."""
     deviation = column - column.mean()
-    std = float(np.sqrt(np.mean(deviation ** 2)))
+    std = float(np.sqrt(np.mean(deviation**2)))
     if std <= MIN_SPREAD:
         return 0.0
-    return float(np.mean(deviation ** 3) / std ** 3)
+    return float(np.mean(deviation**3) / std**3)
 
 
 class FeatureScaler:
@@ -110,8 +113,10 @@ class FeatureScaler:
         fill[~all_missing] = np.nanmedian(finite[:, ~all_missing], axis=0)
         filled = np.where(np.isnan(finite), fill, finite)
 
-        log = np.array([bool(col.min() >= 0.0 and _skewness(col) > self.skew_threshold)
-                        for col in filled.T], dtype=bool)
+        log = np.array(
+            [bool(col.min() >= 0.0 and _skewness(col) > self.skew_threshold) for col in filled.T],
+            dtype=bool,
+        )
         transformed = np.where(log, _signed_log1p(filled), filled)
         self.fill_ = fill
         self.log_ = log
@@ -128,8 +133,9 @@ class FeatureScaler:
         fill, log, center, scale = self._fitted()
         matrix = self._as_matrix(X)
         if matrix.shape[1] != len(fill):
-            raise ValueError(f"X has {matrix.shape[1]} columns; the scaler was fitted on "
-                             f"{len(fill)}")
+            raise ValueError(
+                f"X has {matrix.shape[1]} columns; the scaler was fitted on {len(fill)}"
+            )
         filled = np.where(np.isfinite(matrix), matrix, fill)
         transformed = np.where(log, _signed_log1p(filled), filled)
         scaled = np.clip((transformed - center) / scale, -self.clip, self.clip)
@@ -144,29 +150,44 @@ class FeatureScaler:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state; Python floats round-trip exactly through JSON, so scores do too."""
         fill, log, center, scale = self._fitted()
-        return {"format": _FORMAT, "skew_threshold": self.skew_threshold, "clip": self.clip,
-                "fill": fill.tolist(), "log": log.tolist(), "center": center.tolist(),
-                "scale": scale.tolist()}
+        return {
+            "format": _FORMAT,
+            "skew_threshold": self.skew_threshold,
+            "clip": self.clip,
+            "fill": fill.tolist(),
+            "log": log.tolist(),
+            "center": center.tolist(),
+            "scale": scale.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> FeatureScaler:
         """Rebuild a scaler from ``to_dict`` output, checking every field."""
         if state.get("format") != _FORMAT:
-            raise ValueError(f"scaler state field 'format' must be {_FORMAT!r}, "
-                             f"got {state.get('format')!r}")
-        missing = [key for key in ("skew_threshold", "clip", "fill", "log", "center", "scale")
-                   if key not in state]
+            raise ValueError(
+                f"scaler state field 'format' must be {_FORMAT!r}, got {state.get('format')!r}"
+            )
+        missing = [
+            key
+            for key in ("skew_threshold", "clip", "fill", "log", "center", "scale")
+            if key not in state
+        ]
         if missing:
             raise ValueError(f"scaler state lacks field(s) {missing}")
         scaler = cls(skew_threshold=state["skew_threshold"], clip=state["clip"])
-        arrays = {key: np.asarray(state[key], dtype=np.float64)
-                  for key in ("fill", "center", "scale")}
+        arrays = {
+            key: np.asarray(state[key], dtype=np.float64) for key in ("fill", "center", "scale")
+        }
         arrays["log"] = np.asarray(state["log"], dtype=bool)
         lengths = {key: value.shape for key, value in arrays.items()}
-        if any(len(shape) != 1 for shape in lengths.values()) or \
-                len({shape[0] for shape in lengths.values()}) != 1:
-            raise ValueError(f"scaler state fields fill/log/center/scale must be equal-length "
-                             f"lists, got shapes {lengths}")
+        if (
+            any(len(shape) != 1 for shape in lengths.values())
+            or len({shape[0] for shape in lengths.values()}) != 1
+        ):
+            raise ValueError(
+                f"scaler state fields fill/log/center/scale must be equal-length "
+                f"lists, got shapes {lengths}"
+            )
         for key in ("fill", "center", "scale"):
             if not np.isfinite(arrays[key]).all():
                 raise ValueError(f"scaler state field {key!r} must hold finite numbers")
@@ -204,8 +225,9 @@ class ScaledDetector(Detector):
     def _fit(self, X: Any, y: np.ndarray | None) -> None:
         matrix = self._check_matrix(X, expected_columns=len(self.feature_names) or None)
         if matrix.shape[0] < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 training rows, "
-                             f"got {matrix.shape[0]}")
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 training rows, got {matrix.shape[0]}"
+            )
         self.scaler_ = FeatureScaler()
         self._fit_scaled(self.scaler_.fit_transform(matrix), y)
 
@@ -222,12 +244,15 @@ class ScaledDetector(Detector):
     def _check_matrix(self, X: Any, expected_columns: int | None) -> np.ndarray:
         matrix = np.asarray(X, dtype=np.float64)
         if matrix.ndim != 2:
-            raise ValueError(f"{type(self).__name__}: X must be 2-D (rows × features), "
-                             f"got shape {matrix.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: X must be 2-D (rows × features), got shape {matrix.shape}"
+            )
         if expected_columns is not None and matrix.shape[1] != expected_columns:
             named = f" {self.feature_names}" if self.feature_names else ""
-            raise ValueError(f"{type(self).__name__}: X has {matrix.shape[1]} columns, expected "
-                             f"{expected_columns}{named}")
+            raise ValueError(
+                f"{type(self).__name__}: X has {matrix.shape[1]} columns, expected "
+                f"{expected_columns}{named}"
+            )
         return matrix
 
     def _save_state(self, path: Path) -> None:

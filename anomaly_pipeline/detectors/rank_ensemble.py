@@ -40,15 +40,20 @@ class RankEnsembleDetector(Detector):
 
     kind = "rank_ensemble"
 
-    def __init__(self, threshold_percentile: float = 99.0,
-                 members: Sequence[str] = ("gaussian", "isolation_forest", "lof"),
-                 member_params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        members: Sequence[str] = ("gaussian", "isolation_forest", "lof"),
+        member_params: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         members = list(members)
         unknown = [kind for kind in members if kind not in TABULAR_KINDS or kind == self.kind]
         if not members or unknown or len(set(members)) != len(members):
-            raise ValueError(f"members must be distinct tabular detector kinds from "
-                             f"{list(TABULAR_KINDS)}, got {members}")
+            raise ValueError(
+                f"members must be distinct tabular detector kinds from "
+                f"{list(TABULAR_KINDS)}, got {members}"
+            )
         self.members = members
         self.member_params = {kind: dict(params) for kind, params in (member_params or {}).items()}
         self.detectors_: list[Detector] = []
@@ -60,8 +65,11 @@ class RankEnsembleDetector(Detector):
     def _fit(self, X: Any, y: np.ndarray | None) -> None:
         self.detectors_, self.ranks_ = [], []
         for kind in self.members:
-            detector = make_detector(kind, threshold_percentile=self.threshold_percentile,
-                                     **self.member_params.get(kind, {}))
+            detector = make_detector(
+                kind,
+                threshold_percentile=self.threshold_percentile,
+                **self.member_params.get(kind, {}),
+            )
             detector.fit(X, y, feature_names=self.feature_names or None)
             self.detectors_.append(detector)
             self.ranks_.append(ScoreScaler(tail_power=1.0).fit(detector.decision_function(X)))
@@ -69,8 +77,10 @@ class RankEnsembleDetector(Detector):
     def decision_function(self, X: Any) -> np.ndarray:
         if not self.detectors_:
             raise RuntimeError("RankEnsembleDetector is not fitted")
-        ranks = [rank.transform(detector.decision_function(X)) / MAX_POINTS
-                 for detector, rank in zip(self.detectors_, self.ranks_, strict=True)]
+        ranks = [
+            rank.transform(detector.decision_function(X)) / MAX_POINTS
+            for detector, rank in zip(self.detectors_, self.ranks_, strict=True)
+        ]
         return np.mean(ranks, axis=0)
 
     def feature_contributions(self, X: Any) -> np.ndarray | None:
@@ -86,5 +96,6 @@ class RankEnsembleDetector(Detector):
 
     def _load_state(self, path: Path) -> None:
         self.detectors_ = [load_detector(path / _MEMBERS_DIR / kind) for kind in self.members]
-        self.ranks_ = [ScoreScaler.from_dict(state)
-                       for state in json.loads((path / _RANKS_FILE).read_text())]
+        self.ranks_ = [
+            ScoreScaler.from_dict(state) for state in json.loads((path / _RANKS_FILE).read_text())
+        ]

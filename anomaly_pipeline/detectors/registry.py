@@ -17,18 +17,25 @@ from typing import Any, Final
 
 from anomaly_pipeline.detectors.base import META_FILE, Detector, read_kind
 
-DETECTOR_KINDS: Final[Mapping[str, str]] = MappingProxyType({
-    "gaussian": "anomaly_pipeline.detectors.gaussian:GaussianDetector",
-    "isolation_forest": "anomaly_pipeline.detectors.isolation_forest:IsolationForestDetector",
-    "lof": "anomaly_pipeline.detectors.lof:LOFDetector",
-    "autoencoder": "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector",
-    "sequence": "anomaly_pipeline.detectors.sequence:SequenceDetector",
-    "rank_ensemble": "anomaly_pipeline.detectors.rank_ensemble:RankEnsembleDetector",
-})
+DETECTOR_KINDS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "gaussian": "anomaly_pipeline.detectors.gaussian:GaussianDetector",
+        "isolation_forest": "anomaly_pipeline.detectors.isolation_forest:IsolationForestDetector",
+        "lof": "anomaly_pipeline.detectors.lof:LOFDetector",
+        "autoencoder": "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector",
+        "sequence": "anomaly_pipeline.detectors.sequence:SequenceDetector",
+        "rank_ensemble": "anomaly_pipeline.detectors.rank_ensemble:RankEnsembleDetector",
+    }
+)
 
 #: Kinds that score the user_day_features matrix.
-TABULAR_KINDS: Final[tuple[str, ...]] = ("gaussian", "isolation_forest", "lof", "autoencoder",
-                                         "rank_ensemble")
+TABULAR_KINDS: Final[tuple[str, ...]] = (
+    "gaussian",
+    "isolation_forest",
+    "lof",
+    "autoencoder",
+    "rank_ensemble",
+)
 #: The kind the champion gate promotes when there is no champion and no labelled held-out
 #: user-days to rank candidates: the best label-free detector on average over the simulator's
 #: difficulty levels and anomaly types (``make bench-cold-start`` measures it; README, "Cold
@@ -43,13 +50,16 @@ def detector_class(kind: str) -> type[Detector]:
     try:
         target = DETECTOR_KINDS[kind]
     except KeyError:
-        raise ValueError(f"unknown detector kind {kind!r}; known kinds: "
-                         f"{sorted(DETECTOR_KINDS)}") from None
+        raise ValueError(
+            f"unknown detector kind {kind!r}; known kinds: {sorted(DETECTOR_KINDS)}"
+        ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if not (isinstance(cls, type) and issubclass(cls, Detector)) or cls.kind != kind:
-        raise TypeError(f"{target} is registered as detector kind {kind!r} but is not a Detector "
-                        f"subclass with kind = {kind!r}")
+        raise TypeError(
+            f"{target} is registered as detector kind {kind!r} but is not a Detector "
+            f"subclass with kind = {kind!r}"
+        )
     return cls
 
 
@@ -65,8 +75,10 @@ def make_detector(kind: str, **params: Any) -> Detector:
     try:
         signature.bind(**params)
     except TypeError as error:
-        raise TypeError(f"invalid parameters {sorted(params)} for detector kind {kind!r} "
-                        f"({error}); accepted: {list(signature.parameters)}") from None
+        raise TypeError(
+            f"invalid parameters {sorted(params)} for detector kind {kind!r} "
+            f"({error}); accepted: {list(signature.parameters)}"
+        ) from None
     return cls(**params)
 
 

@@ -60,16 +60,28 @@ class SequenceDetector(LightningDetectorMixin, Detector):
 
     kind = "sequence"
 
-    def __init__(self, threshold_percentile: float = 99.0, encoder: str = "gru",
-                 embed_dim: int = 16, hidden_dim: int = 32, num_layers: int = 1,
-                 num_heads: int = 4, dropout: float = 0.0, gap_bins: int = 24,
-                 trainer: TrainerSettings | Mapping[str, Any] | None = None,
-                 score_batch_size: int = DEFAULT_SCORE_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        threshold_percentile: float = 99.0,
+        encoder: str = "gru",
+        embed_dim: int = 16,
+        hidden_dim: int = 32,
+        num_layers: int = 1,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        gap_bins: int = 24,
+        trainer: TrainerSettings | Mapping[str, Any] | None = None,
+        score_batch_size: int = DEFAULT_SCORE_BATCH_SIZE,
+    ) -> None:
         super().__init__(threshold_percentile=threshold_percentile)
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-        for name, value in (("embed_dim", embed_dim), ("hidden_dim", hidden_dim),
-                            ("num_layers", num_layers), ("num_heads", num_heads)):
+        for name, value in (
+            ("embed_dim", embed_dim),
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+        ):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(gap_bins, int) and gap_bins >= 2):
@@ -77,9 +89,15 @@ class SequenceDetector(LightningDetectorMixin, Detector):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.config: dict[str, Any] = {
-            "n_event_types": len(EVENT_TYPES), "encoder": encoder, "embed_dim": embed_dim,
-            "hidden_dim": hidden_dim, "num_layers": num_layers, "num_heads": num_heads,
-            "dropout": dropout, "gap_bins": gap_bins}
+            "n_event_types": len(EVENT_TYPES),
+            "encoder": encoder,
+            "embed_dim": embed_dim,
+            "hidden_dim": hidden_dim,
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "dropout": dropout,
+            "gap_bins": gap_bins,
+        }
         self._init_lightning(trainer, score_batch_size)
         self.module_: NextEventModule | None = None
 
@@ -113,8 +131,9 @@ class SequenceDetector(LightningDetectorMixin, Detector):
         scores = np.empty(len(tokens), dtype=np.float64)
         with torch_threads(self.trainer_settings.cpu_threads):
             for rows in chunked(len(tokens), self.score_batch_size):
-                scores[rows] = self.module_.typicality_score(tokens[rows], gaps[rows],
-                                                             changes[rows]).numpy()
+                scores[rows] = self.module_.typicality_score(
+                    tokens[rows], gaps[rows], changes[rows]
+                ).numpy()
         return scores
 
     def _save_state(self, path: Path) -> None:
@@ -123,7 +142,8 @@ class SequenceDetector(LightningDetectorMixin, Detector):
 
     def _load_state(self, path: Path) -> None:
         self.module_ = self._load_module(  # type: ignore[assignment]
-            path, lambda config: NextEventModule(**config))
+            path, lambda config: NextEventModule(**config)
+        )
 
 
 def sequence_tensors(frame: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -134,20 +154,25 @@ def sequence_tensors(frame: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     row so its real events come first.
     """
     if not isinstance(frame, pl.DataFrame):
-        raise TypeError(f"SequenceDetector expects a polars DataFrame with columns "
-                        f"{list(SEQUENCE_COLUMNS)}, got {type(frame).__name__}")
+        raise TypeError(
+            f"SequenceDetector expects a polars DataFrame with columns "
+            f"{list(SEQUENCE_COLUMNS)}, got {type(frame).__name__}"
+        )
     missing = [c for c in SEQUENCE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"sequence frame lacks column(s) {missing}")
     arrays = [_padded_matrix(frame, column) for column in SEQUENCE_COLUMNS]
     widths = {column: a.shape[1] for column, a in zip(SEQUENCE_COLUMNS, arrays, strict=True)}
     if len(set(widths.values())) != 1:
-        raise ValueError(f"columns {list(SEQUENCE_COLUMNS)} must share one padded length, "
-                         f"got {widths}")
+        raise ValueError(
+            f"columns {list(SEQUENCE_COLUMNS)} must share one padded length, got {widths}"
+        )
     tokens, gaps, changes = arrays
     if tokens.size and (tokens.min() < 0 or tokens.max() > len(EVENT_TYPES)):
-        raise ValueError(f"column 'tokens' must hold ids in [0, {len(EVENT_TYPES)}] "
-                         f"(0 = padding), got [{tokens.min()}, {tokens.max()}]")
+        raise ValueError(
+            f"column 'tokens' must hold ids in [0, {len(EVENT_TYPES)}] "
+            f"(0 = padding), got [{tokens.min()}, {tokens.max()}]"
+        )
     if not np.isfinite(gaps).all():
         raise ValueError("column 'log_gaps' must hold finite numbers")
     if not np.isin(changes, (0, 1)).all():
@@ -155,13 +180,19 @@ def sequence_tensors(frame: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     real = tokens != 0
     empty = np.flatnonzero(~real.any(axis=1))
     if len(empty):
-        raise ValueError(f"column 'tokens' must hold at least one event per row; rows "
-                         f"{empty[:5].tolist()} are all padding")
+        raise ValueError(
+            f"column 'tokens' must hold at least one event per row; rows "
+            f"{empty[:5].tolist()} are all padding"
+        )
     # Stable sort on "is padding" moves real events to the front without reordering them.
     order = np.argsort(~real, axis=1, kind="stable")
     tokens, gaps, changes = (np.take_along_axis(a, order, axis=1) for a in arrays)
-    return (torch.from_numpy(tokens.astype(np.int64)), torch.from_numpy(gaps.astype(np.float32)),
-            torch.from_numpy(changes.astype(np.float32)))
+    return (
+        torch.from_numpy(tokens.astype(np.int64)),
+        torch.from_numpy(gaps.astype(np.float32)),
+        torch.from_numpy(changes.astype(np.float32)),
+    )
+
 
 def _padded_matrix(frame: pl.DataFrame, column: str) -> np.ndarray:
     """A list column as a rows × width numpy matrix; all lists must have one length."""
@@ -172,8 +203,10 @@ def _padded_matrix(frame: pl.DataFrame, column: str) -> np.ndarray:
         series = series.arr.to_list()
     lengths = series.list.len().to_numpy()
     if len(series) and lengths.min() != lengths.max():
-        raise ValueError(f"column {column!r} must be padded to one length, got lengths "
-                         f"{lengths.min()}..{lengths.max()}")
+        raise ValueError(
+            f"column {column!r} must be padded to one length, got lengths "
+            f"{lengths.min()}..{lengths.max()}"
+        )
     if series.null_count() or (len(series) and lengths.max() and series.explode().null_count()):
         raise ValueError(f"column {column!r} must not hold nulls")
     width = int(lengths.max()) if len(series) else 0

@@ -18,10 +18,24 @@ from .report import ReportPaths, render_report, write_report
 from .results import DetectorEvaluation, load_evaluations, save_evaluations
 
 __all__ = [
-    "ChallengerChoice", "DetectorEvaluation", "GateDecision", "GateVerdict", "ReportPaths",
+    "ChallengerChoice",
+    "DetectorEvaluation",
+    "GateDecision",
+    "GateVerdict",
+    "ReportPaths",
     "ScoredFrameError",
-    "compare_detectors", "decide_promotion", "evaluate_detector", "gate_verdict",
+    "compare_detectors",
+    "decide_promotion",
+    "evaluate_detector",
+    "gate_verdict",
     "load_evaluations",
-    "pick_challenger", "png_to_markdown", "pr_curves_png", "render_report", "roc_curves_png",
-    "save_evaluations", "score_histogram_png", "validate_scored_frame", "write_report",
+    "pick_challenger",
+    "png_to_markdown",
+    "pr_curves_png",
+    "render_report",
+    "roc_curves_png",
+    "save_evaluations",
+    "score_histogram_png",
+    "validate_scored_frame",
+    "write_report",
 ]

@@ -35,11 +35,24 @@ def compare_detectors(evaluations: Mapping[str, DetectorEvaluation]) -> pl.DataF
         raise ValueError("compare_detectors needs at least one evaluation")
     ks, types = ordered_ks(evaluations), ordered_types(evaluations)
     schema: dict[str, pl.DataType] = {
-        "detector": pl.String(), "quality_measurable": pl.Boolean(), "threshold": pl.Float64(),
-        "n_user_days": pl.Int64(), "n_positive": pl.Int64(),
+        "detector": pl.String(),
+        "quality_measurable": pl.Boolean(),
+        "threshold": pl.Float64(),
+        "n_user_days": pl.Int64(),
+        "n_positive": pl.Int64(),
     }
-    for name in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "pr_auc", "pr_auc_ci_low",
-                 "pr_auc_ci_high", "precision", "recall", "f1", "flagged_per_day"):
+    for name in (
+        "roc_auc",
+        "roc_auc_ci_low",
+        "roc_auc_ci_high",
+        "pr_auc",
+        "pr_auc_ci_low",
+        "pr_auc_ci_high",
+        "precision",
+        "recall",
+        "f1",
+        "flagged_per_day",
+    ):
         schema[name] = pl.Float64()
     schema |= {f"precision_at_{k}": pl.Float64() for k in ks}
     schema |= {f"recall_{t}": pl.Float64() for t in types}
@@ -48,10 +61,14 @@ def compare_detectors(evaluations: Mapping[str, DetectorEvaluation]) -> pl.DataF
     for detector, evaluation in evaluations.items():
         operating = next(row for row in evaluation.threshold_table if row.kind == "operating")
         row: dict[str, object] = {
-            "detector": detector, "quality_measurable": evaluation.quality_measurable,
-            "threshold": evaluation.threshold, "n_user_days": evaluation.n_user_days,
-            "n_positive": evaluation.n_positive, "precision": evaluation.precision,
-            "recall": evaluation.recall, "f1": evaluation.f1,
+            "detector": detector,
+            "quality_measurable": evaluation.quality_measurable,
+            "threshold": evaluation.threshold,
+            "n_user_days": evaluation.n_user_days,
+            "n_positive": evaluation.n_positive,
+            "precision": evaluation.precision,
+            "recall": evaluation.recall,
+            "f1": evaluation.f1,
             "flagged_per_day": operating.flagged_per_day,
         }
         for metric in ("roc_auc", "pr_auc"):

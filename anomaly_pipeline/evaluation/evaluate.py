@@ -36,8 +36,17 @@ from .thresholds import threshold_table
 
 HISTOGRAM_BINS: Final[int] = 60
 SUMMARY_QUANTILES: Final[dict[str, float]] = {
-    "min": 0.0, "p1": 0.01, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9,
-    "p95": 0.95, "p99": 0.99, "p99.5": 0.995, "max": 1.0,
+    "min": 0.0,
+    "p1": 0.01,
+    "p5": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p90": 0.9,
+    "p95": 0.95,
+    "p99": 0.99,
+    "p99.5": 0.995,
+    "max": 1.0,
 }
 
 
@@ -59,22 +68,24 @@ def score_histogram(scored: pl.DataFrame) -> ScoreHistogram:
         values = scored.filter(condition)["score"].to_numpy()
         return tuple(int(c) for c in np.histogram(values, bins=edges)[0])
 
-    return ScoreHistogram(edges=tuple(float(e) for e in edges),
-                          normal=counts(pl.col("label") == 0),
-                          abnormal=counts(pl.col("label") == 1),
-                          unlabelled=counts(pl.col("label").is_null()))
+    return ScoreHistogram(
+        edges=tuple(float(e) for e in edges),
+        normal=counts(pl.col("label") == 0),
+        abnormal=counts(pl.col("label") == 1),
+        unlabelled=counts(pl.col("label").is_null()),
+    )
 
 
 def score_stability(scored: pl.DataFrame, previous: pl.DataFrame) -> Stability:
     """Spearman correlation with ``previous`` scores on the user-days both frames hold."""
-    matched = scored.join(validate_previous_scores(previous), on=list(KEY_COLUMNS), how="inner",
-                          suffix="_previous")
+    matched = scored.join(
+        validate_previous_scores(previous), on=list(KEY_COLUMNS), how="inner", suffix="_previous"
+    )
     rho = p_value = None
     if matched.height >= 3:
         result = spearmanr(matched["score"].to_numpy(), matched["score_previous"].to_numpy())
         rho, p_value = optional_float(result.statistic), optional_float(result.pvalue)
-    return Stability(spearman=rho, p_value=p_value, n_matched=matched.height,
-                     n_rows=scored.height)
+    return Stability(spearman=rho, p_value=p_value, n_matched=matched.height, n_rows=scored.height)
 
 
 def _check_arguments(threshold: float, ks: Sequence[int], n_bootstrap: int) -> None:
@@ -86,9 +97,15 @@ def _check_arguments(threshold: float, ks: Sequence[int], n_bootstrap: int) -> N
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
 
 
-def evaluate_detector(frame: pl.DataFrame, *, threshold: float,
-                      ks: Sequence[int] = (10, 50, 100), n_bootstrap: int = 200, seed: int = 0,
-                      previous: pl.DataFrame | None = None) -> DetectorEvaluation:
+def evaluate_detector(
+    frame: pl.DataFrame,
+    *,
+    threshold: float,
+    ks: Sequence[int] = (10, 50, 100),
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    previous: pl.DataFrame | None = None,
+) -> DetectorEvaluation:
     """Evaluate one detector's scores on held-out user-days.
 
     ``frame`` has ``user_key, event_day, score, label, anomaly_type`` (see
@@ -109,46 +126,71 @@ def evaluate_detector(frame: pl.DataFrame, *, threshold: float,
 
     notes: list[str] = []
     common: dict[str, Any] = dict(
-        threshold=float(threshold), n_user_days=scored.height, n_days=n_days,
-        n_labelled=labelled.height, n_positive=n_positive,
-        holdout_fingerprint=holdout_fingerprint(scored), quality_measurable=measurable,
-        score_summary=score_summary(scores), histogram=score_histogram(scored),
+        threshold=float(threshold),
+        n_user_days=scored.height,
+        n_days=n_days,
+        n_labelled=labelled.height,
+        n_positive=n_positive,
+        holdout_fingerprint=holdout_fingerprint(scored),
+        quality_measurable=measurable,
+        score_summary=score_summary(scores),
+        histogram=score_histogram(scored),
         stability=None if previous is None else score_stability(scored, previous),
     )
     if not measurable:
         notes.append(
-            "Quality cannot be measured: no user-day is labelled." if labelled.height == 0 else
-            f"Quality cannot be measured: the {labelled.height} labelled user-days are all "
-            f"{'abnormal' if n_positive else 'normal'}.")
+            "Quality cannot be measured: no user-day is labelled."
+            if labelled.height == 0
+            else f"Quality cannot be measured: the {labelled.height} labelled user-days are all "
+            f"{'abnormal' if n_positive else 'normal'}."
+        )
         table = threshold_table(scores, operating_threshold=threshold, n_days=n_days)
         return DetectorEvaluation(threshold_table=table, notes=tuple(notes), **common)
 
     labelled_scores = labelled["score"].to_numpy()
-    roc_auc, pr_auc, n_valid = ranking_metrics(y, labelled_scores, n_bootstrap=n_bootstrap,
-                                               seed=seed)
+    roc_auc, pr_auc, n_valid = ranking_metrics(
+        y, labelled_scores, n_bootstrap=n_bootstrap, seed=seed
+    )
     if n_valid < n_bootstrap:
-        notes.append(f"{n_bootstrap - n_valid} of {n_bootstrap} bootstrap resamples held a single "
-                     "class and were skipped.")
+        notes.append(
+            f"{n_bootstrap - n_valid} of {n_bootstrap} bootstrap resamples held a single "
+            "class and were skipped."
+        )
     if labelled.height < scored.height:
-        notes.append(f"{scored.height - labelled.height} of {scored.height} user-days are "
-                     "unlabelled: quality metrics use the labelled ones, alert volumes use all.")
+        notes.append(
+            f"{scored.height - labelled.height} of {scored.height} user-days are "
+            "unlabelled: quality metrics use the labelled ones, alert volumes use all."
+        )
     if any(k > labelled.height for k in ks):
-        notes.append(f"precision@k is undefined for k above the {labelled.height} labelled "
-                     "user-days.")
+        notes.append(
+            f"precision@k is undefined for k above the {labelled.height} labelled user-days."
+        )
     untyped = labelled.filter((pl.col("label") == 1) & pl.col("anomaly_type").is_null()).height
     if untyped:
-        notes.append(f"{untyped} abnormal user-days carry no anomaly type: they count in overall "
-                     "recall only.")
+        notes.append(
+            f"{untyped} abnormal user-days carry no anomaly type: they count in overall "
+            "recall only."
+        )
 
     precision, recall, f1 = precision_recall_f1_at(y, labelled_scores, threshold)
-    table = threshold_table(scores, operating_threshold=threshold, n_days=n_days, y=y,
-                            labelled_scores=labelled_scores)
+    table = threshold_table(
+        scores, operating_threshold=threshold, n_days=n_days, y=y, labelled_scores=labelled_scores
+    )
     return DetectorEvaluation(
-        threshold_table=table, roc_auc=roc_auc, pr_auc=pr_auc, n_bootstrap_valid=n_valid,
-        precision=precision, recall=recall, f1=f1,
+        threshold_table=table,
+        roc_auc=roc_auc,
+        pr_auc=pr_auc,
+        n_bootstrap_valid=n_valid,
+        precision=precision,
+        recall=recall,
+        f1=f1,
         confusion=confusion_at(y, labelled_scores, threshold),
         precision_at_k=precision_at_k(y, labelled_scores, ks),
-        type_recall=recall_by_type(labelled["anomaly_type"].to_numpy(),
-                                   flags_at(labelled_scores, threshold)),
-        roc_curve=roc_points(y, labelled_scores), pr_curve=pr_points(y, labelled_scores),
-        notes=tuple(notes), **common)
+        type_recall=recall_by_type(
+            labelled["anomaly_type"].to_numpy(), flags_at(labelled_scores, threshold)
+        ),
+        roc_curve=roc_points(y, labelled_scores),
+        pr_curve=pr_points(y, labelled_scores),
+        notes=tuple(notes),
+        **common,
+    )

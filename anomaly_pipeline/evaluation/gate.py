@@ -43,8 +43,9 @@ def _pr_auc(evaluation: DetectorEvaluation) -> float | None:
     return None if evaluation.pr_auc is None else evaluation.pr_auc.value
 
 
-def _type_recall_changes(challenger: DetectorEvaluation, champion: DetectorEvaluation,
-                         tolerance: float) -> tuple[dict[str, dict[str, float | None]], list[str]]:
+def _type_recall_changes(
+    challenger: DetectorEvaluation, champion: DetectorEvaluation, tolerance: float
+) -> tuple[dict[str, dict[str, float | None]], list[str]]:
     """Per-type recall of both models, and a failure message for each drop above tolerance."""
     changes: dict[str, dict[str, float | None]] = {}
     failures = []
@@ -52,20 +53,29 @@ def _type_recall_changes(challenger: DetectorEvaluation, champion: DetectorEvalu
         after = challenger.type_recall.get(name)
         if after is None:
             changes[name] = {"champion": before.recall, "challenger": None, "drop": None}
-            failures.append(f"challenger's evaluation has no {name} user-days to compare with the "
-                            f"champion's recall {before.recall:.2f}")
+            failures.append(
+                f"challenger's evaluation has no {name} user-days to compare with the "
+                f"champion's recall {before.recall:.2f}"
+            )
             continue
         drop = before.recall - after.recall
         changes[name] = {"champion": before.recall, "challenger": after.recall, "drop": drop}
         if drop > tolerance + _EPSILON:
-            failures.append(f"recall on {name} fell {before.recall:.2f} → {after.recall:.2f} "
-                            f"(> {tolerance:.2f})")
+            failures.append(
+                f"recall on {name} fell {before.recall:.2f} → {after.recall:.2f} "
+                f"(> {tolerance:.2f})"
+            )
     return changes, failures
 
 
-def decide_promotion(challenger: DetectorEvaluation, champion: DetectorEvaluation | None, *,
-                     min_pr_auc_gain: float = 0.01, max_type_recall_drop: float = 0.05,
-                     require_same_holdout: bool = True) -> GateDecision:
+def decide_promotion(
+    challenger: DetectorEvaluation,
+    champion: DetectorEvaluation | None,
+    *,
+    min_pr_auc_gain: float = 0.01,
+    max_type_recall_drop: float = 0.05,
+    require_same_holdout: bool = True,
+) -> GateDecision:
     """Promote the challenger, or keep the champion, and say why.
 
     Rules, in order: no champion → promote (the first model must start somewhere; the reason
@@ -79,48 +89,73 @@ def decide_promotion(challenger: DetectorEvaluation, champion: DetectorEvaluatio
         raise ValueError(f"max_type_recall_drop must be >= 0, got {max_type_recall_drop}")
     challenger_pr = _pr_auc(challenger)
     details: dict[str, Any] = {
-        "challenger_pr_auc": challenger_pr, "min_pr_auc_gain": min_pr_auc_gain,
+        "challenger_pr_auc": challenger_pr,
+        "min_pr_auc_gain": min_pr_auc_gain,
         "max_type_recall_drop": max_type_recall_drop,
     }
     if champion is None:
         if challenger_pr is None:
-            return GateDecision(True, "no champion yet: promoting the challenger although its "
-                                "quality cannot be measured (no labelled held-out user-days of "
-                                "both classes)", details)
-        return GateDecision(True, f"no champion yet: promoting the challenger "
-                            f"(PR-AUC {challenger_pr:.3f})", details)
+            return GateDecision(
+                True,
+                "no champion yet: promoting the challenger although its "
+                "quality cannot be measured (no labelled held-out user-days of "
+                "both classes)",
+                details,
+            )
+        return GateDecision(
+            True, f"no champion yet: promoting the challenger (PR-AUC {challenger_pr:.3f})", details
+        )
 
     champion_pr = _pr_auc(champion)
     details["champion_pr_auc"] = champion_pr
     if challenger_pr is None:
-        return GateDecision(False, "challenger's quality cannot be measured (no labelled "
-                            "held-out user-days of both classes): keeping the champion", details)
+        return GateDecision(
+            False,
+            "challenger's quality cannot be measured (no labelled "
+            "held-out user-days of both classes): keeping the champion",
+            details,
+        )
     if champion_pr is None:
-        return GateDecision(False, "champion's evaluation has no measurable quality, so PR-AUC "
-                            "cannot be compared: keeping the champion; re-evaluate it on the "
-                            "challenger's labelled held-out user-days", details)
+        return GateDecision(
+            False,
+            "champion's evaluation has no measurable quality, so PR-AUC "
+            "cannot be compared: keeping the champion; re-evaluate it on the "
+            "challenger's labelled held-out user-days",
+            details,
+        )
     same_holdout = challenger.holdout_fingerprint == champion.holdout_fingerprint
     details["same_holdout"] = same_holdout
     if require_same_holdout and not same_holdout:
-        return GateDecision(False, "challenger and champion were evaluated on different held-out "
-                            f"user-days ({challenger.n_user_days} vs {champion.n_user_days} rows, "
-                            "or different labels): PR-AUC is not comparable; evaluate both on "
-                            "the same frame", details)
+        return GateDecision(
+            False,
+            "challenger and champion were evaluated on different held-out "
+            f"user-days ({challenger.n_user_days} vs {champion.n_user_days} rows, "
+            "or different labels): PR-AUC is not comparable; evaluate both on "
+            "the same frame",
+            details,
+        )
 
     gain = challenger_pr - champion_pr
     details["pr_auc_gain"] = gain
     failures = []
     if gain < min_pr_auc_gain - _EPSILON:
-        failures.append(f"PR-AUC {challenger_pr:.3f} vs champion {champion_pr:.3f}: "
-                        f"gain {gain:.3f} < margin {min_pr_auc_gain:.3f}")
-    details["type_recall"], type_failures = _type_recall_changes(challenger, champion,
-                                                                 max_type_recall_drop)
+        failures.append(
+            f"PR-AUC {challenger_pr:.3f} vs champion {champion_pr:.3f}: "
+            f"gain {gain:.3f} < margin {min_pr_auc_gain:.3f}"
+        )
+    details["type_recall"], type_failures = _type_recall_changes(
+        challenger, champion, max_type_recall_drop
+    )
     failures += type_failures
     if failures:
         return GateDecision(False, "; ".join(failures), details)
-    return GateDecision(True, f"PR-AUC {challenger_pr:.3f} vs champion {champion_pr:.3f}: gain "
-                        f"{gain:.3f} ≥ margin {min_pr_auc_gain:.3f}; no anomaly type's recall "
-                        f"fell by more than {max_type_recall_drop:.2f}", details)
+    return GateDecision(
+        True,
+        f"PR-AUC {challenger_pr:.3f} vs champion {champion_pr:.3f}: gain "
+        f"{gain:.3f} ≥ margin {min_pr_auc_gain:.3f}; no anomaly type's recall "
+        f"fell by more than {max_type_recall_drop:.2f}",
+        details,
+    )
 
 
 def pick_challenger(evaluations: Mapping[str, DetectorEvaluation]) -> ChallengerChoice:
@@ -132,19 +167,31 @@ def pick_challenger(evaluations: Mapping[str, DetectorEvaluation]) -> Challenger
     if not evaluations:
         raise ValueError("pick_challenger needs at least one evaluation")
     ranked = sorted(
-        ((e.pr_auc.value, e.roc_auc.value, name) for name, e in evaluations.items()
-         if e.pr_auc is not None and e.roc_auc is not None),
-        key=lambda item: (-item[0], -item[1], item[2]))
+        (
+            (e.pr_auc.value, e.roc_auc.value, name)
+            for name, e in evaluations.items()
+            if e.pr_auc is not None and e.roc_auc is not None
+        ),
+        key=lambda item: (-item[0], -item[1], item[2]),
+    )
     unranked = sorted(name for name, e in evaluations.items() if e.pr_auc is None)
     if not ranked:
-        return ChallengerChoice(None, "no detector has measurable quality (no labelled held-out "
-                                f"user-days of both classes): {', '.join(unranked)}")
+        return ChallengerChoice(
+            None,
+            "no detector has measurable quality (no labelled held-out "
+            f"user-days of both classes): {', '.join(unranked)}",
+        )
     pr_auc, roc_auc, name = ranked[0]
     reason = f"{name} has the best PR-AUC {pr_auc:.3f} (ROC-AUC {roc_auc:.3f})"
     if len(ranked) > 1:
         runner_pr, runner_roc, runner = ranked[1]
-        tie = ("" if runner_pr != pr_auc else " (tie broken by ROC-AUC)"
-               if runner_roc != roc_auc else " (tie broken by name)")
+        tie = (
+            ""
+            if runner_pr != pr_auc
+            else " (tie broken by ROC-AUC)"
+            if runner_roc != roc_auc
+            else " (tie broken by name)"
+        )
         reason += f"; next {runner} PR-AUC {runner_pr:.3f} (ROC-AUC {runner_roc:.3f}){tie}"
     if unranked:
         reason += f"; skipped without measurable quality: {', '.join(unranked)}"
@@ -169,15 +216,25 @@ class GateVerdict:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "promoted": self.promoted, "reason": self.reason,
-                "challenger_reason": self.challenger_reason,
-                "cold_start_default": self.cold_start_default, "details": self.details}
+        return {
+            "action": self.action,
+            "promoted": self.promoted,
+            "reason": self.reason,
+            "challenger_reason": self.challenger_reason,
+            "cold_start_default": self.cold_start_default,
+            "details": self.details,
+        }
 
 
-def gate_verdict(evaluations: Mapping[str, DetectorEvaluation],
-                 champion: DetectorEvaluation | None, *, cold_start_kind: str = COLD_START_KIND,
-                 champion_unfit: str | None = None, min_pr_auc_gain: float = 0.01,
-                 max_type_recall_drop: float = 0.05) -> GateVerdict:
+def gate_verdict(
+    evaluations: Mapping[str, DetectorEvaluation],
+    champion: DetectorEvaluation | None,
+    *,
+    cold_start_kind: str = COLD_START_KIND,
+    champion_unfit: str | None = None,
+    min_pr_auc_gain: float = 0.01,
+    max_type_recall_drop: float = 0.05,
+) -> GateVerdict:
     """Promote, keep or fail, with the reason.
 
     With labels, the best measurable candidate (``pick_challenger``) faces the champion under
@@ -190,25 +247,45 @@ def gate_verdict(evaluations: Mapping[str, DetectorEvaluation],
     """
     choice = pick_challenger(evaluations)
     if choice.name is not None:
-        decision = decide_promotion(evaluations[choice.name], champion,
-                                    min_pr_auc_gain=min_pr_auc_gain,
-                                    max_type_recall_drop=max_type_recall_drop)
-        return GateVerdict("promote" if decision.promote else "keep",
-                           choice.name if decision.promote else None, decision.reason,
-                           choice.reason, details=decision.details)
+        decision = decide_promotion(
+            evaluations[choice.name],
+            champion,
+            min_pr_auc_gain=min_pr_auc_gain,
+            max_type_recall_drop=max_type_recall_drop,
+        )
+        return GateVerdict(
+            "promote" if decision.promote else "keep",
+            choice.name if decision.promote else None,
+            decision.reason,
+            choice.reason,
+            details=decision.details,
+        )
     if champion is not None and champion_unfit is None:
         return GateVerdict("keep", None, f"keeping the champion: {choice.reason}", choice.reason)
-    situation = ("no champion yet" if champion is None else
-                 f"the champion does not know this data ({champion_unfit})")
+    situation = (
+        "no champion yet"
+        if champion is None
+        else f"the champion does not know this data ({champion_unfit})"
+    )
     if cold_start_kind not in evaluations:
-        return GateVerdict("error", None, f"{situation} and {choice.reason}; the label-free "
-                           f"default {cold_start_kind!r} was not trained, so there is nothing to "
-                           f"promote: add {cold_start_kind!r} to baseline_models' kinds "
-                           f"(trained: {', '.join(sorted(evaluations))})", choice.reason)
-    return GateVerdict("promote", cold_start_kind, f"cold start: {situation} and {choice.reason}"
-                       f"; promoting the label-free default {cold_start_kind!r}, the best "
-                       "detector without labels on average over the simulator's difficulty "
-                       "levels and anomaly types (README, 'Cold start'); retrain once labelled "
-                       "days exist and the gate compares by PR-AUC", choice.reason,
-                       cold_start_default=cold_start_kind,
-                       details={"cold_start_default": cold_start_kind})
+        return GateVerdict(
+            "error",
+            None,
+            f"{situation} and {choice.reason}; the label-free "
+            f"default {cold_start_kind!r} was not trained, so there is nothing to "
+            f"promote: add {cold_start_kind!r} to baseline_models' kinds "
+            f"(trained: {', '.join(sorted(evaluations))})",
+            choice.reason,
+        )
+    return GateVerdict(
+        "promote",
+        cold_start_kind,
+        f"cold start: {situation} and {choice.reason}"
+        f"; promoting the label-free default {cold_start_kind!r}, the best "
+        "detector without labels on average over the simulator's difficulty "
+        "levels and anomaly types (README, 'Cold start'); retrain once labelled "
+        "days exist and the gate compares by PR-AUC",
+        choice.reason,
+        cold_start_default=cold_start_kind,
+        details={"cold_start_default": cold_start_kind},
+    )

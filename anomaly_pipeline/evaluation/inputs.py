@@ -33,12 +33,15 @@ def _check_keys_and_score(frame: pl.DataFrame, what: str) -> pl.DataFrame:
         raise ScoredFrameError(f"{what} has no rows: there is nothing to evaluate")
     if frame.schema["event_day"] != pl.Date:
         raise ScoredFrameError(
-            f"{what} column 'event_day' must be a Date, got {frame.schema['event_day']}")
+            f"{what} column 'event_day' must be a Date, got {frame.schema['event_day']}"
+        )
     if not frame.schema["score"].is_numeric():
         raise ScoredFrameError(
-            f"{what} column 'score' must be numeric, got {frame.schema['score']}")
-    out = frame.select(pl.col("user_key").cast(pl.String), pl.col("event_day"),
-                       pl.col("score").cast(pl.Float64))
+            f"{what} column 'score' must be numeric, got {frame.schema['score']}"
+        )
+    out = frame.select(
+        pl.col("user_key").cast(pl.String), pl.col("event_day"), pl.col("score").cast(pl.Float64)
+    )
     for name in KEY_COLUMNS:
         nulls = out[name].null_count()
         if nulls:
@@ -47,12 +50,14 @@ def _check_keys_and_score(frame: pl.DataFrame, what: str) -> pl.DataFrame:
     if bad_scores:
         raise ScoredFrameError(
             f"{what} column 'score' must be a finite number on every row "
-            f"({bad_scores} rows are null, NaN or infinite)")
+            f"({bad_scores} rows are null, NaN or infinite)"
+        )
     duplicated = out.select(pl.struct(KEY_COLUMNS).is_duplicated().sum()).item()
     if duplicated:
         raise ScoredFrameError(
             f"{what} columns {list(KEY_COLUMNS)} must be unique per row "
-            f"({duplicated} rows share a user-day)")
+            f"({duplicated} rows share a user-day)"
+        )
     return out
 
 
@@ -63,11 +68,13 @@ def _normalise_label(frame: pl.DataFrame) -> pl.Series:
         return pl.Series("label", [None] * frame.height, dtype=pl.Int8)
     if not (label.dtype == pl.Boolean or label.dtype.is_numeric()):
         raise ScoredFrameError(
-            f"column 'label' must be 0/1 (or boolean) or null, got {label.dtype}")
+            f"column 'label' must be 0/1 (or boolean) or null, got {label.dtype}"
+        )
     invalid = label.drop_nulls().cast(pl.Float64).is_in([0.0, 1.0]).not_().sum()
     if invalid:
         raise ScoredFrameError(
-            f"column 'label' must be 0, 1 or null ({invalid} rows hold other values)")
+            f"column 'label' must be 0, 1 or null ({invalid} rows hold other values)"
+        )
     return label.cast(pl.Int8)
 
 
@@ -76,9 +83,11 @@ def _normalise_anomaly_type(frame: pl.DataFrame) -> pl.Series:
     if anomaly_type.dtype == pl.Null:
         return pl.Series("anomaly_type", [None] * frame.height, dtype=pl.String)
     if anomaly_type.dtype not in (pl.String, pl.Categorical) and not isinstance(
-            anomaly_type.dtype, pl.Enum):
+        anomaly_type.dtype, pl.Enum
+    ):
         raise ScoredFrameError(
-            f"column 'anomaly_type' must be a string or null, got {anomaly_type.dtype}")
+            f"column 'anomaly_type' must be a string or null, got {anomaly_type.dtype}"
+        )
     return anomaly_type.cast(pl.String)
 
 
@@ -97,12 +106,14 @@ def validate_scored_frame(frame: pl.DataFrame) -> pl.DataFrame:
     _require_columns(frame, SCORED_COLUMNS, "scored frame")
     base = _check_keys_and_score(frame, "scored frame")
     out = base.with_columns(_normalise_label(frame), _normalise_anomaly_type(frame))
-    contradictory = out.filter(pl.col("anomaly_type").is_not_null()
-                               & (pl.col("label").is_null() | (pl.col("label") == 0))).height
+    contradictory = out.filter(
+        pl.col("anomaly_type").is_not_null() & (pl.col("label").is_null() | (pl.col("label") == 0))
+    ).height
     if contradictory:
         raise ScoredFrameError(
             f"column 'anomaly_type' may only be set where 'label' is 1 "
-            f"({contradictory} rows have a type but label 0 or null)")
+            f"({contradictory} rows have a type but label 0 or null)"
+        )
     return out.sort(["score", "event_day", "user_key"], descending=[True, False, False])
 
 

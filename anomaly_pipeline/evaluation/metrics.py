@@ -40,11 +40,13 @@ def confusion_at(y: np.ndarray, scores: np.ndarray, threshold: float) -> Confusi
     return ConfusionCounts(tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp))
 
 
-def precision_recall_f1_at(y: np.ndarray, scores: np.ndarray,
-                           threshold: float) -> tuple[float | None, float | None, float | None]:
+def precision_recall_f1_at(
+    y: np.ndarray, scores: np.ndarray, threshold: float
+) -> tuple[float | None, float | None, float | None]:
     """Precision, recall and F1 of the positive class at ``threshold`` (``None`` if undefined)."""
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y, flags_at(scores, threshold), average="binary", pos_label=1, zero_division=np.nan)
+        y, flags_at(scores, threshold), average="binary", pos_label=1, zero_division=np.nan
+    )
     return optional_float(precision), optional_float(recall), optional_float(f1)
 
 
@@ -87,8 +89,10 @@ def recall_by_type(anomaly_types: np.ndarray, flagged: np.ndarray) -> dict[str, 
         mask = anomaly_types == name
         truth = np.ones(int(mask.sum()), dtype=np.int8)
         result[str(name)] = TypeRecall(
-            n=int(mask.sum()), detected=int(flagged[mask].sum()),
-            recall=float(recall_score(truth, flagged[mask], zero_division=np.nan)))
+            n=int(mask.sum()),
+            detected=int(flagged[mask].sum()),
+            recall=float(recall_score(truth, flagged[mask], zero_division=np.nan)),
+        )
     return result
 
 
@@ -112,8 +116,9 @@ def pr_points(y: np.ndarray, scores: np.ndarray) -> Curve:
     return _thin(recall, precision)
 
 
-def ranking_metrics(y: np.ndarray, scores: np.ndarray, *, n_bootstrap: int,
-                    seed: int) -> tuple[Estimate, Estimate, int]:
+def ranking_metrics(
+    y: np.ndarray, scores: np.ndarray, *, n_bootstrap: int, seed: int
+) -> tuple[Estimate, Estimate, int]:
     """ROC-AUC and PR-AUC (average precision) with bootstrap 95 % percentile intervals.
 
     Each resample draws user-days with replacement and is passed to sklearn as integer

@@ -47,21 +47,34 @@ def score_histogram_png(evaluation: DetectorEvaluation, title: str) -> bytes:
     """Score histogram of normal vs abnormal (and unlabelled) user-days, log-scaled counts."""
     figure, axes = _new_axes(title, "score (higher = more abnormal)", "user-days (log)")
     histogram = evaluation.histogram
-    for counts, label, colour in ((histogram.normal, "normal", "tab:blue"),
-                                  (histogram.abnormal, "abnormal", "tab:red"),
-                                  (histogram.unlabelled, "unlabelled", "tab:gray")):
+    for counts, label, colour in (
+        (histogram.normal, "normal", "tab:blue"),
+        (histogram.abnormal, "abnormal", "tab:red"),
+        (histogram.unlabelled, "unlabelled", "tab:gray"),
+    ):
         if sum(counts):
-            axes.stairs(counts, histogram.edges, label=f"{label} ({sum(counts)})",
-                        color=colour, fill=True, alpha=0.45)
-    axes.axvline(evaluation.threshold, color="black", linestyle="--",
-                 label=f"threshold {evaluation.threshold:.4g}")
+            axes.stairs(
+                counts,
+                histogram.edges,
+                label=f"{label} ({sum(counts)})",
+                color=colour,
+                fill=True,
+                alpha=0.45,
+            )
+    axes.axvline(
+        evaluation.threshold,
+        color="black",
+        linestyle="--",
+        label=f"threshold {evaluation.threshold:.4g}",
+    )
     axes.set_yscale("log")
     axes.legend(loc="upper right")
     return _to_png(figure)
 
 
-def _overlay_png(curves: Mapping[str, Curve], *, title: str, xlabel: str, ylabel: str,
-                 roc: bool) -> bytes:
+def _overlay_png(
+    curves: Mapping[str, Curve], *, title: str, xlabel: str, ylabel: str, roc: bool
+) -> bytes:
     """Overlay labelled curves; ROC gets the chance diagonal, PR is drawn as a step function."""
     figure, axes = _new_axes(title, xlabel, ylabel)
     for label, curve in curves.items():
@@ -76,24 +89,34 @@ def _overlay_png(curves: Mapping[str, Curve], *, title: str, xlabel: str, ylabel
 
 def roc_curves_png(evaluations: Mapping[str, DetectorEvaluation]) -> bytes | None:
     """ROC curves of every detector with labels, overlaid; ``None`` if none has labels."""
-    curves = {f"{name} (ROC-AUC {e.roc_auc.value:.3f})": e.roc_curve
-              for name, e in evaluations.items()
-              if e.roc_curve is not None and e.roc_auc is not None}
+    curves = {
+        f"{name} (ROC-AUC {e.roc_auc.value:.3f})": e.roc_curve
+        for name, e in evaluations.items()
+        if e.roc_curve is not None and e.roc_auc is not None
+    }
     if not curves:
         return None
-    return _overlay_png(curves, title="ROC curves", xlabel="false positive rate",
-                        ylabel="true positive rate", roc=True)
+    return _overlay_png(
+        curves,
+        title="ROC curves",
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        roc=True,
+    )
 
 
 def pr_curves_png(evaluations: Mapping[str, DetectorEvaluation]) -> bytes | None:
     """Precision-recall curves of every detector with labels, overlaid; ``None`` if none has."""
-    curves = {f"{name} (PR-AUC {e.pr_auc.value:.3f})": e.pr_curve
-              for name, e in evaluations.items()
-              if e.pr_curve is not None and e.pr_auc is not None}
+    curves = {
+        f"{name} (PR-AUC {e.pr_auc.value:.3f})": e.pr_curve
+        for name, e in evaluations.items()
+        if e.pr_curve is not None and e.pr_auc is not None
+    }
     if not curves:
         return None
-    return _overlay_png(curves, title="Precision-recall curves", xlabel="recall",
-                        ylabel="precision", roc=False)
+    return _overlay_png(
+        curves, title="Precision-recall curves", xlabel="recall", ylabel="precision", roc=False
+    )
 
 
 def png_to_markdown(png: bytes, alt: str) -> str:

@@ -199,8 +199,10 @@ class DetectorEvaluation:
             f1=data.get("f1"),
             confusion=_optional(ConfusionCounts, data.get("confusion")),
             precision_at_k={int(k): v for k, v in data.get("precision_at_k", {}).items()},
-            type_recall={name: TypeRecall.from_dict(value)
-                         for name, value in data.get("type_recall", {}).items()},
+            type_recall={
+                name: TypeRecall.from_dict(value)
+                for name, value in data.get("type_recall", {}).items()
+            },
             roc_curve=_optional(Curve, data.get("roc_curve")),
             pr_curve=_optional(Curve, data.get("pr_curve")),
             stability=_optional(Stability, data.get("stability")),

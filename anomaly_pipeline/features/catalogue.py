@@ -46,9 +46,17 @@ SHARING_WINDOW_DAYS: Final = 7
 MIN_EVENTS_FOR_REGULARITY: Final = 5
 #: Canonical event type → the mart's count column.
 EVENT_COUNT_COLUMNS: Final[dict[str, str]] = {
-    "signup": "n_signups", "login": "n_logins", "view": "n_views", "click": "n_clicks",
-    "search": "n_searches", "fav": "n_favs", "cart": "n_carts", "purchase": "n_purchases",
-    "review": "n_reviews", "refund": "n_refunds", "coupon": "n_coupons",
+    "signup": "n_signups",
+    "login": "n_logins",
+    "view": "n_views",
+    "click": "n_clicks",
+    "search": "n_searches",
+    "fav": "n_favs",
+    "cart": "n_carts",
+    "purchase": "n_purchases",
+    "review": "n_reviews",
+    "refund": "n_refunds",
+    "coupon": "n_coupons",
 }
 
 KEY_COLUMNS: Final[tuple[str, str]] = ("user_key", "event_day")
@@ -79,7 +87,10 @@ FLAG: Final = Check(isin=(0.0, 1.0))
 POSITIVE: Final = Check(gt=0)
 
 _OPERATORS: Final[dict[str, Callable[[pl.Expr, float], pl.Expr]]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt}
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+}
 
 
 @dataclass(frozen=True)
@@ -146,137 +157,388 @@ _H = HISTORY_WINDOW_DAYS
 
 
 def _count(name: str, event: str, text: str, code: str) -> Feature:
-    return Feature(name, "Counts", f"Number of {event} events of the user on the day.", COUNT,
-                   "high", Phrase(code, text))
+    return Feature(
+        name,
+        "Counts",
+        f"Number of {event} events of the user on the day.",
+        COUNT,
+        "high",
+        Phrase(code, text),
+    )
 
 
 FEATURES: Final[tuple[Feature, ...]] = (
     # -- counts
-    Feature("n_events", "Counts", "Number of events of the user on the day (≥ 1: a row exists "
-            "only for an active user-day).", AT_LEAST_ONE, "high", "volume_events"),
-    Feature("n_sessions", "Counts", f"Sessions: the day's events split wherever "
-            f"{SESSION_GAP_MINUTES} minutes pass without an event.", AT_LEAST_ONE, "high",
-            Phrase("many_sessions", "{value} session{s} today")),
-    Feature("n_views", "Counts", "Number of view events of the user on the day.", COUNT, "high",
-            "volume_views"),
+    Feature(
+        "n_events",
+        "Counts",
+        "Number of events of the user on the day (≥ 1: a row exists only for an active user-day).",
+        AT_LEAST_ONE,
+        "high",
+        "volume_events",
+    ),
+    Feature(
+        "n_sessions",
+        "Counts",
+        f"Sessions: the day's events split wherever "
+        f"{SESSION_GAP_MINUTES} minutes pass without an event.",
+        AT_LEAST_ONE,
+        "high",
+        Phrase("many_sessions", "{value} session{s} today"),
+    ),
+    Feature(
+        "n_views",
+        "Counts",
+        "Number of view events of the user on the day.",
+        COUNT,
+        "high",
+        "volume_views",
+    ),
     _count("n_clicks", "click", "{value} click{s}", "high_click_count"),
     _count("n_searches", "search", "{value} search{es}", "high_search_count"),
     _count("n_favs", "fav", "{value} item{s} favourited", "high_fav_count"),
     _count("n_carts", "cart", "{value} add-to-cart{s}", "high_cart_count"),
-    Feature("n_purchases", "Counts", "Number of purchase events of the user on the day.", COUNT,
-            "high", "volume_purchases"),
+    Feature(
+        "n_purchases",
+        "Counts",
+        "Number of purchase events of the user on the day.",
+        COUNT,
+        "high",
+        "volume_purchases",
+    ),
     _count("n_reviews", "review", "{value} review{s} written today", "many_reviews"),
     _count("n_refunds", "refund", "{value} refund{s} requested", "many_refunds"),
     _count("n_coupons", "coupon", "{value} coupon{s} used", "many_coupons"),
     _count("n_logins", "login", "{value} login{s} today", "many_logins"),
     _count("n_signups", "signup", "{value} signup{s} today", "repeated_signups"),
     # -- rates / depth / dwell (ratios over counts floored at 1 may exceed 1)
-    Feature("cart_or_buy_per_view", "Rates / depth / dwell",
-            "(n_carts + n_purchases) / max(n_views, 1): carting or buying without a view still "
-            "shows.", COUNT, "high", "purchase_per_view", applies=_VIEWS),
-    Feature("cart_to_purchase_rate", "Rates / depth / dwell", "n_purchases / max(n_carts, 1).",
-            COUNT, "high", Phrase("high_cart_to_purchase", "{value} of carts bought", "pct"),
-            applies=When("n_carts", ">", 0)),
-    Feature("views_per_session", "Rates / depth / dwell", "n_views / n_sessions.", COUNT, "high",
-            Phrase("high_views_per_session", "{value} views per session", "whole"),
-            applies=_SESSIONS),
-    Feature("max_views_per_session", "Rates / depth / dwell",
-            "Most views in any one session of the day.", COUNT, "high",
-            Phrase("long_view_burst", "{value} views in a single session"), applies=_SESSIONS),
-    Feature("dwell_mean_s", "Rates / depth / dwell", "Mean seconds from a view to the user's next "
-            "event in the same session (0 when no view has a next event).", WITHIN_DAY_S, "low",
-            Phrase("short_dwell", "{value} average dwell per event", "duration"),
-            applies=_TWO_EVENTS),
-    Feature("session_duration_mean_s", "Rates / depth / dwell",
-            "Mean seconds from a session's first to its last event.", WITHIN_DAY_S, "high",
-            Phrase("long_sessions", "sessions last {value} on average", "duration"),
-            applies=_SESSIONS),
-    Feature("views_per_active_minute", "Rates / depth / dwell", "n_views per active minute, each "
-            "session counting as at least one minute.", COUNT, "high",
-            Phrase("high_view_rate", "{value} views/min", "one_decimal"), applies=_VIEWS),
+    Feature(
+        "cart_or_buy_per_view",
+        "Rates / depth / dwell",
+        "(n_carts + n_purchases) / max(n_views, 1): carting or buying without a view still shows.",
+        COUNT,
+        "high",
+        "purchase_per_view",
+        applies=_VIEWS,
+    ),
+    Feature(
+        "cart_to_purchase_rate",
+        "Rates / depth / dwell",
+        "n_purchases / max(n_carts, 1).",
+        COUNT,
+        "high",
+        Phrase("high_cart_to_purchase", "{value} of carts bought", "pct"),
+        applies=When("n_carts", ">", 0),
+    ),
+    Feature(
+        "views_per_session",
+        "Rates / depth / dwell",
+        "n_views / n_sessions.",
+        COUNT,
+        "high",
+        Phrase("high_views_per_session", "{value} views per session", "whole"),
+        applies=_SESSIONS,
+    ),
+    Feature(
+        "max_views_per_session",
+        "Rates / depth / dwell",
+        "Most views in any one session of the day.",
+        COUNT,
+        "high",
+        Phrase("long_view_burst", "{value} views in a single session"),
+        applies=_SESSIONS,
+    ),
+    Feature(
+        "dwell_mean_s",
+        "Rates / depth / dwell",
+        "Mean seconds from a view to the user's next "
+        "event in the same session (0 when no view has a next event).",
+        WITHIN_DAY_S,
+        "low",
+        Phrase("short_dwell", "{value} average dwell per event", "duration"),
+        applies=_TWO_EVENTS,
+    ),
+    Feature(
+        "session_duration_mean_s",
+        "Rates / depth / dwell",
+        "Mean seconds from a session's first to its last event.",
+        WITHIN_DAY_S,
+        "high",
+        Phrase("long_sessions", "sessions last {value} on average", "duration"),
+        applies=_SESSIONS,
+    ),
+    Feature(
+        "views_per_active_minute",
+        "Rates / depth / dwell",
+        "n_views per active minute, each session counting as at least one minute.",
+        COUNT,
+        "high",
+        Phrase("high_view_rate", "{value} views/min", "one_decimal"),
+        applies=_VIEWS,
+    ),
     # -- money / reviews
-    Feature("purchase_amount_sum", "Money / reviews", "Sum of the day's purchase amounts (0 "
-            "without a purchase).", COUNT, "high",
-            Phrase("high_spend", "spent {value} today", "money")),
-    Feature("purchase_amount_mean", "Money / reviews", "Mean purchase amount (0 without a "
-            "purchase).", COUNT, "high", Phrase("high_order_value", "average order {value}",
-                                                "money"),
-            applies=When("n_purchases", ">", 0)),
-    Feature("rating_mean", "Money / reviews", "Mean review rating, 1-5 (0 when no review).",
-            Check(ge=0, le=5), "both", "rating", log=False, applies=_REVIEWS),
-    Feature("extreme_rating_share", "Money / reviews", "Share of the day's rated reviews rated 1 "
-            "or 5 (0 when none).", SHARE, "high", "extreme_ratings", log=False,
-            applies=_REVIEWS),
+    Feature(
+        "purchase_amount_sum",
+        "Money / reviews",
+        "Sum of the day's purchase amounts (0 without a purchase).",
+        COUNT,
+        "high",
+        Phrase("high_spend", "spent {value} today", "money"),
+    ),
+    Feature(
+        "purchase_amount_mean",
+        "Money / reviews",
+        "Mean purchase amount (0 without a purchase).",
+        COUNT,
+        "high",
+        Phrase("high_order_value", "average order {value}", "money"),
+        applies=When("n_purchases", ">", 0),
+    ),
+    Feature(
+        "rating_mean",
+        "Money / reviews",
+        "Mean review rating, 1-5 (0 when no review).",
+        Check(ge=0, le=5),
+        "both",
+        "rating",
+        log=False,
+        applies=_REVIEWS,
+    ),
+    Feature(
+        "extreme_rating_share",
+        "Money / reviews",
+        "Share of the day's rated reviews rated 1 or 5 (0 when none).",
+        SHARE,
+        "high",
+        "extreme_ratings",
+        log=False,
+        applies=_REVIEWS,
+    ),
     # -- timing (gaps between a user's consecutive events of the day; 0 for a one-event day)
-    Feature("interval_mean_s", "Timing", "Mean gap in seconds between the user's consecutive "
-            "events of the day.", WITHIN_DAY_S, "low",
-            Phrase("rapid_events", "an event every {value} on average", "duration"),
-            applies=_TWO_EVENTS),
-    Feature("interval_std_s", "Timing", "Population standard deviation of those gaps.",
-            WITHIN_DAY_S, "low", "regularity", applies=_REGULAR),
-    Feature("interval_cv", "Timing", "interval_std_s / interval_mean_s (0 when the mean is 0): "
-            "clicks on a timer have a tiny CV.", COUNT, "low", "regularity", applies=_REGULAR),
-    Feature("interval_min_s", "Timing", "Shortest of those gaps.", WITHIN_DAY_S, "low",
-            Phrase("rapid_fire_events", "shortest gap between events {value}", "duration"),
-            applies=_TWO_EVENTS),
-    Feature("night_share", "Timing", "Share of the day's events between 00:00 and 05:00 in the "
-            "source's local time (dbt var source_timezone, default UTC; partitions stay UTC "
-            "days).", SHARE, "high",
-            Phrase("night_activity", "{value} of activity at night (00–05 source local time)",
-                   "pct"), log=False),
-    Feature("first_purchase_delay_s", "Timing", f"Seconds from the day's first signup to its "
-            f"first purchase, clipped to [0, {NO_PURCHASE_DELAY_S:.0f}]; "
-            f"{NO_PURCHASE_DELAY_S:.0f} (one week, \"never\") unless the user both signed up "
-            f"and bought that day.", Check(ge=0, le=NO_PURCHASE_DELAY_S), "low",
-            "signup_delay", applies=When("first_purchase_delay_s", "<", NO_PURCHASE_DELAY_S)),
+    Feature(
+        "interval_mean_s",
+        "Timing",
+        "Mean gap in seconds between the user's consecutive events of the day.",
+        WITHIN_DAY_S,
+        "low",
+        Phrase("rapid_events", "an event every {value} on average", "duration"),
+        applies=_TWO_EVENTS,
+    ),
+    Feature(
+        "interval_std_s",
+        "Timing",
+        "Population standard deviation of those gaps.",
+        WITHIN_DAY_S,
+        "low",
+        "regularity",
+        applies=_REGULAR,
+    ),
+    Feature(
+        "interval_cv",
+        "Timing",
+        "interval_std_s / interval_mean_s (0 when the mean is 0): "
+        "clicks on a timer have a tiny CV.",
+        COUNT,
+        "low",
+        "regularity",
+        applies=_REGULAR,
+    ),
+    Feature(
+        "interval_min_s",
+        "Timing",
+        "Shortest of those gaps.",
+        WITHIN_DAY_S,
+        "low",
+        Phrase("rapid_fire_events", "shortest gap between events {value}", "duration"),
+        applies=_TWO_EVENTS,
+    ),
+    Feature(
+        "night_share",
+        "Timing",
+        "Share of the day's events between 00:00 and 05:00 in the "
+        "source's local time (dbt var source_timezone, default UTC; partitions stay UTC "
+        "days).",
+        SHARE,
+        "high",
+        Phrase("night_activity", "{value} of activity at night (00–05 source local time)", "pct"),
+        log=False,
+    ),
+    Feature(
+        "first_purchase_delay_s",
+        "Timing",
+        f"Seconds from the day's first signup to its "
+        f"first purchase, clipped to [0, {NO_PURCHASE_DELAY_S:.0f}]; "
+        f'{NO_PURCHASE_DELAY_S:.0f} (one week, "never") unless the user both signed up '
+        f"and bought that day.",
+        Check(ge=0, le=NO_PURCHASE_DELAY_S),
+        "low",
+        "signup_delay",
+        applies=When("first_purchase_delay_s", "<", NO_PURCHASE_DELAY_S),
+    ),
     # -- breadth / sharing
-    Feature("distinct_items", "Breadth / sharing", "Distinct items the user acted on.", COUNT,
-            "high", Phrase("many_distinct_items", "{value} distinct items viewed")),
-    Feature("distinct_categories", "Breadth / sharing", "Distinct categories the user acted on.",
-            COUNT, "high", Phrase("many_distinct_categories",
-                                  "{value} distinct categories browsed")),
-    Feature("distinct_shops", "Breadth / sharing", "Distinct shops the user acted on.", COUNT,
-            "high", Phrase("many_distinct_shops", "{value} distinct shops visited")),
-    Feature("distinct_devices", "Breadth / sharing", "Distinct devices the user acted from.",
-            COUNT, "high", Phrase("many_devices", "{value} device{s} used today")),
-    Feature("distinct_ips", "Breadth / sharing", "Distinct IP addresses the user acted from.",
-            COUNT, "high", Phrase("many_ips", "{value} IP address{es} today")),
-    Feature("distinct_ip_networks", "Breadth / sharing", "Distinct IP networks (/24, /48) the "
-            "user acted from.", COUNT, "high",
-            Phrase("many_ip_networks", "{value} IP network{s} today")),
-    Feature("users_per_device_day", "Breadth / sharing", "Most users sharing any one of the "
-            "user's devices on the day (0 without a device).", COUNT, "high", "shared_device"),
-    Feature("users_per_ip_network_day", "Breadth / sharing", "Most users sharing any one of the "
-            "user's IP networks on the day (0 without one).", COUNT, "high",
-            "shared_ip_network"),
-    Feature("users_per_device_window", "Breadth / sharing", f"Most users sharing any one of the "
-            f"user's devices over the {SHARING_WINDOW_DAYS} days ending on the day.", COUNT,
-            "high", "shared_device", windowed=True),
-    Feature("users_per_ip_network_window", "Breadth / sharing", f"Most users sharing any one of "
-            f"the user's IP networks over the {SHARING_WINDOW_DAYS} days ending on the day.",
-            COUNT, "high", "shared_ip_network", windowed=True),
+    Feature(
+        "distinct_items",
+        "Breadth / sharing",
+        "Distinct items the user acted on.",
+        COUNT,
+        "high",
+        Phrase("many_distinct_items", "{value} distinct items viewed"),
+    ),
+    Feature(
+        "distinct_categories",
+        "Breadth / sharing",
+        "Distinct categories the user acted on.",
+        COUNT,
+        "high",
+        Phrase("many_distinct_categories", "{value} distinct categories browsed"),
+    ),
+    Feature(
+        "distinct_shops",
+        "Breadth / sharing",
+        "Distinct shops the user acted on.",
+        COUNT,
+        "high",
+        Phrase("many_distinct_shops", "{value} distinct shops visited"),
+    ),
+    Feature(
+        "distinct_devices",
+        "Breadth / sharing",
+        "Distinct devices the user acted from.",
+        COUNT,
+        "high",
+        Phrase("many_devices", "{value} device{s} used today"),
+    ),
+    Feature(
+        "distinct_ips",
+        "Breadth / sharing",
+        "Distinct IP addresses the user acted from.",
+        COUNT,
+        "high",
+        Phrase("many_ips", "{value} IP address{es} today"),
+    ),
+    Feature(
+        "distinct_ip_networks",
+        "Breadth / sharing",
+        "Distinct IP networks (/24, /48) the user acted from.",
+        COUNT,
+        "high",
+        Phrase("many_ip_networks", "{value} IP network{s} today"),
+    ),
+    Feature(
+        "users_per_device_day",
+        "Breadth / sharing",
+        "Most users sharing any one of the user's devices on the day (0 without a device).",
+        COUNT,
+        "high",
+        "shared_device",
+    ),
+    Feature(
+        "users_per_ip_network_day",
+        "Breadth / sharing",
+        "Most users sharing any one of the user's IP networks on the day (0 without one).",
+        COUNT,
+        "high",
+        "shared_ip_network",
+    ),
+    Feature(
+        "users_per_device_window",
+        "Breadth / sharing",
+        f"Most users sharing any one of the "
+        f"user's devices over the {SHARING_WINDOW_DAYS} days ending on the day.",
+        COUNT,
+        "high",
+        "shared_device",
+        windowed=True,
+    ),
+    Feature(
+        "users_per_ip_network_window",
+        "Breadth / sharing",
+        f"Most users sharing any one of "
+        f"the user's IP networks over the {SHARING_WINDOW_DAYS} days ending on the day.",
+        COUNT,
+        "high",
+        "shared_ip_network",
+        windowed=True,
+    ),
     # -- history (the user's active days among the trailing days before the day)
-    Feature("history_days", "History", f"Active days of the user in the {_H} days before the "
-            f"day.", Check(ge=0, le=_H), "low", "history", log=False, windowed=True),
-    Feature("days_since_last_active", "History", f"Days since the user's previous active day, "
-            f"1-{_H}; {_H + 1} when none in the {_H} days before. A long-dormant account "
-            f"that is suddenly active is a classic account-takeover sign.",
-            Check(ge=1, le=_H + 1), "high",
-            Phrase("dormant_account_returns", "previous active day {value} day{s} ago"),
-            log=False, applies=_HISTORY, windowed=True),
-    Feature("events_vs_7d_median", "History", f"(n_events + 1) / (median over the {_H}-day "
-            f"history + 1), smoothed because a median is often 0; 1 without history.", POSITIVE,
-            "high", "volume_events", applies=_HISTORY, windowed=True),
-    Feature("views_vs_7d_median", "History", "Same ratio for n_views.", POSITIVE, "high",
-            "volume_views", applies=_HISTORY, windowed=True),
-    Feature("purchases_vs_7d_median", "History", "Same ratio for n_purchases.", POSITIVE, "high",
-            "volume_purchases", applies=_HISTORY, windowed=True),
-    Feature("new_device", "History", f"1 when the user has history and used a device on the day "
-            f"not seen in the {_H} days before.", FLAG, "high", "new_access", log=False,
-            applies=_HISTORY, windowed=True),
-    Feature("new_ip_network", "History", f"1 when the user has history and used an IP network "
-            f"on the day not seen in the {_H} days before.", FLAG, "high", "new_access",
-            log=False, applies=_HISTORY, windowed=True),
+    Feature(
+        "history_days",
+        "History",
+        f"Active days of the user in the {_H} days before the day.",
+        Check(ge=0, le=_H),
+        "low",
+        "history",
+        log=False,
+        windowed=True,
+    ),
+    Feature(
+        "days_since_last_active",
+        "History",
+        f"Days since the user's previous active day, "
+        f"1-{_H}; {_H + 1} when none in the {_H} days before. A long-dormant account "
+        f"that is suddenly active is a classic account-takeover sign.",
+        Check(ge=1, le=_H + 1),
+        "high",
+        Phrase("dormant_account_returns", "previous active day {value} day{s} ago"),
+        log=False,
+        applies=_HISTORY,
+        windowed=True,
+    ),
+    Feature(
+        "events_vs_7d_median",
+        "History",
+        f"(n_events + 1) / (median over the {_H}-day "
+        f"history + 1), smoothed because a median is often 0; 1 without history.",
+        POSITIVE,
+        "high",
+        "volume_events",
+        applies=_HISTORY,
+        windowed=True,
+    ),
+    Feature(
+        "views_vs_7d_median",
+        "History",
+        "Same ratio for n_views.",
+        POSITIVE,
+        "high",
+        "volume_views",
+        applies=_HISTORY,
+        windowed=True,
+    ),
+    Feature(
+        "purchases_vs_7d_median",
+        "History",
+        "Same ratio for n_purchases.",
+        POSITIVE,
+        "high",
+        "volume_purchases",
+        applies=_HISTORY,
+        windowed=True,
+    ),
+    Feature(
+        "new_device",
+        "History",
+        f"1 when the user has history and used a device on the day "
+        f"not seen in the {_H} days before.",
+        FLAG,
+        "high",
+        "new_access",
+        log=False,
+        applies=_HISTORY,
+        windowed=True,
+    ),
+    Feature(
+        "new_ip_network",
+        "History",
+        f"1 when the user has history and used an IP network "
+        f"on the day not seen in the {_H} days before.",
+        FLAG,
+        "high",
+        "new_access",
+        log=False,
+        applies=_HISTORY,
+        windowed=True,
+    ),
 )
 
 BY_NAME: Final[dict[str, Feature]] = {feature.name: feature for feature in FEATURES}
@@ -287,8 +549,10 @@ FEATURE_COLUMNS: Final[tuple[str, ...]] = tuple(BY_NAME)
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DBT_MACRO_FILE: Final = REPO_ROOT / "dbt_features" / "macros" / "catalogue.sql"
 DBT_MART_YML: Final = REPO_ROOT / "dbt_features" / "models" / "marts" / "_marts.yml"
-_GENERATED: Final = ("Generated by `python -m anomaly_pipeline.features.catalogue --write` from "
-                     "anomaly_pipeline/features/catalogue.py; do not edit.")
+_GENERATED: Final = (
+    "Generated by `python -m anomaly_pipeline.features.catalogue --write` from "
+    "anomaly_pipeline/features/catalogue.py; do not edit."
+)
 
 
 def dbt_macro() -> str:
@@ -302,16 +566,20 @@ def dbt_macro() -> str:
         "sharing_window_days": SHARING_WINDOW_DAYS,
     }
     body = json.dumps(values, indent=4, ensure_ascii=False)
-    return (f"{{#- {_GENERATED} -#}}\n{{% macro catalogue() -%}}\n"
-            f"    {{{{- return({body}) -}}}}\n{{%- endmacro %}}\n")
+    return (
+        f"{{#- {_GENERATED} -#}}\n{{% macro catalogue() -%}}\n"
+        f"    {{{{- return({body}) -}}}}\n{{%- endmacro %}}\n"
+    )
 
 
 def _column_description(feature: Feature) -> str:
     applies = f" Meaningful when {feature.applies.text}." if feature.applies else ""
     scale = "log1p scale" if feature.log else "as is"
     side = {"high": "high values", "low": "low values", "both": "both sides"}[feature.direction]
-    return (f"[{feature.group}] {feature.description} Values: {feature.check.text}. Abnormal: "
-            f"{side} (compared {scale}).{applies}")
+    return (
+        f"[{feature.group}] {feature.description} Values: {feature.check.text}. Abnormal: "
+        f"{side} (compared {scale}).{applies}"
+    )
 
 
 def _yaml_string(text: str) -> str:
@@ -330,14 +598,13 @@ def marts_yml() -> str:
         "    description: >",
         "      One row per (user_key, event_day) of an active user, every feature a non-null "
         "double.",
-        "      The columns come from anomaly_pipeline/features/catalogue.py; the pandera "
-        "contract",
+        "      The columns come from anomaly_pipeline/features/catalogue.py; the pandera contract",
         "      derived from it (a blocking Dagster asset check) checks every column's bounds.",
         "    data_tests:",
         "      # dbt's built-in unique on the key as one value (dbt_utils is not installable "
         "offline)",
         "      - unique:",
-        f"          column_name: \"{key_expression}\"",
+        f'          column_name: "{key_expression}"',
         "    columns:",
         "      - name: user_key",
         "        description: Pseudonymised user id (HMAC of the source's user_id).",
@@ -347,10 +614,12 @@ def marts_yml() -> str:
         "        data_tests: [not_null]",
     ]
     for feature in FEATURES:
-        lines += [f"      - name: {feature.name}",
-                  f"        description: {_yaml_string(_column_description(feature))}",
-                  f"        data_type: {feature.dtype}",
-                  "        data_tests: [not_null]"]
+        lines += [
+            f"      - name: {feature.name}",
+            f"        description: {_yaml_string(_column_description(feature))}",
+            f"        data_type: {feature.dtype}",
+            "        data_tests: [not_null]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -361,8 +630,11 @@ def generated_files() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """Generated files whose checked-in content differs from the catalogue."""
-    return [path for path, text in generated_files().items()
-            if not path.exists() or path.read_text() != text]
+    return [
+        path
+        for path, text in generated_files().items()
+        if not path.exists() or path.read_text() != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,8 +650,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stale = stale_files()
     for path in stale:
-        print(f"stale: {path.relative_to(REPO_ROOT)} (run python -m "
-              f"anomaly_pipeline.features.catalogue --write)", file=sys.stderr)
+        print(
+            f"stale: {path.relative_to(REPO_ROOT)} (run python -m "
+            f"anomaly_pipeline.features.catalogue --write)",
+            file=sys.stderr,
+        )
     return 1 if stale else 0
 
 

@@ -44,9 +44,15 @@ class AutoencoderModule(LossModule):
 
     pos_weight: torch.Tensor  # buffer, registered in __init__
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int,
-                 learning_rate: float, alpha: float = 0.0,
-                 pos_weight: float | None = None) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        learning_rate: float,
+        alpha: float = 0.0,
+        pos_weight: float | None = None,
+    ) -> None:
         super().__init__()
         if pos_weight is not None and not alpha > 0:
             raise ValueError(f"a classification head needs alpha > 0, got alpha={alpha}")
@@ -77,8 +83,11 @@ class AutoencoderModule(LossModule):
             known = ~torch.isnan(labels)
             # Masking instead of indexing keeps the head in every step's graph, which DDP needs.
             bce = F.binary_cross_entropy_with_logits(
-                logit, torch.where(known, labels, torch.zeros_like(labels)),
-                pos_weight=self.pos_weight, reduction="none")
+                logit,
+                torch.where(known, labels, torch.zeros_like(labels)),
+                pos_weight=self.pos_weight,
+                reduction="none",
+            )
             loss = loss + self.alpha * (bce * known).sum() / known.sum().clamp_min(1)
         return loss
 

@@ -45,37 +45,61 @@ def _identity(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
 
 
-def batch_loader(dataset: BatchIndexedDataset, batch_size: int, shuffle: bool,
-                 num_workers: int = 0, seed: int = 0) -> DataLoader:
+def batch_loader(
+    dataset: BatchIndexedDataset,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> DataLoader:
     """A DataLoader that cuts ``dataset`` into batches with one indexing call each."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      # torch types collate_fn as taking a list of samples; with __getitems__
-                      # it receives the batch that call already stacked.
-                      collate_fn=_identity,  # type: ignore[arg-type]
-                      num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        # torch types collate_fn as taking a list of samples; with __getitems__
+        # it receives the batch that call already stacked.
+        collate_fn=_identity,  # type: ignore[arg-type]
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
 
 
 class TensorDataModule(pl.LightningDataModule):
     """Train and validation tensors in memory; shuffled training batches, ordered validation."""
 
-    def __init__(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor],
-                 batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        train: Sequence[torch.Tensor],
+        val: Sequence[torch.Tensor],
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.train_set = BatchIndexedDataset(*train)
         self.val_set = BatchIndexedDataset(*val)
         if len(self.train_set) == 0 or len(self.val_set) == 0:
-            raise ValueError(f"training needs rows in both sets, got {len(self.train_set)} "
-                             f"training and {len(self.val_set)} validation rows")
+            raise ValueError(
+                f"training needs rows in both sets, got {len(self.train_set)} "
+                f"training and {len(self.val_set)} validation rows"
+            )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
 
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.train_set, self.batch_size, shuffle=True,
-                            num_workers=self.num_workers, seed=self.seed)
+        return batch_loader(
+            self.train_set,
+            self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            seed=self.seed,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.val_set, self.batch_size, shuffle=False,
-                            num_workers=self.num_workers)
+        return batch_loader(
+            self.val_set, self.batch_size, shuffle=False, num_workers=self.num_workers
+        )

@@ -32,10 +32,12 @@ DEFAULT_SCORE_BATCH_SIZE: Final[int] = 8192
 class LightningDetectorMixin:
     """Mix into a ``Detector`` subclass (listed before it) whose model is a LightningModule."""
 
-    def _init_lightning(self, trainer: TrainerSettings | Mapping[str, Any] | None,
-                        score_batch_size: int) -> None:
-        self.trainer_settings = (trainer if isinstance(trainer, TrainerSettings)
-                                 else TrainerSettings.from_dict(trainer))
+    def _init_lightning(
+        self, trainer: TrainerSettings | Mapping[str, Any] | None, score_batch_size: int
+    ) -> None:
+        self.trainer_settings = (
+            trainer if isinstance(trainer, TrainerSettings) else TrainerSettings.from_dict(trainer)
+        )
         if not (isinstance(score_batch_size, int) and score_batch_size >= 1):
             raise ValueError(f"score_batch_size must be an integer >= 1, got {score_batch_size!r}")
         self.score_batch_size = score_batch_size
@@ -43,11 +45,20 @@ class LightningDetectorMixin:
         self._validation: tuple[Any, np.ndarray | None] | None = None
 
     def _lightning_params(self) -> dict[str, Any]:
-        return {"trainer": self.trainer_settings.to_dict(),
-                "score_batch_size": self.score_batch_size}
+        return {
+            "trainer": self.trainer_settings.to_dict(),
+            "score_batch_size": self.score_batch_size,
+        }
 
-    def fit(self, X: Any, y: np.ndarray | None = None, feature_names: list[str] | None = None,
-            *, X_val: Any = None, y_val: np.ndarray | None = None) -> Self:
+    def fit(
+        self,
+        X: Any,
+        y: np.ndarray | None = None,
+        feature_names: list[str] | None = None,
+        *,
+        X_val: Any = None,
+        y_val: np.ndarray | None = None,
+    ) -> Self:
         """``Detector.fit`` plus optional validation rows for early stopping and checkpointing.
 
         Without ``X_val`` a random ``val_fraction`` of the training rows (seeded) is held out.
@@ -64,21 +75,33 @@ class LightningDetectorMixin:
         """Training and validation row indices of a seeded random split."""
         n_val = max(1, round(n_rows * self.trainer_settings.val_fraction))
         if n_rows - n_val < 1:
-            raise ValueError(f"{type(self).__name__} needs at least 2 training rows to hold out "
-                             f"validation rows, got {n_rows}")
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 training rows to hold out "
+                f"validation rows, got {n_rows}"
+            )
         order = np.random.default_rng(self.trainer_settings.seed).permutation(n_rows)
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
-    def _train(self, build: Callable[[], ModuleT],
-               train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...]) -> ModuleT:
+    def _train(
+        self,
+        build: Callable[[], ModuleT],
+        train: tuple[torch.Tensor, ...],
+        val: tuple[torch.Tensor, ...],
+    ) -> ModuleT:
         settings = self.trainer_settings
-        data = TensorDataModule(train, val, batch_size=settings.batch_size,
-                                num_workers=settings.num_workers, seed=settings.seed)
+        data = TensorDataModule(
+            train,
+            val,
+            batch_size=settings.batch_size,
+            num_workers=settings.num_workers,
+            seed=settings.seed,
+        )
         module, self.training_report_ = train_module(build, data, settings)
         return module
 
-    def _save_module(self, path: Path, module: pl.LightningModule | None,
-                     config: dict[str, Any]) -> None:
+    def _save_module(
+        self, path: Path, module: pl.LightningModule | None, config: dict[str, Any]
+    ) -> None:
         """Write the module's weights with the ``config`` needed to rebuild it."""
         if module is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
@@ -86,8 +109,9 @@ class LightningDetectorMixin:
         if self.training_report_ is not None:
             (path / REPORT_FILE).write_text(json.dumps(self.training_report_.to_dict(), indent=2))
 
-    def _load_module(self, path: Path,
-                     build: Callable[[dict[str, Any]], pl.LightningModule]) -> pl.LightningModule:
+    def _load_module(
+        self, path: Path, build: Callable[[dict[str, Any]], pl.LightningModule]
+    ) -> pl.LightningModule:
         """Rebuild the module with ``build(config)`` and load the saved weights into it."""
         saved = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True)
         module = build(saved["config"])

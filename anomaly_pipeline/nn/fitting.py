@@ -31,8 +31,11 @@ from anomaly_pipeline.nn.settings import TrainerSettings
 ModuleT = TypeVar("ModuleT", bound=pl.LightningModule)
 
 #: Loggers whose start-up chatter ("GPU available: False", "LOCAL_RANK: 0 …") hides real output.
-_NOISY_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda",
-                  "lightning_fabric.utilities.seed")
+_NOISY_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+    "lightning_fabric.utilities.seed",
+)
 
 
 @dataclass(frozen=True)
@@ -78,15 +81,25 @@ class _History(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         self.samples += int(batch[0].shape[0]) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        self.records.append(EpochRecord(epoch=trainer.current_epoch,
-                                        train_loss=float(metrics["train_loss"]),
-                                        val_loss=float(metrics["val_loss"])))
+        self.records.append(
+            EpochRecord(
+                epoch=trainer.current_epoch,
+                train_loss=float(metrics["train_loss"]),
+                val_loss=float(metrics["val_loss"]),
+            )
+        )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.seconds = time.perf_counter() - self.started
@@ -110,8 +123,9 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def train_module(build: Callable[[], ModuleT], data: TensorDataModule,
-                 settings: TrainerSettings) -> tuple[ModuleT, TrainingReport]:
+def train_module(
+    build: Callable[[], ModuleT], data: TensorDataModule, settings: TrainerSettings
+) -> tuple[ModuleT, TrainingReport]:
     """Seed, build the module, fit it, restore the best checkpoint; return it with a report.
 
     ``build`` is called after seeding so the initial weights depend only on ``settings.seed``.
@@ -125,16 +139,29 @@ def train_module(build: Callable[[], ModuleT], data: TensorDataModule,
     with ExitStack() as stack:
         stack.enter_context(torch_threads(settings.cpu_threads))
         checkpoint_dir = settings.checkpoint_dir or stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="anomaly-ckpt-"))
-        checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch}",
-                                     monitor="val_loss", mode="min", save_top_k=1,
-                                     save_weights_only=True)
+            tempfile.TemporaryDirectory(prefix="anomaly-ckpt-")
+        )
+        checkpoint = ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename="best-{epoch}",
+            monitor="val_loss",
+            mode="min",
+            save_top_k=1,
+            save_weights_only=True,
+        )
         trainer = pl.Trainer(
             **settings.trainer_kwargs(),
-            callbacks=[history, checkpoint,
-                       EarlyStopping(monitor="val_loss", mode="min", patience=settings.patience)],
-            logger=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, deterministic=False)
+            callbacks=[
+                history,
+                checkpoint,
+                EarlyStopping(monitor="val_loss", mode="min", patience=settings.patience),
+            ],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=False,
+        )
         with warnings.catch_warnings():
             # In-memory tensors need no loader workers; Lightning's advice to add some is noise.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -153,6 +180,8 @@ def train_module(build: Callable[[], ModuleT], data: TensorDataModule,
         best_val_loss=float(best_score) if best_score is not None else float("nan"),
         best_epoch=min(history.records, key=lambda r: r.val_loss).epoch,
         samples_per_second=history.samples / history.seconds if history.seconds else 0.0,
-        fit_seconds=history.seconds, world_size=trainer.world_size, history=history.records)
+        fit_seconds=history.seconds,
+        world_size=trainer.world_size,
+        history=history.records,
+    )
     return module, report
-

@@ -24,13 +24,25 @@ class LossModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=batch[0].shape[0],
+        )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=batch[0].shape[0])
+        self.log(
+            "val_loss",
+            self._loss(batch),
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=batch[0].shape[0],
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)

@@ -89,14 +89,18 @@ class _SinusoidalPositions(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.register_buffer("frequencies", torch.exp(
-            torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim)),
-            persistent=False)
+        self.register_buffer(
+            "frequencies",
+            torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim)),
+            persistent=False,
+        )
         self.dim = dim
 
     def forward(self, length: int) -> torch.Tensor:
-        angles = torch.arange(length, device=self.frequencies.device,
-                              dtype=torch.float32)[:, None] * self.frequencies
+        angles = (
+            torch.arange(length, device=self.frequencies.device, dtype=torch.float32)[:, None]
+            * self.frequencies
+        )
         table = torch.zeros(length, self.dim, device=angles.device)
         table[:, 0::2] = torch.sin(angles)
         table[:, 1::2] = torch.cos(angles)[:, : self.dim // 2]
@@ -112,15 +116,26 @@ class NextEventModule(LossModule):
 
     gap_edges: torch.Tensor  # buffer, registered in __init__
 
-    def __init__(self, n_event_types: int, encoder: str, embed_dim: int, hidden_dim: int,
-                 num_layers: int, num_heads: int, dropout: float, learning_rate: float,
-                 gap_bins: int) -> None:
+    def __init__(
+        self,
+        n_event_types: int,
+        encoder: str,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        num_heads: int,
+        dropout: float,
+        learning_rate: float,
+        gap_bins: int,
+    ) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if encoder == "transformer" and hidden_dim % num_heads:
-            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
-                             f"({num_heads}) for the transformer encoder")
+            raise ValueError(
+                f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
+                f"({num_heads}) for the transformer encoder"
+            )
         if gap_bins < 2:
             raise ValueError(f"gap_bins must be at least 2, got {gap_bins}")
         self.n_event_types = n_event_types
@@ -128,22 +143,33 @@ class NextEventModule(LossModule):
         self.learning_rate = learning_rate
         self.gap_bins = gap_bins
         # Interior edges only: bucketize then maps [0, w) → 0 … [MAX − w, ∞) → gap_bins − 1.
-        self.register_buffer("gap_edges", torch.linspace(0.0, MAX_LOG_GAP, gap_bins + 1)[1:-1],
-                             persistent=False)
+        self.register_buffer(
+            "gap_edges", torch.linspace(0.0, MAX_LOG_GAP, gap_bins + 1)[1:-1], persistent=False
+        )
         self.embedding = nn.Embedding(n_event_types + 2, embed_dim, padding_idx=0)
         self.input_projection = nn.Linear(embed_dim + 2, hidden_dim)
         self.encoder_kind = encoder
         if encoder == "gru":
-            self.encoder: nn.Module = nn.GRU(hidden_dim, hidden_dim, num_layers=num_layers,
-                                             batch_first=True,
-                                             dropout=dropout if num_layers > 1 else 0.0)
+            self.encoder: nn.Module = nn.GRU(
+                hidden_dim,
+                hidden_dim,
+                num_layers=num_layers,
+                batch_first=True,
+                dropout=dropout if num_layers > 1 else 0.0,
+            )
             self.positions = None
         else:
-            layer = nn.TransformerEncoderLayer(hidden_dim, num_heads,
-                                               dim_feedforward=2 * hidden_dim, dropout=dropout,
-                                               batch_first=True, norm_first=True)
-            self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers,
-                                                 enable_nested_tensor=False)
+            layer = nn.TransformerEncoderLayer(
+                hidden_dim,
+                num_heads,
+                dim_feedforward=2 * hidden_dim,
+                dropout=dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.encoder = nn.TransformerEncoder(
+                layer, num_layers=num_layers, enable_nested_tensor=False
+            )
             self.positions = _SinusoidalPositions(hidden_dim)
         self.type_head = nn.Linear(hidden_dim, n_event_types + 1)
         # The marks (gap, change) are conditioned on the state and on the event's own type.
@@ -157,8 +183,9 @@ class NextEventModule(LossModule):
         return torch.bucketize(gaps, self.gap_edges)
 
     @torch.no_grad()
-    def init_output_priors(self, tokens: torch.Tensor, gaps: torch.Tensor,
-                           changes: torch.Tensor) -> None:
+    def init_output_priors(
+        self, tokens: torch.Tensor, gaps: torch.Tensor, changes: torch.Tensor
+    ) -> None:
         """Set the heads' biases to the log marginal frequencies of the real events given.
 
         Called once on the training tensors before fitting (not on load: the saved weights
@@ -172,21 +199,29 @@ class NextEventModule(LossModule):
         gap_counts = torch.bincount(self.gap_bin(gaps[real]), minlength=self.gap_bins).float()
         self.gap_head.bias.copy_((gap_counts + _PRIOR_PSEUDO_COUNT).log())
         switched = changes[real].sum()
-        self.change_head.bias.fill_(float(((switched + _PRIOR_PSEUDO_COUNT)
-                                           / (real.sum() - switched + _PRIOR_PSEUDO_COUNT)).log()))
+        self.change_head.bias.fill_(
+            float(
+                (
+                    (switched + _PRIOR_PSEUDO_COUNT) / (real.sum() - switched + _PRIOR_PSEUDO_COUNT)
+                ).log()
+            )
+        )
 
-    def _shifted_inputs(self, tokens: torch.Tensor, gaps: torch.Tensor,
-                        changes: torch.Tensor) -> torch.Tensor:
+    def _shifted_inputs(
+        self, tokens: torch.Tensor, gaps: torch.Tensor, changes: torch.Tensor
+    ) -> torch.Tensor:
         """Step t sees event t−1 (the start token at t = 0): inputs never reveal the target."""
         start = torch.full_like(tokens[:, :1], self.start_token)
         previous_tokens = torch.cat([start, tokens[:, :-1]], dim=1)
         context = torch.stack([gaps, changes], dim=-1)
         previous_context = torch.cat([torch.zeros_like(context[:, :1]), context[:, :-1]], dim=1)
         return self.input_projection(
-            torch.cat([self.embedding(previous_tokens), previous_context], dim=-1))
+            torch.cat([self.embedding(previous_tokens), previous_context], dim=-1)
+        )
 
-    def event_surprisal(self, tokens: torch.Tensor, gaps: torch.Tensor,
-                        changes: torch.Tensor) -> EventSurprisal:
+    def event_surprisal(
+        self, tokens: torch.Tensor, gaps: torch.Tensor, changes: torch.Tensor
+    ) -> EventSurprisal:
         """Per-event NLL of the type, gap-bin and category-change parts with the predictive
         distributions' entropy and surprisal variance (each B × L × 3, 0 on padding)."""
         hidden = self._shifted_inputs(tokens, gaps, changes)
@@ -198,14 +233,21 @@ class NextEventModule(LossModule):
             encoded = self.encoder(hidden + self.positions(length), mask=causal, is_causal=True)
         marks = F.gelu(self.mark_projection(encoded) + self.mark_type_embedding(tokens))
         change_logit = self.change_head(marks)
-        log_probs = (F.log_softmax(self.type_head(encoded), dim=-1),
-                     F.log_softmax(self.gap_head(marks), dim=-1),
-                     torch.cat([F.logsigmoid(-change_logit), F.logsigmoid(change_logit)], dim=-1))
+        log_probs = (
+            F.log_softmax(self.type_head(encoded), dim=-1),
+            F.log_softmax(self.gap_head(marks), dim=-1),
+            torch.cat([F.logsigmoid(-change_logit), F.logsigmoid(change_logit)], dim=-1),
+        )
         targets = (tokens, self.gap_bin(gaps), changes.long())
         mask = tokens != 0
         weight = mask[..., None].to(encoded.dtype)
-        nll = torch.stack([-lp.gather(-1, t[..., None]).squeeze(-1)
-                           for lp, t in zip(log_probs, targets, strict=True)], dim=-1)
+        nll = torch.stack(
+            [
+                -lp.gather(-1, t[..., None]).squeeze(-1)
+                for lp, t in zip(log_probs, targets, strict=True)
+            ],
+            dim=-1,
+        )
         probs = [lp.exp() for lp in log_probs]
         pairs = list(zip(probs, log_probs, strict=True))
         entropy = torch.stack([-(p * lp).sum(-1) for p, lp in pairs], dim=-1)
@@ -218,8 +260,9 @@ class NextEventModule(LossModule):
         return surprisal.nll.sum() / surprisal.mask.sum().clamp_min(1)
 
     @torch.inference_mode()
-    def typicality_score(self, tokens: torch.Tensor, gaps: torch.Tensor,
-                         changes: torch.Tensor) -> torch.Tensor:
+    def typicality_score(
+        self, tokens: torch.Tensor, gaps: torch.Tensor, changes: torch.Tensor
+    ) -> torch.Tensor:
         """The anomaly score of each row: ``Σ_parts z²`` (see the module docstring)."""
         surprisal = self.event_surprisal(tokens, gaps, changes)
         excess = (surprisal.nll - surprisal.entropy).sum(dim=1)

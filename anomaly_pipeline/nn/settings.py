@@ -42,24 +42,37 @@ class TrainerSettings(ConfigModel):
 
     accelerator: Accelerator = Field("cpu", description=" | ".join(get_args(Accelerator)))
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
-        1, description="Devices (torchrun processes) per node: a count, or 'auto' for all.")
+        1, description="Devices (torchrun processes) per node: a count, or 'auto' for all."
+    )
     num_nodes: int = Field(1, ge=1)
-    strategy: Strategy = Field("auto", description=" | ".join(get_args(Strategy))
-                               + " (ddp only under torchrun)")
+    strategy: Strategy = Field(
+        "auto", description=" | ".join(get_args(Strategy)) + " (ddp only under torchrun)"
+    )
     precision: Precision = Field("32-true", description=" | ".join(get_args(Precision)))
     max_epochs: int = Field(20, ge=1)
     batch_size: int = Field(512, ge=1, description="Per device.")
     learning_rate: float = Field(1e-3, gt=0, lt=1e3)
-    patience: int = Field(3, ge=0, description="Epochs without a better validation loss before "
-                                              "early stopping.")
+    patience: int = Field(
+        3, ge=0, description="Epochs without a better validation loss before early stopping."
+    )
     seed: int = Field(7, ge=0)
     num_workers: int = Field(0, ge=0)
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of training rows held out "
-                                "for validation when no validation set is given.")
-    checkpoint_dir: str | None = Field(None, description="Receives the best checkpoint (a "
-                                       "temporary directory when null).")
-    cpu_threads: int | None = Field(1, ge=1, description="torch's intra-op threads per rank "
-                                    "while the detector trains or scores (null: torch's default).")
+    val_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Share of training rows held out "
+        "for validation when no validation set is given.",
+    )
+    checkpoint_dir: str | None = Field(
+        None, description="Receives the best checkpoint (a temporary directory when null)."
+    )
+    cpu_threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch's intra-op threads per rank "
+        "while the detector trains or scores (null: torch's default).",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -84,16 +97,23 @@ class TrainerSettings(ConfigModel):
         becomes DDP (Lightning then joins torchrun's group instead of spawning processes).
         """
         if world_size < 1 or local_world_size < 1 or world_size % local_world_size:
-            raise ValueError(f"inconsistent process group: WORLD_SIZE={world_size}, "
-                             f"LOCAL_WORLD_SIZE={local_world_size}")
-        return self.model_copy(update={
-            "devices": local_world_size, "num_nodes": world_size // local_world_size,
-            "strategy": "ddp" if world_size > 1 else self.strategy})
+            raise ValueError(
+                f"inconsistent process group: WORLD_SIZE={world_size}, "
+                f"LOCAL_WORLD_SIZE={local_world_size}"
+            )
+        return self.model_copy(
+            update={
+                "devices": local_world_size,
+                "num_nodes": world_size // local_world_size,
+                "strategy": "ddp" if world_size > 1 else self.strategy,
+            }
+        )
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``pytorch_lightning.Trainer`` (the caller adds callbacks)."""
-        return self.model_dump(include={"accelerator", "devices", "num_nodes", "strategy",
-                                        "precision", "max_epochs"})
+        return self.model_dump(
+            include={"accelerator", "devices", "num_nodes", "strategy", "precision", "max_epochs"}
+        )
 
 
 def _settings_problem(found: list[Problem]) -> str:

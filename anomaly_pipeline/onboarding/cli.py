@@ -48,18 +48,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="history file: CSV, Parquet or JSON Lines")
     parser.add_argument("--format", required=True, choices=SOURCE_FORMATS, dest="source_format")
     parser.add_argument("--mapping", type=Path, help="YAML column mapping (--format mapped)")
-    parser.add_argument("--time-format", help="strftime pattern of the times (e.g. "
-                        "'%%m/%%d/%%Y %%H:%%M') or unix_s | unix_ms | iso8601; default: the "
-                        "format's own")
-    parser.add_argument("--timezone", help="IANA time zone of times without an offset "
-                        "(converted to UTC); recorded for time-of-day features; default UTC")
-    parser.add_argument("--labels-column", help="source column holding a 0/1 label per row "
-                        "(imported as labels; otherwise labels never come from this file)")
-    parser.add_argument("--name", help="source name in the day-file names (default: the file's "
-                        "stem); a second file with a new name adds its days")
-    parser.add_argument("--split-only", action="store_true",
-                        help="write the day files and stop (the landing sensor or a backfill "
-                             "runs them)")
+    parser.add_argument(
+        "--time-format",
+        help="strftime pattern of the times (e.g. "
+        "'%%m/%%d/%%Y %%H:%%M') or unix_s | unix_ms | iso8601; default: the "
+        "format's own",
+    )
+    parser.add_argument(
+        "--timezone",
+        help="IANA time zone of times without an offset "
+        "(converted to UTC); recorded for time-of-day features; default UTC",
+    )
+    parser.add_argument(
+        "--labels-column",
+        help="source column holding a 0/1 label per row "
+        "(imported as labels; otherwise labels never come from this file)",
+    )
+    parser.add_argument(
+        "--name",
+        help="source name in the day-file names (default: the file's "
+        "stem); a second file with a new name adds its days",
+    )
+    parser.add_argument(
+        "--split-only",
+        action="store_true",
+        help="write the day files and stop (the landing sensor or a backfill runs them)",
+    )
 
 
 def _days(days: list[date]) -> str:
@@ -90,8 +104,10 @@ def _partitioned_days(days: list[date]) -> list[date]:
     keys = set(daily_partitions.get_partition_keys())
     kept = [day for day in days if day.isoformat() in keys]
     if not kept:
-        raise SystemExit(f"none of the days {days[0]} … {days[-1]} is a daily partition; "
-                         f"is {START_DATE_ENV} set to a later day?")
+        raise SystemExit(
+            f"none of the days {days[0]} … {days[-1]} is a daily partition; "
+            f"is {START_DATE_ENV} set to a later day?"
+        )
     return kept
 
 
@@ -113,8 +129,9 @@ def _training_run_config(home: DataHome) -> dict | None:
     return {"ops": {"training_set": {"config": {"validation_days": 1, "holdout_days": 1}}}}
 
 
-def _champion(home: DataHome, training: ExecuteInProcessResult | None,
-              why_not_trained: str) -> Champion:
+def _champion(
+    home: DataHome, training: ExecuteInProcessResult | None, why_not_trained: str
+) -> Champion:
     """The champion after training and the gate's reason (from its check evaluation)."""
     from anomaly_pipeline.defs.evaluation.assets import GATE_CHECK
     from anomaly_pipeline.model_registry import get_champion
@@ -123,20 +140,30 @@ def _champion(home: DataHome, training: ExecuteInProcessResult | None,
     model = f"{champion.kind} v{champion.version}" if champion else "none"
     if training is None:
         return Champion(model, why_not_trained)
-    verdict = next((e for e in training.get_asset_check_evaluations()
-                    if e.check_name == GATE_CHECK), None)
+    verdict = next(
+        (e for e in training.get_asset_check_evaluations() if e.check_name == GATE_CHECK), None
+    )
     if verdict is None:
-        return Champion(model, f"training_job failed before the champion gate decided (`make dev` "
-                               f"→ Runs → {training.run_id})")
+        return Champion(
+            model,
+            f"training_job failed before the champion gate decided (`make dev` "
+            f"→ Runs → {training.run_id})",
+        )
     decision = verdict.metadata.get("decision")
     prefix = f"{decision.value}: " if decision is not None else ""
     return Champion(model, prefix + (verdict.description or ""))
 
 
 def _daily_operation_lines(args: argparse.Namespace, home: DataHome) -> list[str]:
-    options = "".join(f" {flag} '{value}'" for flag, value in (
-        ("--mapping", args.mapping), ("--time-format", args.time_format),
-        ("--timezone", args.timezone)) if value)
+    options = "".join(
+        f" {flag} '{value}'"
+        for flag, value in (
+            ("--mapping", args.mapping),
+            ("--time-format", args.time_format),
+            ("--timezone", args.timezone),
+        )
+        if value
+    )
     return [
         "Daily operation:",
         f"  new export → day files: anomaly-pipeline onboard NEW_FILE --format "
@@ -158,7 +185,8 @@ def _already_scored(home: DataHome, days: list[date], files: list[str], events: 
     from anomaly_pipeline.scoring import SCORES_TABLE
 
     if not home.warehouse.exists() or not all(
-            warehouse.count_by_day(home.warehouse, SCORES_TABLE, days).values()):
+        warehouse.count_by_day(home.warehouse, SCORES_TABLE, days).values()
+    ):
         return False
     counts = ingest_counts(home.warehouse, days, files)
     return counts.accepted + counts.total_quarantined == events
@@ -168,17 +196,28 @@ def _run_jobs(home: DataHome, days: list[date], reader: SourceReader) -> Champio
     """Ingest + features over the range as one run, training, scoring over the range."""
     from anomaly_pipeline.runs import range_tags, run_job
 
-    raw_config = {"source_format": "canonical", "file_pattern": "events_{day}.*",
-                  "time_format": reader.time_format, "timezone": reader.time_zone}
+    raw_config = {
+        "source_format": "canonical",
+        "file_pattern": "events_{day}.*",
+        "time_format": reader.time_format,
+        "timezone": reader.time_zone,
+    }
     print("Running the jobs:")
     run = partial(run_job, log_name=LOG_NAME, console_level=CONSOLE_LEVEL)
-    run("ingest_features_job", tags=range_tags(days),
-        run_config={"ops": {"raw_events": {"config": raw_config}}})
+    run(
+        "ingest_features_job",
+        tags=range_tags(days),
+        run_config={"ops": {"raw_events": {"config": raw_config}}},
+    )
     training_config = _training_run_config(home)
-    training = None if training_config is None else run(
-        "training_job", run_config=training_config, raise_on_failure=False)
-    champion = _champion(home, training, "not trained: no feature day was built — see the "
-                         "quarantine reasons above")
+    training = (
+        None
+        if training_config is None
+        else run("training_job", run_config=training_config, raise_on_failure=False)
+    )
+    champion = _champion(
+        home, training, "not trained: no feature day was built — see the quarantine reasons above"
+    )
     if champion.model != "none":
         run("scoring_job", tags=range_tags(days), raise_on_failure=False)
     return champion
@@ -186,34 +225,52 @@ def _run_jobs(home: DataHome, days: list[date], reader: SourceReader) -> Champio
 
 def onboard(args: argparse.Namespace) -> list[str]:
     """Split, run and summarise; return the summary lines."""
-    reader = source_reader(args.source_format, args.mapping, time_format=args.time_format,
-                           time_zone=args.timezone)
+    reader = source_reader(
+        args.source_format, args.mapping, time_format=args.time_format, time_zone=args.timezone
+    )
     home = data_home().ensure()
     source = source_name(args.path, args.name)
-    print(f"Splitting {args.path} ({args.source_format}, times {reader.time_description}) into "
-          f"day files in {home.landing_events}")
+    print(
+        f"Splitting {args.path} ({args.source_format}, times {reader.time_description}) into "
+        f"day files in {home.landing_events}"
+    )
     split: SplitReport = split_history(
-        reader, args.path, landing_events=home.landing_events, landing_labels=home.landing_labels,
-        work_dir=home.root / f".onboarding-{os.getpid()}", source=source,
-        labels_column=args.labels_column, now=datetime.now(UTC))
-    _record_source(home, split.days[0], args.timezone or
-                   (reader.time_zone if reader.mapping is not None else None))
-    lines = [f"Source {source}: {split.rows:,} rows → {split.events:,} events over "
-             f"{_days(split.days)}; "
-             f"{split.files_written} files written, {split.files_unchanged} unchanged"]
+        reader,
+        args.path,
+        landing_events=home.landing_events,
+        landing_labels=home.landing_labels,
+        work_dir=home.root / f".onboarding-{os.getpid()}",
+        source=source,
+        labels_column=args.labels_column,
+        now=datetime.now(UTC),
+    )
+    _record_source(
+        home,
+        split.days[0],
+        args.timezone or (reader.time_zone if reader.mapping is not None else None),
+    )
+    lines = [
+        f"Source {source}: {split.rows:,} rows → {split.events:,} events over "
+        f"{_days(split.days)}; "
+        f"{split.files_written} files written, {split.files_unchanged} unchanged"
+    ]
     if split.ignored_columns:
         lines.append(f"Ignored columns: {', '.join(split.ignored_columns)}")
     if split.labelled_user_days is not None:
-        lines.append(f"Labels from column {args.labels_column}: {split.labelled_user_days:,} "
-                     "abnormal user-days")
+        lines.append(
+            f"Labels from column {args.labels_column}: {split.labelled_user_days:,} "
+            "abnormal user-days"
+        )
     if args.split_only:
         return lines + _daily_operation_lines(args, home)
 
     _prepare_instance(home)
     days = _partitioned_days(split.days)
     if days != split.days:
-        lines.append(f"Days not yet a partition (skipped until complete): "
-                     f"{sorted(set(split.days) - set(days))}")
+        lines.append(
+            f"Days not yet a partition (skipped until complete): "
+            f"{sorted(set(split.days) - set(days))}"
+        )
     files = [day_file(home.landing_events, d, source).name for d in split.days]
     files.append(undated_file(home.landing_events, split.days[0], source).name)
     events = sum(split.events_per_day[d] for d in days) + split.undated_events
@@ -225,11 +282,12 @@ def onboard(args: argparse.Namespace) -> list[str]:
     counts = ingest_counts(home.warehouse, days, files)
     from anomaly_pipeline.defs.scoring.assets import GUARD_TABLE
 
-    lines += [f"Days: {_days(days)}",
-              *ingest_lines(counts, events=events, undated=split.undated_events),
-              f"Champion: {champion.model} — {champion.reason}",
-              *score_lines(home.warehouse, days, GUARD_TABLE),
-              *_daily_operation_lines(args, home),
-              f"Runs: `make dev` → Runs; dbt output: {home.root / LOG_NAME}"]
+    lines += [
+        f"Days: {_days(days)}",
+        *ingest_lines(counts, events=events, undated=split.undated_events),
+        f"Champion: {champion.model} — {champion.reason}",
+        *score_lines(home.warehouse, days, GUARD_TABLE),
+        *_daily_operation_lines(args, home),
+        f"Runs: `make dev` → Runs; dbt output: {home.root / LOG_NAME}",
+    ]
     return lines
-

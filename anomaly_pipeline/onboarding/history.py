@@ -93,8 +93,9 @@ def label_file(landing_labels: Path, day: date) -> Path:
 
 def _label_flag(column: str) -> pl.Expr:
     """Whether the row's label column (read back from ``raw_record``) says abnormal."""
-    value = pl.col("raw_record").str.json_decode(pl.Struct({column: pl.String()})) \
-        .struct.field(column)
+    value = (
+        pl.col("raw_record").str.json_decode(pl.Struct({column: pl.String()})).struct.field(column)
+    )
     return value.str.strip_chars().str.to_lowercase().is_in(_TRUE_LABELS).fill_null(False)
 
 
@@ -129,11 +130,19 @@ class _DayParts:
         return pl.concat(frames) if frames else None
 
 
-def split_history(reader: SourceReader, path: Path, *, landing_events: Path,
-                  landing_labels: Path, work_dir: Path, source: str,
-                  labels_column: str | None = None, now: datetime | None = None,
-                  batch_rows: int = DEFAULT_BATCH_ROWS,
-                  spill_rows: int = DEFAULT_SPILL_ROWS) -> SplitReport:
+def split_history(
+    reader: SourceReader,
+    path: Path,
+    *,
+    landing_events: Path,
+    landing_labels: Path,
+    work_dir: Path,
+    source: str,
+    labels_column: str | None = None,
+    now: datetime | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    spill_rows: int = DEFAULT_SPILL_ROWS,
+) -> SplitReport:
     """Write ``path``'s events as day files (see the module docstring); return what was written.
 
     With ``labels_column`` that source column (0/1 per row) becomes labels: one
@@ -152,8 +161,10 @@ def split_history(reader: SourceReader, path: Path, *, landing_events: Path,
         for frame in reader.frames(path, batch_rows):
             extra = [c for c in frame.columns if c not in reader.used_columns and c != "raw_record"]
             if labels_column is not None and labels_column not in frame.columns:
-                raise ValueError(f"--labels-column {labels_column!r} is not a column of {path}; "
-                                 f"it has {[c for c in frame.columns if c != 'raw_record']}")
+                raise ValueError(
+                    f"--labels-column {labels_column!r} is not a column of {path}; "
+                    f"it has {[c for c in frame.columns if c != 'raw_record']}"
+                )
             ignored.update(dict.fromkeys(extra))
             staged = reader.stage(frame.drop(extra), path)
             report.rows += frame.height
@@ -164,14 +175,18 @@ def split_history(reader: SourceReader, path: Path, *, landing_events: Path,
                 samples += undated["event_time"].drop_nulls().head(_SAMPLES).to_list()
             parts.add("undated", undated.select(RAW_EVENT_COLUMNS))
             dated = timed.filter(pl.col(_TIME).is_not_null()).with_columns(
-                pl.col(_TIME).alias("event_time"))
+                pl.col(_TIME).alias("event_time")
+            )
             usable = pl.col("event_time").is_between(EARLIEST_EVENT_TIME, latest)
             parts.add("spill", dated.filter(~usable).select(RAW_EVENT_COLUMNS))
             in_range = dated.filter(usable).select(
-                *RAW_EVENT_COLUMNS, pl.col("event_time").dt.date().alias(_DAY),
-                *([_label_flag(labels_column).alias(_LABEL)] if labels_column else []))
-            for (day,), events in in_range.partition_by(_DAY, as_dict=True,
-                                                        maintain_order=True).items():
+                *RAW_EVENT_COLUMNS,
+                pl.col("event_time").dt.date().alias(_DAY),
+                *([_label_flag(labels_column).alias(_LABEL)] if labels_column else []),
+            )
+            for (day,), events in in_range.partition_by(
+                _DAY, as_dict=True, maintain_order=True
+            ).items():
                 parts.add(day.isoformat(), events.drop(_DAY))
         report.ignored_columns = [c for c in ignored if c != labels_column]
         days = sorted(date.fromisoformat(k) for k in parts.keys() - {"undated", "spill"})
@@ -179,35 +194,49 @@ def split_history(reader: SourceReader, path: Path, *, landing_events: Path,
             raise UnparsableTimesError(
                 f"no event time of {path} could be read as {reader.time_description} (or lies "
                 f"between 2000 and now); samples: {samples[:_SAMPLES]} — pass the source's "
-                "time format (--time-format, strftime) and time zone (--timezone)")
-        _write_day_files(report, parts, days, landing_events, source, labels_column,
-                         landing_labels)
+                "time format (--time-format, strftime) and time zone (--timezone)"
+            )
+        _write_day_files(report, parts, days, landing_events, source, labels_column, landing_labels)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return report
 
 
-def _write_day_files(report: SplitReport, parts: _DayParts, days: list[date],
-                     landing_events: Path, source: str, labels_column: str | None,
-                     landing_labels: Path) -> None:
+def _write_day_files(
+    report: SplitReport,
+    parts: _DayParts,
+    days: list[date],
+    landing_events: Path,
+    source: str,
+    labels_column: str | None,
+    landing_labels: Path,
+) -> None:
     """Assemble and write every day from the first to the last (a day without events gets an
     empty file, so a range run finds every day), the undated file and the label files."""
     landing_events.mkdir(parents=True, exist_ok=True)
     first = days[0]
     report.days = [first + timedelta(days=i) for i in range((days[-1] - first).days + 1)]
     labels: list[pl.DataFrame] = []
-    empty = pl.DataFrame(schema={name: UTC_MICROS if name == "event_time" else pl.String()
-                                 for name in RAW_EVENT_COLUMNS})
+    empty = pl.DataFrame(
+        schema={
+            name: UTC_MICROS if name == "event_time" else pl.String() for name in RAW_EVENT_COLUMNS
+        }
+    )
     spill = parts.read("spill")
     for day in report.days:
         events = parts.read(day.isoformat())
         if labels_column is not None and events is not None:
-            labels.append(events.filter(pl.col(_LABEL)).select(
-                pl.col("user_id").str.strip_chars(), pl.lit(day).alias("event_day"),
-                pl.lit(REPORTED_ANOMALY).alias("anomaly_type")))
+            labels.append(
+                events.filter(pl.col(_LABEL)).select(
+                    pl.col("user_id").str.strip_chars(),
+                    pl.lit(day).alias("event_day"),
+                    pl.lit(REPORTED_ANOMALY).alias("anomaly_type"),
+                )
+            )
         frames = [empty, events, spill if day == first else None]
-        day_events = pl.concat([f.select(RAW_EVENT_COLUMNS) for f in frames if f is not None],
-                               how="vertical_relaxed")
+        day_events = pl.concat(
+            [f.select(RAW_EVENT_COLUMNS) for f in frames if f is not None], how="vertical_relaxed"
+        )
         report.events_per_day[day] = day_events.height
         _record(report, write_parquet_atomic(day_events, day_file(landing_events, day, source)))
     undated = parts.read("undated")
@@ -223,13 +252,20 @@ def _write_day_files(report: SplitReport, parts: _DayParts, days: list[date],
 
 def _write_labels(report: SplitReport, labels: list[pl.DataFrame], landing_labels: Path) -> None:
     landing_labels.mkdir(parents=True, exist_ok=True)
-    every = pl.concat(labels).unique(["user_id", "event_day"], maintain_order=True) \
-        .filter(pl.col("user_id").is_not_null() & (pl.col("user_id") != "")) \
+    every = (
+        pl.concat(labels)
+        .unique(["user_id", "event_day"], maintain_order=True)
+        .filter(pl.col("user_id").is_not_null() & (pl.col("user_id") != ""))
         .with_columns(pl.col(c).cast(t) for c, t in LABEL_SCHEMA.items())
+    )
     report.labelled_user_days = every.height
     for day in report.days:
-        _record(report, write_parquet_atomic(every.filter(pl.col("event_day") == day),
-                                             label_file(landing_labels, day)))
+        _record(
+            report,
+            write_parquet_atomic(
+                every.filter(pl.col("event_day") == day), label_file(landing_labels, day)
+            ),
+        )
 
 
 def _record(report: SplitReport, changed: bool) -> None:
@@ -237,4 +273,3 @@ def _record(report: SplitReport, changed: bool) -> None:
         report.files_written += 1
     else:
         report.files_unchanged += 1
-

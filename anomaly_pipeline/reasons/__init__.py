@@ -10,10 +10,10 @@ from anomaly_pipeline.reasons.statistics import FeatureStats
 from anomaly_pipeline.reasons.templates import TEMPLATED_FEATURES
 
 __all__ = [
-           "CODER_FORMAT",
-           "TEMPLATED_FEATURES",
-           "Explanation",
-           "FeatureStats",
-           "Reason",
-           "ReasonCoder",
+    "CODER_FORMAT",
+    "TEMPLATED_FEATURES",
+    "Explanation",
+    "FeatureStats",
+    "Reason",
+    "ReasonCoder",
 ]

@@ -103,8 +103,11 @@ class ReasonCoder:
         feature applies (the catalogue's ``applies``); a feature that never applies gets no
         statistics and never becomes a reason.
         """
-        names = list(feature_names) if feature_names is not None else [
-            c for c, t in features.schema.items() if t.is_numeric()]
+        names = (
+            list(feature_names)
+            if feature_names is not None
+            else [c for c, t in features.schema.items() if t.is_numeric()]
+        )
         _require_numeric(features, names, "features")
         if features.is_empty():
             raise ValueError("features is empty; the coder needs a training window")
@@ -118,9 +121,13 @@ class ReasonCoder:
         self.feature_names_ = names
         return self
 
-    def explain(self, features: pl.DataFrame, contributions: np.ndarray | None = None,
-                top_k: int = 3, contribution_names: Sequence[str] | None = None
-                ) -> Explanation:
+    def explain(
+        self,
+        features: pl.DataFrame,
+        contributions: np.ndarray | None = None,
+        top_k: int = 3,
+        contribution_names: Sequence[str] | None = None,
+    ) -> Explanation:
         """For each row, up to ``top_k`` reasons, strongest first (texts; ``.codes`` alongside).
 
         With ``contributions`` (n_rows × n_features, columns ``contribution_names``, default the
@@ -139,8 +146,9 @@ class ReasonCoder:
         if contributions is None:
             strength = np.where(z >= self.min_z, z, -np.inf)
         else:
-            strength = self._contribution_strength(features, names, z, contributions,
-                                                   contribution_names)
+            strength = self._contribution_strength(
+                features, names, z, contributions, contribution_names
+            )
         templates = [template_for(n) for n in names]
         # one entry per fact (a template's feature tuple), member columns by position
         grouped: dict[tuple[str, ...], list[int]] = {}
@@ -161,8 +169,11 @@ class ReasonCoder:
             if not picked:
                 result.append([])
                 continue
-            row = {c: v for c, v in zip(columns, row_values, strict=True)
-                   if isinstance(v, (int, float))}
+            row = {
+                c: v
+                for c, v in zip(columns, row_values, strict=True)
+                if isinstance(v, (int, float))
+            }
             row_reasons = []
             for t in picked:
                 trigger = names[member_pick[t][i]]
@@ -174,16 +185,21 @@ class ReasonCoder:
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable state (saved next to the model it explains)."""
-        return {"format": CODER_FORMAT, "min_z": self.min_z,
-                "feature_names": list(self.feature_names_),
-                "stats": {name: asdict(s) for name, s in self.stats_.items()}}
+        return {
+            "format": CODER_FORMAT,
+            "min_z": self.min_z,
+            "feature_names": list(self.feature_names_),
+            "stats": {name: asdict(s) for name, s in self.stats_.items()},
+        }
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> Self:
         """Rebuild a coder from ``to_dict`` output."""
         if state.get("format") != CODER_FORMAT:
-            raise ValueError(f"reason coder state has format {state.get('format')!r}; this code "
-                             f"reads format {CODER_FORMAT}")
+            raise ValueError(
+                f"reason coder state has format {state.get('format')!r}; this code "
+                f"reads format {CODER_FORMAT}"
+            )
         coder = cls(min_z=float(state["min_z"]))
         coder.feature_names_ = list(state["feature_names"])
         coder.stats_ = {name: FeatureStats(**values) for name, values in state["stats"].items()}
@@ -222,15 +238,21 @@ class ReasonCoder:
         usable = self._applicability(features, names) & np.isfinite(z)
         return np.where(usable, z, -np.inf)
 
-    def _contribution_strength(self, features: pl.DataFrame, names: Sequence[str],
-                               z: np.ndarray, contributions: np.ndarray,
-                               contribution_names: Sequence[str] | None) -> np.ndarray:
-        given = list(contribution_names) if contribution_names is not None \
-            else self.feature_names_
+    def _contribution_strength(
+        self,
+        features: pl.DataFrame,
+        names: Sequence[str],
+        z: np.ndarray,
+        contributions: np.ndarray,
+        contribution_names: Sequence[str] | None,
+    ) -> np.ndarray:
+        given = list(contribution_names) if contribution_names is not None else self.feature_names_
         contributions = np.asarray(contributions, dtype=np.float64)
         if contributions.shape != (features.height, len(given)):
-            raise ValueError(f"contributions has shape {contributions.shape}; expected "
-                             f"({features.height}, {len(given)}) = (rows, contribution_names)")
+            raise ValueError(
+                f"contributions has shape {contributions.shape}; expected "
+                f"({features.height}, {len(given)}) = (rows, contribution_names)"
+            )
         index = {n: j for j, n in enumerate(given)}
         strength = np.full_like(z, -np.inf)
         for j, name in enumerate(names):
@@ -247,4 +269,3 @@ def _require_numeric(frame: pl.DataFrame, names: Sequence[str], label: str) -> N
     wrong = [f"{n} ({frame.schema[n]})" for n in names if not frame.schema[n].is_numeric()]
     if wrong:
         raise ValueError(f"{label}: reason features must be numeric; got {wrong}")
-

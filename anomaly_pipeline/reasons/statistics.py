@@ -33,9 +33,16 @@ class FeatureStats:
     def of(cls, values: np.ndarray, log: bool) -> Self:
         q25, median, q75, q99 = np.quantile(values, [0.25, 0.50, 0.75, 0.99])
         compared = comparison_scale(values, log)
-        return cls(float(median), float(q25), float(q75), float(q99),
-                   float(np.median(compared)), robust_spread(compared, WIDENING), log,
-                   int(values.size))
+        return cls(
+            float(median),
+            float(q25),
+            float(q75),
+            float(q99),
+            float(np.median(compared)),
+            robust_spread(compared, WIDENING),
+            log,
+            int(values.size),
+        )
 
 
 def comparison_scale(values: np.ndarray, log: bool) -> np.ndarray:

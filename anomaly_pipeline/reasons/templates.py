@@ -66,8 +66,12 @@ def _money(value: float) -> str:
 
 #: ``Phrase.fmt`` → formatter of the value (and of the population median it is compared with).
 FORMATS: Final[dict[str, Callable[[float], str]]] = {
-    "int": _int, "whole": lambda v: f"{v:.0f}", "one_decimal": lambda v: f"{v:.1f}",
-    "pct": _pct, "duration": _duration, "money": _money,
+    "int": _int,
+    "whole": lambda v: f"{v:.0f}",
+    "one_decimal": lambda v: f"{v:.1f}",
+    "pct": _pct,
+    "duration": _duration,
+    "money": _money,
 }
 
 
@@ -81,18 +85,20 @@ def _vs_population(value: float, stats: FeatureStats, fmt: Callable[[float], str
 
 # -- one-feature phrases from the catalogue ---------------------------------------------------
 def _phrased(feature: Feature, phrase: Phrase) -> ReasonTemplate:
-    """"Too much of X": ``<text>, <k>× the population median``; "suspiciously little X" (a
+    """ "Too much of X": ``<text>, <k>× the population median``; "suspiciously little X" (a
     "low" feature): ``<text> (population median <m>)``."""
     fmt, name = FORMATS[phrase.fmt], feature.name
 
     def render(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
         value = row[name]
         singular = round(value) == 1
-        text = phrase.text.format(value=fmt(value), s="" if singular else "s",
-                                  es="" if singular else "es")
+        text = phrase.text.format(
+            value=fmt(value), s="" if singular else "s", es="" if singular else "es"
+        )
         if feature.direction == "low":
             return phrase.code, f"{text} (population median {fmt(stats[name].median)})"
         return phrase.code, f"{text}, {_vs_population(value, stats[name], fmt)}"
+
     return ReasonTemplate((name,), render)
 
 
@@ -100,23 +106,26 @@ def _phrased(feature: Feature, phrase: Phrase) -> ReasonTemplate:
 def _volume(count: str, history_ratio: str, code: str, noun: str) -> ReasonTemplate:
     """Today's count against the population, or against the user's own 7-day median when that
     is what makes it unusual (the ratio feature is the stronger member)."""
+
     def render(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
         value = row.get(count)
         if trigger == history_ratio or value is None:
             today = "" if value is None else f" ({_int(value)} today)"
             return code, f"{_ratio(row[history_ratio])} the user's 7-day median {noun}s{today}"
-        return code, (f"{_plural(value, noun)} today, "
-                      f"{_vs_population(value, stats[count], _int)}")
+        return code, (f"{_plural(value, noun)} today, {_vs_population(value, stats[count], _int)}")
+
     return ReasonTemplate((count, history_ratio), render)
 
 
 def _shared(day: str, window: str, code: str, thing: str) -> ReasonTemplate:
     """Sharing today, or over the trailing window when that is the unusual part."""
+
     def render(row: Row, trigger: str, _stats: Stats) -> tuple[str, str]:
         if trigger == day:
             return code, f"{thing} shared by {_int(row[day])} users today"
         today = "" if row.get(day) is None else f" ({_int(row[day])} today)"
         return code, f"{thing} shared by {_int(row[window])} users over the trailing window{today}"
+
     return ReasonTemplate((day, window), render)
 
 
@@ -139,57 +148,70 @@ def _history(row: Row, _trigger: str, _stats: Stats) -> tuple[str, str]:
 def _rating(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
     reviews = row.get("n_reviews")
     over = "" if reviews is None else f" over {_plural(reviews, 'review')}"
-    return "unusual_rating", (f"average rating {row['rating_mean']:.1f} stars{over} "
-                              f"(population median {stats['rating_mean'].median:.1f})")
+    return "unusual_rating", (
+        f"average rating {row['rating_mean']:.1f} stars{over} "
+        f"(population median {stats['rating_mean'].median:.1f})"
+    )
 
 
 def _extreme(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
     reviews = row.get("n_reviews")
     of = "" if reviews is None else f" of {_plural(reviews, 'review')}"
-    return "extreme_ratings", (f"{_pct(row['extreme_rating_share'])}{of} rated 1 or 5 stars "
-                               f"(population median "
-                               f"{_pct(stats['extreme_rating_share'].median)})")
+    return "extreme_ratings", (
+        f"{_pct(row['extreme_rating_share'])}{of} rated 1 or 5 stars "
+        f"(population median "
+        f"{_pct(stats['extreme_rating_share'].median)})"
+    )
 
 
 def _per_view(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
     per_ten = row["cart_or_buy_per_view"] * 10
     median = stats["cart_or_buy_per_view"].median * 10
-    return "high_purchase_per_view", (f"{per_ten:.0f} carts or purchases per 10 views "
-                                      f"(population median {median:.1f})")
+    return "high_purchase_per_view", (
+        f"{per_ten:.0f} carts or purchases per 10 views (population median {median:.1f})"
+    )
 
 
 def _regularity(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
     """CV (relative) and std (absolute) of the gaps are one fact: clicks on a timer."""
     if trigger == "interval_cv":
-        text = (f"machine-regular clicks: interval CV {row['interval_cv']:.2f} "
-                f"(population median {stats['interval_cv'].median:.2f})")
+        text = (
+            f"machine-regular clicks: interval CV {row['interval_cv']:.2f} "
+            f"(population median {stats['interval_cv'].median:.2f})"
+        )
     else:
-        text = (f"machine-regular clicks: gaps vary by {_duration(row['interval_std_s'])} "
-                f"(population median {_duration(stats['interval_std_s'].median)})")
+        text = (
+            f"machine-regular clicks: gaps vary by {_duration(row['interval_std_s'])} "
+            f"(population median {_duration(stats['interval_std_s'].median)})"
+        )
     return "machine_regular_intervals", text
 
 
 def _signup_delay(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
     return "purchase_right_after_signup", (
         f"purchase {_duration(row['first_purchase_delay_s'])} after signup (population median "
-        f"{_duration(stats['first_purchase_delay_s'].median)})")
+        f"{_duration(stats['first_purchase_delay_s'].median)})"
+    )
 
 
 #: Templates named by the catalogue's ``Feature.reason`` strings.
 COMPOSITES: Final[dict[str, ReasonTemplate]] = {
     "volume_events": _volume("n_events", "events_vs_7d_median", "high_event_volume", "event"),
     "volume_views": _volume("n_views", "views_vs_7d_median", "high_view_count", "view"),
-    "volume_purchases": _volume("n_purchases", "purchases_vs_7d_median", "high_purchase_count",
-                                "purchase"),
+    "volume_purchases": _volume(
+        "n_purchases", "purchases_vs_7d_median", "high_purchase_count", "purchase"
+    ),
     "purchase_per_view": ReasonTemplate(("cart_or_buy_per_view",), _per_view),
     "rating": ReasonTemplate(("rating_mean",), _rating),
     "extreme_ratings": ReasonTemplate(("extreme_rating_share",), _extreme),
     "regularity": ReasonTemplate(("interval_cv", "interval_std_s"), _regularity),
     "signup_delay": ReasonTemplate(("first_purchase_delay_s",), _signup_delay),
-    "shared_device": _shared("users_per_device_day", "users_per_device_window", "shared_device",
-                             "device"),
-    "shared_ip_network": _shared("users_per_ip_network_day", "users_per_ip_network_window",
-                                 "shared_ip_network", "IP network"),
+    "shared_device": _shared(
+        "users_per_device_day", "users_per_device_window", "shared_device", "device"
+    ),
+    "shared_ip_network": _shared(
+        "users_per_ip_network_day", "users_per_ip_network_window", "shared_ip_network", "IP network"
+    ),
     "history": ReasonTemplate(("history_days",), _history),
     "new_access": ReasonTemplate(("new_device", "new_ip_network"), _new_access),
 }
@@ -201,8 +223,10 @@ def feature_template(feature: Feature) -> ReasonTemplate:
         return _phrased(feature, feature.reason)
     template = COMPOSITES.get(feature.reason)
     if template is None or feature.name not in template.features:
-        raise ValueError(f"catalogue feature {feature.name!r} names reason template "
-                         f"{feature.reason!r}, which does not exist or does not phrase it")
+        raise ValueError(
+            f"catalogue feature {feature.name!r} names reason template "
+            f"{feature.reason!r}, which does not exist or does not phrase it"
+        )
     return template
 
 
@@ -215,15 +239,17 @@ TEMPLATED_FEATURES: Final[frozenset[str]] = frozenset(_BY_FEATURE)
 @cache
 def _generic(feature: str) -> ReasonTemplate:
     """Fallback for a column outside the catalogue."""
+
     def render(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
         value, median = row[feature], stats[feature].median
         side = "high" if value > median else "low"
-        return f"unusual_{feature}", (f"unusually {side} {feature}: {value:.3g} "
-                                      f"(population median {median:.3g})")
+        return f"unusual_{feature}", (
+            f"unusually {side} {feature}: {value:.3g} (population median {median:.3g})"
+        )
+
     return ReasonTemplate((feature,), render)
 
 
 def template_for(feature: str) -> ReasonTemplate:
     """The template that phrases ``feature`` (a generic one outside the catalogue)."""
     return _BY_FEATURE.get(feature) or _generic(feature)
-

@@ -100,23 +100,26 @@ def click_bot(ctx: DayContext, users: np.ndarray, difficulty: float) -> EventBat
     item = ctx.catalogue.popular_items(rng, rng.integers(0, N_CATEGORIES, size=total))
     source = np.arange(total)
     clicks_previous = (etype == CLICK) & (rank > 0)
-    source[clicks_previous] -= 1                      # a click is on the item just viewed
+    source[clicks_previous] -= 1  # a click is on the item just viewed
     item = item[source]
 
     automated = rng.random(n) < 1.0 - w
-    start = to_utc(local_times(rng, np.where(automated, SMALL_HOURS, DAYTIME)),
-                   pop.tz_hours[users])
+    start = to_utc(local_times(rng, np.where(automated, SMALL_HOURS, DAYTIME)), pop.tz_hours[users])
     gaps = lognormal(rng, blend_scale(2.0, VIEW_DWELL_S, w), blend(0.03, DWELL_SIGMA, w), total)
     t = timeline(start, gaps, counts)
     device, agent = pop.primary_device(ctx.day_index, users)
     bot_agents = ctx.strings.add(BOT_USER_AGENTS)
     return EventBatch.build(
-        user=users[owner], t=t, etype=etype, **commerce_columns(ctx.catalogue, etype, item),
+        user=users[owner],
+        t=t,
+        etype=etype,
+        **commerce_columns(ctx.catalogue, etype, item),
         session=_sessions(t, counts, keeps_cookie=rng.random(n) < w),
         device=np.where(automated, _new_devices(ctx, n), device)[owner],
         agent=np.where(automated, rng.choice(bot_agents, size=n), agent)[owner],
-        ip=np.where(rng.random(n) < 1.0 - w, _new_ips(ctx, DATACENTER_FIRST_OCTETS, n),
-                    pop.home_ip[users])[owner],
+        ip=np.where(
+            rng.random(n) < 1.0 - w, _new_ips(ctx, DATACENTER_FIRST_OCTETS, n), pop.home_ip[users]
+        )[owner],
         channel=np.where(automated, pop.channel_codes[DIRECT], pop.channel[users])[owner],
     )
 
@@ -134,19 +137,26 @@ def scraping(ctx: DayContext, users: np.ndarray, difficulty: float) -> EventBatc
     item = np.where(rng.random(total) < 1.0 - w, walk, preferred_items(ctx, users[owner]))
 
     automated = rng.random(n) < 1.0 - w
-    start = np.where(automated, rng.uniform(0.0, 24 * HOUR, size=n),
-                     to_utc(local_times(rng, np.full(n, DAYTIME)), pop.tz_hours[users]))
+    start = np.where(
+        automated,
+        rng.uniform(0.0, 24 * HOUR, size=n),
+        to_utc(local_times(rng, np.full(n, DAYTIME)), pop.tz_hours[users]),
+    )
     gaps = lognormal(rng, blend_scale(0.6, VIEW_DWELL_S, w), blend(0.35, DWELL_SIGMA, w), total)
     t = timeline(start, gaps, counts)
     device, agent = pop.primary_device(ctx.day_index, users)
     crawler_agents = ctx.strings.add(SCRAPER_USER_AGENTS)
     return EventBatch.build(
-        user=users[owner], t=t, etype=etype, **commerce_columns(ctx.catalogue, etype, item),
+        user=users[owner],
+        t=t,
+        etype=etype,
+        **commerce_columns(ctx.catalogue, etype, item),
         session=_sessions(t, counts, keeps_cookie=rng.random(n) < w),
         device=np.where(automated, -1, device)[owner],
         agent=np.where(automated, rng.choice(crawler_agents, size=n), agent)[owner],
-        ip=np.where(rng.random(n) < 1.0 - w, _new_ips(ctx, DATACENTER_FIRST_OCTETS, n),
-                    pop.home_ip[users])[owner],
+        ip=np.where(
+            rng.random(n) < 1.0 - w, _new_ips(ctx, DATACENTER_FIRST_OCTETS, n), pop.home_ip[users]
+        )[owner],
         channel=np.where(automated, -1, pop.channel[users])[owner],
     )
 
@@ -159,34 +169,45 @@ def account_takeover(ctx: DayContext, users: np.ndarray, difficulty: float) -> E
     n = len(users)
     n_views = _volume(rng, blend_scale(1.0, VIEWS_PER_SESSION, w), n, minimum=0)
     n_buys = 1 + rng.poisson(blend(3.0, 0.1, w), size=n)
-    events = compose([Part.per_owner(np.ones(n, dtype=np.int64), (LOGIN,)),
-                      Part.per_owner(n_views, (VIEW,)),
-                      Part.per_owner(n_buys, (VIEW, CART, PURCHASE))])
+    events = compose(
+        [
+            Part.per_owner(np.ones(n, dtype=np.int64), (LOGIN,)),
+            Part.per_owner(n_views, (VIEW,)),
+            Part.per_owner(n_buys, (VIEW, CART, PURCHASE)),
+        ]
+    )
     unusual = rng.random(n) < 1.0 - w
 
     def items_for(owners: np.ndarray) -> np.ndarray:
-        high_value = cat.popular_items(rng, rng.choice(cat.high_value_categories,
-                                                       size=len(owners)))
+        high_value = cat.popular_items(rng, rng.choice(cat.high_value_categories, size=len(owners)))
         return np.where(unusual[owners], high_value, preferred_items(ctx, users[owners]))
 
     view_owner = np.repeat(np.arange(n), n_views)
     buy_owner = np.repeat(np.arange(n), n_buys)
     item = events.attribute([None, items_for(view_owner), items_for(buy_owner)])
-    quantity = events.attribute([None, None, 1 + rng.poisson(blend(2.0, 0.15, w),
-                                                             size=len(buy_owner))])
+    quantity = events.attribute(
+        [None, None, 1 + rng.poisson(blend(2.0, 0.15, w), size=len(buy_owner))]
+    )
     counts = events.counts(n)
-    gaps = lognormal(rng, blend_scale(3.0, VIEW_DWELL_S, w), blend(0.5, DWELL_SIGMA, w),
-                     len(events.etype))
-    start = to_utc(local_times(rng, np.where(rng.random(n) < 1.0 - w, SMALL_HOURS, DAYTIME)),
-                   pop.tz_hours[users])
+    gaps = lognormal(
+        rng, blend_scale(3.0, VIEW_DWELL_S, w), blend(0.5, DWELL_SIGMA, w), len(events.etype)
+    )
+    start = to_utc(
+        local_times(rng, np.where(rng.random(n) < 1.0 - w, SMALL_HOURS, DAYTIME)),
+        pop.tz_hours[users],
+    )
     t = timeline(start, gaps, counts)
     hosting = rng.random(n) < 1.0 - w
-    ip = np.where(hosting,
-                  _new_ips(ctx, DATACENTER_FIRST_OCTETS, n, avoid=pop.home_network[users]),
-                  _new_ips(ctx, RESIDENTIAL_FIRST_OCTETS, n, avoid=pop.home_network[users]))
+    ip = np.where(
+        hosting,
+        _new_ips(ctx, DATACENTER_FIRST_OCTETS, n, avoid=pop.home_network[users]),
+        _new_ips(ctx, RESIDENTIAL_FIRST_OCTETS, n, avoid=pop.home_network[users]),
+    )
     owner = events.owner
     return EventBatch.build(
-        user=users[owner], t=t, etype=events.etype,
+        user=users[owner],
+        t=t,
+        etype=events.etype,
         **commerce_columns(cat, events.etype, item, quantity),
         session=ATTACKER_SESSION_BASE + _sessions(t, counts, keeps_cookie=np.ones(n, bool)),
         device=_new_devices(ctx, n)[owner],
@@ -208,16 +229,20 @@ def order_brushing(ctx: DayContext, users: np.ndarray, difficulty: float) -> Eve
     buy_owner = np.repeat(np.arange(n), n_buys)
     reviewed = rng.random(len(buy_owner)) < blend(0.9, REVIEW_AFTER_PURCHASE, w)
     present = np.column_stack([np.ones((len(buy_owner), 3), dtype=bool), reviewed])
-    events = compose([Part.per_owner(extra_views, (VIEW,)),
-                      Part(buy_owner, (VIEW, CART, PURCHASE, REVIEW), present)])
+    events = compose(
+        [
+            Part.per_owner(extra_views, (VIEW,)),
+            Part(buy_owner, (VIEW, CART, PURCHASE, REVIEW), present),
+        ]
+    )
 
     def items_for(owners: np.ndarray) -> np.ndarray:
         ring_item = cat.shop_items(rng, shop[ring[owners]], cheapest=CHEAP_ITEMS)
-        return np.where(rng.random(len(owners)) < 1.0 - w, ring_item,
-                        preferred_items(ctx, users[owners]))
+        return np.where(
+            rng.random(len(owners)) < 1.0 - w, ring_item, preferred_items(ctx, users[owners])
+        )
 
-    item = events.attribute([items_for(np.repeat(np.arange(n), extra_views)),
-                             items_for(buy_owner)])
+    item = events.attribute([items_for(np.repeat(np.arange(n), extra_views)), items_for(buy_owner)])
     n_e = len(events.etype)
     five_star = rng.random(n_e) < blend(1.0, RATING_SHARES[4], w)
     rating = np.where(events.etype == REVIEW, np.where(five_star, 5, ratings(rng, n_e)), -1)
@@ -235,7 +260,9 @@ def order_brushing(ctx: DayContext, users: np.ndarray, difficulty: float) -> Eve
     device, agent = pop.primary_device(ctx.day_index, users)
     owner = events.owner
     return EventBatch.build(
-        user=users[owner], t=t, etype=events.etype,
+        user=users[owner],
+        t=t,
+        etype=events.etype,
         **commerce_columns(cat, events.etype, item),
         rating=rating,
         session=_sessions(t, counts, keeps_cookie=np.ones(n, bool)),
@@ -257,30 +284,52 @@ def fake_review(ctx: DayContext, users: np.ndarray, difficulty: float) -> EventB
     browse = rng.poisson(blend(0.5, VIEWS_PER_SESSION, w), size=n)
     review_owner = np.repeat(np.arange(n), n_reviews)
     looks_first = rng.random(len(review_owner)) < blend(0.2, 1.0, w)
-    events = compose([Part.per_owner(browse, (VIEW,)),
-                      Part(review_owner, (VIEW, REVIEW),
-                           np.column_stack([looks_first, np.ones(len(review_owner), bool)]))])
-    reviewed = np.where(rng.random(len(review_owner)) < 1.0 - w,
-                        cat.shop_items(rng, target_shop[review_owner]),
-                        preferred_items(ctx, users[review_owner]))
-    item = events.attribute([preferred_items(ctx, users[np.repeat(np.arange(n), browse)]),
-                             reviewed])
+    events = compose(
+        [
+            Part.per_owner(browse, (VIEW,)),
+            Part(
+                review_owner,
+                (VIEW, REVIEW),
+                np.column_stack([looks_first, np.ones(len(review_owner), bool)]),
+            ),
+        ]
+    )
+    reviewed = np.where(
+        rng.random(len(review_owner)) < 1.0 - w,
+        cat.shop_items(rng, target_shop[review_owner]),
+        preferred_items(ctx, users[review_owner]),
+    )
+    item = events.attribute(
+        [preferred_items(ctx, users[np.repeat(np.arange(n), browse)]), reviewed]
+    )
     n_e = len(events.etype)
     on_campaign = rng.random(n_e) < 1.0 - w
-    rating = np.where(events.etype == REVIEW,
-                      np.where(on_campaign, campaign_rating[events.owner], ratings(rng, n_e)), -1)
-    medians = np.where(events.etype == REVIEW,
-                       blend_scale(8.0, DWELL_MEDIAN_S[REVIEW], w), VIEW_DWELL_S)
+    rating = np.where(
+        events.etype == REVIEW,
+        np.where(on_campaign, campaign_rating[events.owner], ratings(rng, n_e)),
+        -1,
+    )
+    medians = np.where(
+        events.etype == REVIEW, blend_scale(8.0, DWELL_MEDIAN_S[REVIEW], w), VIEW_DWELL_S
+    )
     counts = events.counts(n)
-    t = timeline(to_utc(local_times(rng, np.full(n, DAYTIME)), pop.tz_hours[users]),
-                 lognormal(rng, medians, DWELL_SIGMA, n_e), counts)
+    t = timeline(
+        to_utc(local_times(rng, np.full(n, DAYTIME)), pop.tz_hours[users]),
+        lognormal(rng, medians, DWELL_SIGMA, n_e),
+        counts,
+    )
     device, agent = pop.primary_device(ctx.day_index, users)
     owner = events.owner
     return EventBatch.build(
-        user=users[owner], t=t, etype=events.etype, **commerce_columns(cat, events.etype, item),
+        user=users[owner],
+        t=t,
+        etype=events.etype,
+        **commerce_columns(cat, events.etype, item),
         rating=rating,
         session=_sessions(t, counts, keeps_cookie=np.ones(n, bool)),
-        device=device[owner], agent=agent[owner], ip=pop.home_ip[users][owner],
+        device=device[owner],
+        agent=agent[owner],
+        ip=pop.home_ip[users][owner],
         channel=pop.channel[users][owner],
     )
 
@@ -294,23 +343,34 @@ def coupon_abuse(ctx: DayContext, users: np.ndarray, difficulty: float) -> Event
     ones = np.ones(n, dtype=np.int64)
     n_coupons = 1 + rng.poisson(blend(2.0, 0.1, w), size=n)
     n_views = rng.poisson(blend(1.0, VIEWS_PER_SESSION, w), size=n)
-    events = compose([Part.per_owner(ones, (SIGNUP,)), Part.per_owner(n_coupons, (COUPON,)),
-                      Part.per_owner(n_views, (VIEW,)),
-                      Part.per_owner(ones, (VIEW, CART, PURCHASE))])
+    events = compose(
+        [
+            Part.per_owner(ones, (SIGNUP,)),
+            Part.per_owner(n_coupons, (COUPON,)),
+            Part.per_owner(n_views, (VIEW,)),
+            Part.per_owner(ones, (VIEW, CART, PURCHASE)),
+        ]
+    )
     random_items = cat.popular_items(rng, rng.integers(0, N_CATEGORIES, size=int(n_views.sum())))
-    cheap = cat.shop_items(rng, rng.choice(cat.shops_with_items(MIN_SHOP_LISTING), size=n),
-                           cheapest=CHEAP_ITEMS)
-    bought = np.where(rng.random(n) < 1.0 - w, cheap,
-                      cat.popular_items(rng, rng.integers(0, N_CATEGORIES, size=n)))
+    cheap = cat.shop_items(
+        rng, rng.choice(cat.shops_with_items(MIN_SHOP_LISTING), size=n), cheapest=CHEAP_ITEMS
+    )
+    bought = np.where(
+        rng.random(n) < 1.0 - w,
+        cheap,
+        cat.popular_items(rng, rng.integers(0, N_CATEGORIES, size=n)),
+    )
     item = events.attribute([None, None, random_items, bought])
     n_e = len(events.etype)
 
     counts = events.counts(n)
     gaps = lognormal(rng, blend_scale(4.0, VIEW_DWELL_S, w), blend(0.5, DWELL_SIGMA, w), n_e)
     purchase_unit_start = (events.part == 3) & (events.etype == VIEW)
-    gaps = gaps + np.where(purchase_unit_start,
-                           lognormal(rng, blend_scale(5.0, FIRST_PURCHASE_DELAY_S, w), 0.5, n_e),
-                           0.0)
+    gaps = gaps + np.where(
+        purchase_unit_start,
+        lognormal(rng, blend_scale(5.0, FIRST_PURCHASE_DELAY_S, w), 0.5, n_e),
+        0.0,
+    )
     group_start = to_utc(local_times(rng, np.full(n_groups, DAYTIME)), OPERATOR_TZ)
     start = group_start[group] + rng.uniform(0.0, blend_scale(300.0, 4 * HOUR, w), size=n)
     t = timeline(start, gaps, counts)
@@ -322,16 +382,21 @@ def coupon_abuse(ctx: DayContext, users: np.ndarray, difficulty: float) -> Event
     promo = pop.channel_codes[np.where(rng.random(n) < 0.5, EMAIL, SOCIAL)]
     owner = events.owner
     return EventBatch.build(
-        user=users[owner], t=t, etype=events.etype,
+        user=users[owner],
+        t=t,
+        etype=events.etype,
         **commerce_columns(cat, events.etype, item),
         session=_sessions(t, counts, keeps_cookie=np.ones(n, bool)),
         device=np.where(shares, group_devices[group, pick], _new_devices(ctx, n))[owner],
-        agent=np.where(shares, group_agents[group, pick],
-                       rng.choice(pop.browser_agents, size=n))[owner],
-        ip=np.where(shares, group_ips[group, pick],
-                    _new_ips(ctx, RESIDENTIAL_FIRST_OCTETS, n))[owner],
-        channel=np.where(rng.random(n) < 1.0 - w, promo,
-                         rng.choice(pop.channel_codes, size=n))[owner],
+        agent=np.where(shares, group_agents[group, pick], rng.choice(pop.browser_agents, size=n))[
+            owner
+        ],
+        ip=np.where(shares, group_ips[group, pick], _new_ips(ctx, RESIDENTIAL_FIRST_OCTETS, n))[
+            owner
+        ],
+        channel=np.where(rng.random(n) < 1.0 - w, promo, rng.choice(pop.channel_codes, size=n))[
+            owner
+        ],
     )
 
 
@@ -355,8 +420,9 @@ def _volume(rng: np.random.Generator, typical: float, n: int, minimum: int = 1) 
     return np.maximum(minimum, np.round(lognormal(rng, typical, 0.25, n))).astype(np.int64)
 
 
-def _groups(rng: np.random.Generator, n: int, smallest: int, largest: int
-            ) -> tuple[np.ndarray, int]:
+def _groups(
+    rng: np.random.Generator, n: int, smallest: int, largest: int
+) -> tuple[np.ndarray, int]:
     """Split ``n`` actors into consecutive groups of ``smallest``..``largest`` members."""
     sizes = rng.integers(smallest, largest + 1, size=max(1, n // smallest + 1))
     group = np.repeat(np.arange(len(sizes)), sizes)[:n]
@@ -377,15 +443,21 @@ def _new_devices(ctx: DayContext, n: int) -> np.ndarray:
     return ctx.strings.add(device_ids(ctx.rng, n))
 
 
-def _new_ips(ctx: DayContext, first_octets: np.ndarray, n: int, hosts: int = 1,
-             avoid: np.ndarray | None = None) -> np.ndarray:
+def _new_ips(
+    ctx: DayContext,
+    first_octets: np.ndarray,
+    n: int,
+    hosts: int = 1,
+    avoid: np.ndarray | None = None,
+) -> np.ndarray:
     """Codes of addresses in ``n`` fresh /24 networks (``hosts`` addresses each, shape (n, hosts)
     when hosts > 1); ``avoid`` gives per-network home-network indices that must not be reused."""
     prefixes = network_prefixes(ctx.rng, first_octets, n)
     if avoid is not None:
         homes = ctx.population.network_prefixes
-        prefixes = [_other_network(p) if p == homes[h] else p
-                    for p, h in zip(prefixes, avoid, strict=True)]
+        prefixes = [
+            _other_network(p) if p == homes[h] else p for p, h in zip(prefixes, avoid, strict=True)
+        ]
     codes = ctx.strings.add(hosts_in(ctx.rng, [p for p in prefixes for _ in range(hosts)]))
     return codes if hosts == 1 else codes.reshape(n, hosts)
 

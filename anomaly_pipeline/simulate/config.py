@@ -47,30 +47,53 @@ class SimulationConfig:
         _require(isinstance(self.start_day, date), "start_day", "must be a datetime.date")
         _require(self.n_days >= 1, "n_days", f"must be >= 1, got {self.n_days}")
         _require(self.n_users >= 1, "n_users", f"must be >= 1, got {self.n_users}")
-        _require(self.n_users * (self.n_days + 1) < 2**USER_NUMBER_BITS, "n_users",
-                 f"n_users * (n_days + 1) must stay below 2**{USER_NUMBER_BITS} "
-                 f"(population plus fresh fraud accounts), got {self.n_users * (self.n_days + 1)}")
-        _require(0.0 <= self.anomaly_share < 1.0, "anomaly_share",
-                 f"must be in [0, 1), got {self.anomaly_share}")
+        _require(
+            self.n_users * (self.n_days + 1) < 2**USER_NUMBER_BITS,
+            "n_users",
+            f"n_users * (n_days + 1) must stay below 2**{USER_NUMBER_BITS} "
+            f"(population plus fresh fraud accounts), got {self.n_users * (self.n_days + 1)}",
+        )
+        _require(
+            0.0 <= self.anomaly_share < 1.0,
+            "anomaly_share",
+            f"must be in [0, 1), got {self.anomaly_share}",
+        )
         unknown = sorted(set(self.anomaly_types) - set(ANOMALY_TYPES))
         _require(not unknown, "anomaly_types", f"unknown type(s) {unknown}; known: {ANOMALY_TYPES}")
-        _require(len(set(self.anomaly_types)) == len(self.anomaly_types), "anomaly_types",
-                 f"must not repeat a type, got {self.anomaly_types}")
-        _require(bool(self.anomaly_types) or self.anomaly_share == 0.0, "anomaly_types",
-                 "must name at least one type when anomaly_share > 0")
-        _require(0.0 <= self.difficulty <= 1.0, "difficulty",
-                 f"must be in [0, 1], got {self.difficulty}")
+        _require(
+            len(set(self.anomaly_types)) == len(self.anomaly_types),
+            "anomaly_types",
+            f"must not repeat a type, got {self.anomaly_types}",
+        )
+        _require(
+            bool(self.anomaly_types) or self.anomaly_share == 0.0,
+            "anomaly_types",
+            "must name at least one type when anomaly_share > 0",
+        )
+        _require(
+            0.0 <= self.difficulty <= 1.0, "difficulty", f"must be in [0, 1], got {self.difficulty}"
+        )
         for name, value in self.difficulty_by_type.items():
-            _require(name in ANOMALY_TYPES, "difficulty_by_type",
-                     f"unknown anomaly type {name!r}; known: {ANOMALY_TYPES}")
-            _require(0.0 <= value <= 1.0, "difficulty_by_type",
-                     f"{name!r} must be in [0, 1], got {value}")
-        _require(self.drift_dwell_factor > 0.0, "drift_dwell_factor",
-                 f"must be > 0, got {self.drift_dwell_factor}")
+            _require(
+                name in ANOMALY_TYPES,
+                "difficulty_by_type",
+                f"unknown anomaly type {name!r}; known: {ANOMALY_TYPES}",
+            )
+            _require(
+                0.0 <= value <= 1.0,
+                "difficulty_by_type",
+                f"{name!r} must be in [0, 1], got {value}",
+            )
+        _require(
+            self.drift_dwell_factor > 0.0,
+            "drift_dwell_factor",
+            f"must be > 0, got {self.drift_dwell_factor}",
+        )
         _require(bool(self.drift_new_channel), "drift_new_channel", "must be a non-empty string")
         # A read-only copy: the config is frozen and must stay so even if the caller's dict changes.
-        object.__setattr__(self, "difficulty_by_type",
-                           MappingProxyType(dict(self.difficulty_by_type)))
+        object.__setattr__(
+            self, "difficulty_by_type", MappingProxyType(dict(self.difficulty_by_type))
+        )
         object.__setattr__(self, "anomaly_types", tuple(self.anomaly_types))
 
     @property
@@ -82,8 +105,9 @@ class SimulationConfig:
         """Position of ``day`` in the window; raises ``ValueError`` outside it."""
         index = (day - self.start_day).days
         if not 0 <= index < self.n_days:
-            raise ValueError(f"day {day} is outside the simulated window "
-                             f"{self.start_day}..{self.days[-1]}")
+            raise ValueError(
+                f"day {day} is outside the simulated window {self.start_day}..{self.days[-1]}"
+            )
         return index
 
     def difficulty_of(self, anomaly_type: str) -> float:

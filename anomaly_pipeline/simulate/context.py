@@ -24,5 +24,5 @@ class DayContext:
     population: Population
     catalogue: Catalogue
     strings: StringTable
-    dwell_factor: float          # 1 before drift, ``drift_dwell_factor`` after
-    drift_channel: int           # code of the drift channel, -1 before drift
+    dwell_factor: float  # 1 before drift, ``drift_dwell_factor`` after
+    drift_channel: int  # code of the drift channel, -1 before drift

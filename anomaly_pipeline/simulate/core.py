@@ -22,7 +22,7 @@ from anomaly_pipeline.simulate.events import EventBatch, labels_frame, to_frame
 from anomaly_pipeline.simulate.normal import normal_day
 from anomaly_pipeline.simulate.population import Population, build_population
 
-_CATALOGUE_STREAM = 1   # population uses stream 0; days use their ordinal (> 700 000)
+_CATALOGUE_STREAM = 1  # population uses stream 0; days use their ordinal (> 700 000)
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,10 @@ class Simulation:
     def days(self) -> list[date]:
         """The UTC days that have events or labels, in order."""
         event_days = self.events.get_column("event_time").dt.date()
-        return sorted(set(event_days.unique().to_list())
-                      | set(self.labels.get_column("event_day").unique().to_list()))
+        return sorted(
+            set(event_days.unique().to_list())
+            | set(self.labels.get_column("event_day").unique().to_list())
+        )
 
 
 @dataclass(frozen=True)
@@ -54,19 +56,23 @@ def simulate(config: SimulationConfig) -> Simulation:
     """Every day of the configured window."""
     world = _world(config)
     days = [_simulate_day(world, day) for day in config.days]
-    return Simulation(events=pl.concat([d.events for d in days]),
-                      labels=pl.concat([d.labels for d in days]))
+    return Simulation(
+        events=pl.concat([d.events for d in days]), labels=pl.concat([d.labels for d in days])
+    )
 
 
 def simulate_day(config: SimulationConfig, day: date) -> Simulation:
     """One day of the window; identical to that day's slice of ``simulate(config)``."""
-    config.day_index(day)   # fail fast, before building the population, on a day outside
+    config.day_index(day)  # fail fast, before building the population, on a day outside
     return _simulate_day(_world(config), day)
 
 
 def _world(config: SimulationConfig) -> _World:
-    return _World(config, build_population(config),
-                  Catalogue.build(np.random.default_rng([config.seed, _CATALOGUE_STREAM])))
+    return _World(
+        config,
+        build_population(config),
+        Catalogue.build(np.random.default_rng([config.seed, _CATALOGUE_STREAM])),
+    )
 
 
 def _simulate_day(world: _World, day: date) -> Simulation:
@@ -76,7 +82,11 @@ def _simulate_day(world: _World, day: date) -> Simulation:
     strings = pop.strings.copy()
     drifted = config.drifted(day)
     ctx = DayContext(
-        day_index=index, rng=rng, population=pop, catalogue=world.catalogue, strings=strings,
+        day_index=index,
+        rng=rng,
+        population=pop,
+        catalogue=world.catalogue,
+        strings=strings,
         dwell_factor=config.drift_dwell_factor if drifted else 1.0,
         drift_channel=int(strings.add([config.drift_new_channel])[0]) if drifted else -1,
     )
@@ -90,23 +100,25 @@ def _simulate_day(world: _World, day: date) -> Simulation:
     batches = [normal_day(ctx, cast.normal_users)]
     for anomaly_type, actors in cast.actors.items():
         if len(actors):
-            batches.append(INJECTORS[anomaly_type](ctx, actors,
-                                                   config.difficulty_of(anomaly_type)))
+            batches.append(INJECTORS[anomaly_type](ctx, actors, config.difficulty_of(anomaly_type)))
     events = to_frame(EventBatch.concat(batches), day, strings)
     labels = labels_frame(
         np.concatenate([np.empty(0, np.int64), *cast.actors.values()]),
-        [name for name, actors in cast.actors.items() for _ in range(len(actors))], day)
+        [name for name, actors in cast.actors.items() for _ in range(len(actors))],
+        day,
+    )
     return Simulation(events=events, labels=labels)
 
 
 @dataclass(frozen=True)
 class _Cast:
-    normal_users: np.ndarray         # population users behaving normally today
-    actors: dict[str, np.ndarray]    # anomaly type -> abnormal accounts today
+    normal_users: np.ndarray  # population users behaving normally today
+    actors: dict[str, np.ndarray]  # anomaly type -> abnormal accounts today
 
 
-def _cast_anomalies(config: SimulationConfig, ctx: DayContext, active: np.ndarray,
-                    milestone: np.ndarray) -> _Cast:
+def _cast_anomalies(
+    config: SimulationConfig, ctx: DayContext, active: np.ndarray, milestone: np.ndarray
+) -> _Cast:
     """Pick today's abnormal user-days: ``anomaly_share`` of the active user-days, split evenly
     across the configured types.
 
@@ -121,8 +133,8 @@ def _cast_anomalies(config: SimulationConfig, ctx: DayContext, active: np.ndarra
     wanted = dict(zip(types, _even_split(rng, total, len(types)), strict=True))
     candidates = rng.permutation(active[~milestone[active]])
     established = pop.established(ctx.day_index)[candidates]
-    taken = np.zeros(len(candidates), dtype=bool)      # abnormal today, or sitting it out
-    kept = np.zeros(len(candidates), dtype=bool)       # ...but still living their own day
+    taken = np.zeros(len(candidates), dtype=bool)  # abnormal today, or sitting it out
+    kept = np.zeros(len(candidates), dtype=bool)  # ...but still living their own day
 
     def take(count: int, eligible: np.ndarray) -> np.ndarray:
         chosen = np.flatnonzero(eligible & ~taken)[:count]
@@ -134,19 +146,22 @@ def _cast_anomalies(config: SimulationConfig, ctx: DayContext, active: np.ndarra
     for anomaly_type in sorted(types, key=lambda name: name not in ADDED_TYPES):
         if anomaly_type in FRESH_ACCOUNT_TYPES:
             continue
-        chosen = take(wanted[anomaly_type],
-                      established if anomaly_type in ADDED_TYPES else np.ones_like(taken))
+        chosen = take(
+            wanted[anomaly_type],
+            established if anomaly_type in ADDED_TYPES else np.ones_like(taken),
+        )
         kept[chosen] = anomaly_type in ADDED_TYPES
         actors[anomaly_type] = np.sort(candidates[chosen])
-    next_account = pop.n_users * (1 + ctx.day_index)   # fresh ids never collide across days
+    next_account = pop.n_users * (1 + ctx.day_index)  # fresh ids never collide across days
     for anomaly_type in types:
         if anomaly_type in FRESH_ACCOUNT_TYPES:
             sitting_out = take(wanted[anomaly_type], np.ones_like(taken))
             actors[anomaly_type] = next_account + np.arange(len(sitting_out), dtype=np.int64)
             next_account += len(sitting_out)
     away = candidates[taken & ~kept]
-    return _Cast(normal_users=active[~np.isin(active, away)],
-                 actors={name: actors[name] for name in types})
+    return _Cast(
+        normal_users=active[~np.isin(active, away)], actors={name: actors[name] for name in types}
+    )
 
 
 def _even_split(rng: np.random.Generator, total: int, parts: int) -> np.ndarray:

@@ -25,9 +25,21 @@ if TYPE_CHECKING:
     from polars.expr.whenthen import When
 
 SIGNUP, LOGIN, VIEW, CLICK, SEARCH, FAV, CART, PURCHASE, REVIEW, REFUND, COUPON = (
-    EVENT_TYPES.index(name) for name in (
-        "signup", "login", "view", "click", "search", "fav", "cart", "purchase", "review",
-        "refund", "coupon"))
+    EVENT_TYPES.index(name)
+    for name in (
+        "signup",
+        "login",
+        "view",
+        "click",
+        "search",
+        "fav",
+        "cart",
+        "purchase",
+        "review",
+        "refund",
+        "coupon",
+    )
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENT_TYPE_NAMES = pl.Series("event_type", EVENT_TYPES, dtype=pl.String)
@@ -58,8 +70,12 @@ class EventBatch:
     channel: np.ndarray
 
     @staticmethod
-    def build(user: np.ndarray, t: np.ndarray, etype: np.ndarray | int,
-              **columns: np.ndarray | float | int) -> EventBatch:
+    def build(
+        user: np.ndarray,
+        t: np.ndarray,
+        etype: np.ndarray | int,
+        **columns: np.ndarray | float | int,
+    ) -> EventBatch:
         """A batch of ``len(t)`` events; scalars broadcast, omitted columns are null."""
         n = len(t)
         unknown = set(columns) - {f.name for f in fields(EventBatch)}
@@ -72,17 +88,23 @@ class EventBatch:
             default = np.nan if is_float else -1
             value = np.asarray(values.get(f.name, default))
             arrays[f.name] = np.broadcast_to(value, (n,)).astype(
-                np.float64 if is_float else np.int64)
+                np.float64 if is_float else np.int64
+            )
         return EventBatch(**arrays)
 
     @staticmethod
     def concat(batches: list[EventBatch]) -> EventBatch:
-        return EventBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                             for f in fields(EventBatch)})
+        return EventBatch(
+            **{
+                f.name: np.concatenate([getattr(b, f.name) for b in batches])
+                for f in fields(EventBatch)
+            }
+        )
 
 
-def commerce_columns(catalogue: Catalogue, etype: np.ndarray, item: np.ndarray,
-                     quantity: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def commerce_columns(
+    catalogue: Catalogue, etype: np.ndarray, item: np.ndarray, quantity: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """item, category, shop, quantity and amount columns for events about ``item`` (-1 = none).
 
     One rule set for every generator: a search keeps only the item's category; carts and
@@ -93,8 +115,9 @@ def commerce_columns(catalogue: Catalogue, etype: np.ndarray, item: np.ndarray,
     names_item = (item >= 0) & (etype != SEARCH)
     quantity = np.ones(len(item), dtype=np.int64) if quantity is None else quantity
     price = catalogue.item_price[safe]
-    amount = np.where(etype == PURCHASE, np.round(price * quantity, 2),
-                      np.where(etype == REFUND, price, np.nan))
+    amount = np.where(
+        etype == PURCHASE, np.round(price * quantity, 2), np.where(etype == REFUND, price, np.nan)
+    )
     return {
         "item": np.where(names_item, item, -1),
         "category": np.where(item >= 0, category_of(safe), -1),
@@ -116,31 +139,35 @@ def to_frame(batch: EventBatch, day: date, strings: StringTable) -> pl.DataFrame
     user = batch.user[by_user]
     _, per_user = np.unique(user, return_counts=True)
     sequence = rank_in_group(per_user)
-    day_start_us = int((datetime(day.year, day.month, day.day, tzinfo=UTC)
-                        - _EPOCH).total_seconds()) * 1_000_000
+    day_start_us = (
+        int((datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH).total_seconds())
+        * 1_000_000
+    )
     micros = day_start_us + np.round(batch.t[by_user] * 1e6).astype(np.int64)
     final = np.lexsort((sequence, user, micros))
     rows = by_user[final]
     user, sequence, micros = user[final], sequence[final], micros[final]
     ordinal = day.toordinal()
-    raw = pl.DataFrame({
-        "event_id": event_ids(user, ordinal, sequence),
-        "micros": micros,
-        "user": user,
-        "session_id": session_ids(user, ordinal, np.maximum(batch.session[rows], 0)),
-        "session": batch.session[rows],
-        "event_type": _EVENT_TYPE_NAMES.gather(batch.etype[rows]),
-        "item": batch.item[rows],
-        "category": batch.category[rows],
-        "shop": batch.shop[rows],
-        "amount": batch.amount[rows],
-        "quantity": batch.quantity[rows],
-        "device_id": strings.series(batch.device[rows], "device_id"),
-        "ip": strings.series(batch.ip[rows], "ip"),
-        "user_agent": strings.series(batch.agent[rows], "user_agent"),
-        "channel": strings.series(batch.channel[rows], "channel"),
-        "rating": batch.rating[rows],
-    })
+    raw = pl.DataFrame(
+        {
+            "event_id": event_ids(user, ordinal, sequence),
+            "micros": micros,
+            "user": user,
+            "session_id": session_ids(user, ordinal, np.maximum(batch.session[rows], 0)),
+            "session": batch.session[rows],
+            "event_type": _EVENT_TYPE_NAMES.gather(batch.etype[rows]),
+            "item": batch.item[rows],
+            "category": batch.category[rows],
+            "shop": batch.shop[rows],
+            "amount": batch.amount[rows],
+            "quantity": batch.quantity[rows],
+            "device_id": strings.series(batch.device[rows], "device_id"),
+            "ip": strings.series(batch.ip[rows], "ip"),
+            "user_agent": strings.series(batch.agent[rows], "user_agent"),
+            "channel": strings.series(batch.channel[rows], "channel"),
+            "rating": batch.rating[rows],
+        }
+    )
     return raw.select(
         "event_id",
         pl.col("micros").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("event_time"),
@@ -152,7 +179,10 @@ def to_frame(batch: EventBatch, day: date, strings: StringTable) -> pl.DataFrame
         _numbered("s", "shop", 4).alias("shop_id"),
         pl.col("amount").fill_nan(None),
         _present("quantity").then(pl.col("quantity")).alias("quantity"),
-        "device_id", "ip", "user_agent", "channel",
+        "device_id",
+        "ip",
+        "user_agent",
+        "channel",
         _present("rating").then(pl.col("rating")).alias("rating"),
     ).cast(RAW_EVENT_SCHEMA)  # type: ignore[arg-type]
 
@@ -164,11 +194,14 @@ def user_ids(users: np.ndarray) -> pl.Series:
 
 def labels_frame(users: np.ndarray, anomaly_types: list[str], day: date) -> pl.DataFrame:
     """LABEL_SCHEMA rows for the abnormal users of one day, sorted by user_id."""
-    return pl.DataFrame({
-        "user_id": user_ids(users),
-        "event_day": pl.Series([day] * len(users), dtype=pl.Date),
-        "anomaly_type": pl.Series(anomaly_types, dtype=pl.String),
-    }, schema=LABEL_SCHEMA).sort("user_id")
+    return pl.DataFrame(
+        {
+            "user_id": user_ids(users),
+            "event_day": pl.Series([day] * len(users), dtype=pl.Date),
+            "anomaly_type": pl.Series(anomaly_types, dtype=pl.String),
+        },
+        schema=LABEL_SCHEMA,
+    ).sort("user_id")
 
 
 def _present(column: str) -> When:
@@ -179,4 +212,5 @@ def _present(column: str) -> When:
 def _numbered(prefix: str, column: str, width: int) -> pl.Expr:
     """``prefix`` + zero-padded number, null where the number is -1."""
     return _present(column).then(
-        pl.concat_str(pl.lit(prefix), pl.col(column).cast(pl.String).str.zfill(width)))
+        pl.concat_str(pl.lit(prefix), pl.col(column).cast(pl.String).str.zfill(width))
+    )

@@ -14,7 +14,7 @@ import polars as pl
 
 from anomaly_pipeline.simulate.config import USER_NUMBER_BITS
 
-DAY_BITS = 20          # date.toordinal() of any day before year 2870
+DAY_BITS = 20  # date.toordinal() of any day before year 2870
 SEQUENCE_BITS = 64 - USER_NUMBER_BITS - DAY_BITS
 MAX_SEQUENCE = 2**SEQUENCE_BITS - 1
 
@@ -24,11 +24,15 @@ _SESSION_SALT = np.uint64(0x5E55_1015_C0FF_EE00)
 def pack_keys(user: np.ndarray, day_ordinal: int, sequence: np.ndarray) -> np.ndarray:
     """Pack (user number, day ordinal, sequence number) into one uint64 per row."""
     if sequence.size and int(sequence.max()) > MAX_SEQUENCE:
-        raise ValueError(f"a simulated user-day has more than {MAX_SEQUENCE} events or sessions, "
-                         "beyond the id space; lower the anomaly volume or activity")
-    return ((user.astype(np.uint64) << np.uint64(DAY_BITS + SEQUENCE_BITS))
-            | (np.uint64(day_ordinal) << np.uint64(SEQUENCE_BITS))
-            | sequence.astype(np.uint64))
+        raise ValueError(
+            f"a simulated user-day has more than {MAX_SEQUENCE} events or sessions, "
+            "beyond the id space; lower the anomaly volume or activity"
+        )
+    return (
+        (user.astype(np.uint64) << np.uint64(DAY_BITS + SEQUENCE_BITS))
+        | (np.uint64(day_ordinal) << np.uint64(SEQUENCE_BITS))
+        | sequence.astype(np.uint64)
+    )
 
 
 def splitmix64(keys: np.ndarray) -> np.ndarray:

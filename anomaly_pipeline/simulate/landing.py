@@ -39,10 +39,11 @@ def write_landing(sim: Simulation, events_dir: Path, labels_dir: Path) -> list[P
     for day in sim.days:
         for frame, target in (
             (sim.events.filter(event_day == day), landing_file(events_dir, EVENTS_PREFIX, day)),
-            (sim.labels.filter(pl.col("event_day") == day),
-             landing_file(labels_dir, LABELS_PREFIX, day)),
+            (
+                sim.labels.filter(pl.col("event_day") == day),
+                landing_file(labels_dir, LABELS_PREFIX, day),
+            ),
         ):
             write_parquet_atomic(frame, target)
             written.append(target)
     return written
-

@@ -31,15 +31,15 @@ from anomaly_pipeline.simulate.timing import DAY_SECONDS, DAYTIME, NIGHT_OWL, lo
 REGULAR, BULK_BUYER, NIGHT_OWL_USER, HEAVY_BROWSER = 0, 1, 2, 3
 PERSONA_SHARES = np.array([0.90, 0.015, 0.06, 0.025])
 
-NEVER = 10**6                   # a day index that no window reaches
-IN_WINDOW_SIGNUP_SHARE = 0.03   # users who sign up during the window
+NEVER = 10**6  # a day index that no window reaches
+IN_WINDOW_SIGNUP_SHARE = 0.03  # users who sign up during the window
 SECOND_DEVICE_SHARE = 0.4
-PHONE_CHANGE_SHARE = 0.03       # users who switch to a new phone during the window
-HOUSEHOLD_SHARE = 0.08          # users who share their home IP with the previous user
-USERS_PER_NETWORK = 2           # on average; some /24s host several users, most one or two
+PHONE_CHANGE_SHARE = 0.03  # users who switch to a new phone during the window
+HOUSEHOLD_SHARE = 0.08  # users who share their home IP with the previous user
+USERS_PER_NETWORK = 2  # on average; some /24s host several users, most one or two
 N_CARRIER_NETWORKS = 24
 ROAMING_IPS = 1500
-ESTABLISHED_AFTER_DAYS = 30     # account age that makes a user a takeover target
+ESTABLISHED_AFTER_DAYS = 30  # account age that makes a user a takeover target
 PREFERRED_CATEGORIES = 3
 TIME_ZONES = np.array([0.0, 1.0, 2.0, -5.0, 8.0])
 TIME_ZONE_SHARES = np.array([0.20, 0.55, 0.12, 0.08, 0.05])
@@ -49,31 +49,31 @@ TIME_ZONE_SHARES = np.array([0.20, 0.55, 0.12, 0.08, 0.05])
 class Population:
     """Per-user arrays indexed by user number (``u000123`` is user 123)."""
 
-    signup_day: np.ndarray          # day index of the signup (negative = before the window)
-    signup_second: np.ndarray       # UTC second of the signup within its day
+    signup_day: np.ndarray  # day index of the signup (negative = before the window)
+    signup_second: np.ndarray  # UTC second of the signup within its day
     first_purchase_day: np.ndarray  # day index of the first purchase of in-window signups, else -1
-    p_active: np.ndarray            # chance of being active on a given day
-    session_rate: np.ndarray        # mean number of extra sessions on an active day
-    views_per_session: np.ndarray   # mean item views per session
-    dwell_scale: np.ndarray         # multiplies the typical dwell times (slow vs quick readers)
-    cart_rate: np.ndarray           # chance that a viewed item goes to the cart
-    buy_rate: np.ndarray            # chance that a carted item is bought
-    quantity_mean: np.ndarray       # mean quantity per purchase
+    p_active: np.ndarray  # chance of being active on a given day
+    session_rate: np.ndarray  # mean number of extra sessions on an active day
+    views_per_session: np.ndarray  # mean item views per session
+    dwell_scale: np.ndarray  # multiplies the typical dwell times (slow vs quick readers)
+    cart_rate: np.ndarray  # chance that a viewed item goes to the cart
+    buy_rate: np.ndarray  # chance that a carted item is bought
+    quantity_mean: np.ndarray  # mean quantity per purchase
     persona: np.ndarray
     tz_hours: np.ndarray
     preferred_categories: np.ndarray  # (n_users, PREFERRED_CATEGORIES)
-    channel: np.ndarray             # code of the preferred channel
-    devices: np.ndarray             # (n_users, 2) device codes, -1 when the user has one device
-    device_agents: np.ndarray       # (n_users, 2) user-agent codes of those devices
-    phone_change_day: np.ndarray    # day index from which ``new_phone`` replaces device 0
+    channel: np.ndarray  # code of the preferred channel
+    devices: np.ndarray  # (n_users, 2) device codes, -1 when the user has one device
+    device_agents: np.ndarray  # (n_users, 2) user-agent codes of those devices
+    phone_change_day: np.ndarray  # day index from which ``new_phone`` replaces device 0
     new_phone: np.ndarray
     new_phone_agent: np.ndarray
     home_ip: np.ndarray
-    home_network: np.ndarray        # index into ``network_prefixes``
+    home_network: np.ndarray  # index into ``network_prefixes``
     network_prefixes: tuple[str, ...]
-    roaming_ips: np.ndarray         # codes of mobile-carrier addresses anyone may roam onto
-    channel_codes: np.ndarray       # codes of CHANNELS, in order
-    browser_agents: np.ndarray      # codes of BROWSER_USER_AGENTS
+    roaming_ips: np.ndarray  # codes of mobile-carrier addresses anyone may roam onto
+    channel_codes: np.ndarray  # codes of CHANNELS, in order
+    browser_agents: np.ndarray  # codes of BROWSER_USER_AGENTS
     strings: StringTable
 
     @property
@@ -101,16 +101,18 @@ def build_population(config: SimulationConfig) -> Population:
     agent_codes = strings.add(BROWSER_USER_AGENTS)
 
     in_window = rng.random(n) < IN_WINDOW_SIGNUP_SHARE
-    signup_day = np.where(in_window, rng.integers(0, config.n_days, size=n),
-                          -rng.integers(1, 1500, size=n))
+    signup_day = np.where(
+        in_window, rng.integers(0, config.n_days, size=n), -rng.integers(1, 1500, size=n)
+    )
     persona = rng.choice(len(PERSONA_SHARES), size=n, p=PERSONA_SHARES)
     tz_hours = rng.choice(TIME_ZONES, size=n, p=TIME_ZONE_SHARES)
     signup_second = to_utc(local_times(rng, profile_of(persona)), tz_hours)
     delay = np.clip(10 * 3600 * np.exp(1.2 * rng.standard_normal(n)), 3600, 20 * DAY_SECONDS)
     first_purchase_day = np.where(
-        in_window, signup_day + ((signup_second + delay) // DAY_SECONDS).astype(np.int64), -1)
+        in_window, signup_day + ((signup_second + delay) // DAY_SECONDS).astype(np.int64), -1
+    )
 
-    activity = 0.35 * np.exp(0.9 * rng.standard_normal(n))   # heavy tail: few very active users
+    activity = 0.35 * np.exp(0.9 * rng.standard_normal(n))  # heavy tail: few very active users
     heavy = persona == HEAVY_BROWSER
     bulk = persona == BULK_BUYER
 
@@ -120,8 +122,9 @@ def build_population(config: SimulationConfig) -> Population:
     devices[has_second, 1] = strings.add(device_ids(rng, int(has_second.sum())))
     device_agents = np.where(devices >= 0, rng.choice(agent_codes, size=(n, 2)), -1)
     changes_phone = (rng.random(n) < PHONE_CHANGE_SHARE) & (config.n_days > 1)
-    phone_change_day = np.where(changes_phone, rng.integers(1, max(config.n_days, 2), size=n),
-                                NEVER)
+    phone_change_day = np.where(
+        changes_phone, rng.integers(1, max(config.n_days, 2), size=n), NEVER
+    )
 
     n_networks = max(1, n // USERS_PER_NETWORK)
     prefixes = network_prefixes(rng, RESIDENTIAL_FIRST_OCTETS, n_networks)
@@ -132,8 +135,9 @@ def build_population(config: SimulationConfig) -> Population:
     home_network[household] = home_network[household - 1]
     home_ip[household] = home_ip[household - 1]
     carriers = network_prefixes(rng, CARRIER_FIRST_OCTETS, N_CARRIER_NETWORKS)
-    roaming = strings.add(hosts_in(rng, [carriers[i] for i in rng.integers(
-        0, N_CARRIER_NETWORKS, size=ROAMING_IPS)]))
+    roaming = strings.add(
+        hosts_in(rng, [carriers[i] for i in rng.integers(0, N_CARRIER_NETWORKS, size=ROAMING_IPS)])
+    )
 
     return Population(
         signup_day=signup_day.astype(np.int64),
@@ -141,8 +145,9 @@ def build_population(config: SimulationConfig) -> Population:
         first_purchase_day=first_purchase_day.astype(np.int64),
         p_active=np.clip(1.0 - np.exp(-activity), 0.02, 0.95),
         session_rate=0.3 + 1.2 * activity,
-        views_per_session=np.maximum(1.0, 5.0 * np.exp(0.5 * rng.standard_normal(n))
-                                     * np.where(heavy, 5.0, 1.0)),
+        views_per_session=np.maximum(
+            1.0, 5.0 * np.exp(0.5 * rng.standard_normal(n)) * np.where(heavy, 5.0, 1.0)
+        ),
         dwell_scale=np.exp(0.3 * rng.standard_normal(n)) * np.where(heavy, 1.5, 1.0),
         cart_rate=np.where(bulk, 0.25, 0.03 * np.exp(0.4 * rng.standard_normal(n))),
         buy_rate=np.where(bulk, 0.75, 0.33),

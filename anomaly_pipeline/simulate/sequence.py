@@ -22,7 +22,7 @@ class Part:
 
     owner: np.ndarray
     pattern: tuple[int, ...]
-    present: np.ndarray | None = None   # (n_units, len(pattern)) bool; None = every slot
+    present: np.ndarray | None = None  # (n_units, len(pattern)) bool; None = every slot
 
     @staticmethod
     def per_owner(counts: np.ndarray, pattern: tuple[int, ...]) -> Part:
@@ -58,8 +58,9 @@ def compose(parts: list[Part]) -> Composed:
     """All events of all parts, sorted by owner, then part, unit and slot."""
     owner, etype, part, unit, slot = [], [], [], [], []
     for index, p in enumerate(parts):
-        present = (np.ones((len(p.owner), len(p.pattern)), dtype=bool)
-                   if p.present is None else p.present)
+        present = (
+            np.ones((len(p.owner), len(p.pattern)), dtype=bool) if p.present is None else p.present
+        )
         unit_index, slot_index = np.nonzero(present)
         owner.append(p.owner[unit_index])
         etype.append(np.asarray(p.pattern, dtype=np.int64)[slot_index])

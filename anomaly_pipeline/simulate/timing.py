@@ -18,11 +18,63 @@ HOUR = 3_600.0
 SESSION_GAP_S = SESSION_GAP_MINUTES * 60.0
 
 #: Relative activity per local hour 0..23: quiet nights, a lunch bump and an evening peak.
-DAYTIME_PROFILE = np.array([1.5, 0.8, 0.5, 0.3, 0.3, 0.4, 0.9, 2.0, 3.0, 3.5, 3.8, 4.0,
-                            4.8, 4.6, 4.0, 3.8, 3.9, 4.3, 5.0, 6.0, 6.8, 6.5, 4.8, 2.8])
+DAYTIME_PROFILE = np.array(
+    [
+        1.5,
+        0.8,
+        0.5,
+        0.3,
+        0.3,
+        0.4,
+        0.9,
+        2.0,
+        3.0,
+        3.5,
+        3.8,
+        4.0,
+        4.8,
+        4.6,
+        4.0,
+        3.8,
+        3.9,
+        4.3,
+        5.0,
+        6.0,
+        6.8,
+        6.5,
+        4.8,
+        2.8,
+    ]
+)
 #: Night owls: most activity between 23:00 and 04:00 local time.
-NIGHT_OWL_PROFILE = np.array([6.0, 6.5, 6.0, 5.0, 3.5, 1.5, 0.6, 0.4, 0.4, 0.5, 0.7, 0.8,
-                              1.0, 1.0, 1.0, 1.0, 1.2, 1.4, 1.8, 2.2, 2.8, 3.5, 4.5, 5.5])
+NIGHT_OWL_PROFILE = np.array(
+    [
+        6.0,
+        6.5,
+        6.0,
+        5.0,
+        3.5,
+        1.5,
+        0.6,
+        0.4,
+        0.4,
+        0.5,
+        0.7,
+        0.8,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        1.2,
+        1.4,
+        1.8,
+        2.2,
+        2.8,
+        3.5,
+        4.5,
+        5.5,
+    ]
+)
 #: Automation that runs while humans sleep: 01:00-05:00 local time.
 SMALL_HOURS_PROFILE = np.array([0.0, 1.0, 1.0, 1.0, 1.0] + [0.0] * 19)
 
@@ -43,8 +95,9 @@ def to_utc(local_seconds: np.ndarray, tz_hours: np.ndarray | float) -> np.ndarra
     return np.mod(local_seconds - tz_hours * HOUR, DAY_SECONDS)
 
 
-def lognormal(rng: np.random.Generator, median: np.ndarray | float, sigma: np.ndarray | float,
-              size: int) -> np.ndarray:
+def lognormal(
+    rng: np.random.Generator, median: np.ndarray | float, sigma: np.ndarray | float, size: int
+) -> np.ndarray:
     """Log-normal draws parameterised by their median (the intuitive "typical" value)."""
     return np.asarray(median) * np.exp(np.asarray(sigma) * rng.standard_normal(size))
 

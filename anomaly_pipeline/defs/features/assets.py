@@ -20,43 +20,68 @@ SEQUENCES_TABLE = "features.behaviour_sequences"
 
 class SequenceConfig(dg.Config):
     max_len: int = Field(
-        default=64, ge=2, le=4096,
-        description="Events kept per user-day (most recent); shorter days are padded.")
+        default=64,
+        ge=2,
+        le=4096,
+        description="Events kept per user-day (most recent); shorter days are padded.",
+    )
 
 
 @dg.asset(
-    group_name="features", partitions_def=daily_partitions, backfill_policy=single_run_backfill,
-    pool=WAREHOUSE_POOL, deps=["stg_events"], kinds={"duckdb", "polars"},
+    group_name="features",
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    pool=WAREHOUSE_POOL,
+    deps=["stg_events"],
+    kinds={"duckdb", "polars"},
     description="Per (user, day): ordered event-type tokens, log time gaps and category-change "
-                "flags, padded/truncated to max_len, validated by a pandera contract.",
+    "flags, padded/truncated to max_len, validated by a pandera contract.",
 )
-def behaviour_sequences(context: dg.AssetExecutionContext, config: SequenceConfig,
-                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+def behaviour_sequences(
+    context: dg.AssetExecutionContext, config: SequenceConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     from anomaly_pipeline.sequences import BehaviourSequencesModel, build_sequences
 
     days = partition_days(context)
-    events = warehouse.read_days(STG_EVENTS_TABLE, days, columns=[
-        "user_key", "event_day", "event_time", "event_type", "category_id"])
-    sequences = BehaviourSequencesModel.validate(build_sequences(events, max_len=config.max_len),
-                                                 lazy=True)
+    events = warehouse.read_days(
+        STG_EVENTS_TABLE,
+        days,
+        columns=["user_key", "event_day", "event_time", "event_type", "category_id"],
+    )
+    sequences = BehaviourSequencesModel.validate(
+        build_sequences(events, max_len=config.max_len), lazy=True
+    )
     warehouse.replace_partitions(SEQUENCES_TABLE, sequences, days)
-    per_day = (sequences.group_by("event_day").agg(rows=pl.len(),
-                                                   truncated=pl.col("truncated").sum())
-               if sequences.height else pl.DataFrame())
+    per_day = (
+        sequences.group_by("event_day").agg(rows=pl.len(), truncated=pl.col("truncated").sum())
+        if sequences.height
+        else pl.DataFrame()
+    )
     counts = {row["event_day"]: row for row in per_day.iter_rows(named=True)}
-    add_metadata_per_day(context, {day: {
-        "dagster/row_count": int(counts[day]["rows"]) if day in counts else 0,
-        "truncated_user_days": int(counts[day]["truncated"]) if day in counts else 0}
-        for day in days})
+    add_metadata_per_day(
+        context,
+        {
+            day: {
+                "dagster/row_count": int(counts[day]["rows"]) if day in counts else 0,
+                "truncated_user_days": int(counts[day]["truncated"]) if day in counts else 0,
+            }
+            for day in days
+        },
+    )
     return dg.MaterializeResult(metadata={"max_len": config.max_len})
 
 
-@dg.asset_check(asset="user_day_features", blocking=True, partitions_def=daily_partitions,
-                pool=WAREHOUSE_POOL,
-                description="pandera contract of the feature mart (keys, non-null features, "
-                            "ranges); blocks every downstream asset when it fails.")
-def user_day_features_contract(context: dg.AssetCheckExecutionContext,
-                               warehouse: WarehouseResource):
+@dg.asset_check(
+    asset="user_day_features",
+    blocking=True,
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    description="pandera contract of the feature mart (keys, non-null features, "
+    "ranges); blocks every downstream asset when it fails.",
+)
+def user_day_features_contract(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+):
     """Each day of the step validated and recorded on its own partition."""
     import pandera.errors
 
@@ -68,14 +93,20 @@ def user_day_features_contract(context: dg.AssetCheckExecutionContext,
     for day in days:
         day_frame = frame.filter(pl.col("event_day") == day) if frame.height else frame
         if day_frame.is_empty():
-            results[day] = dg.AssetCheckResult(passed=False,
-                                               description=f"no feature rows for {day}")
+            results[day] = dg.AssetCheckResult(
+                passed=False, description=f"no feature rows for {day}"
+            )
             continue
         try:
             validate_features(day_frame)
         except pandera.errors.SchemaErrors as err:
-            results[day] = dg.AssetCheckResult(passed=False, description=str(err)[:2000], metadata={
-                "failure_cases": dg.MetadataValue.md(f"```\n{err.failure_cases.head(20)}\n```")})
+            results[day] = dg.AssetCheckResult(
+                passed=False,
+                description=str(err)[:2000],
+                metadata={
+                    "failure_cases": dg.MetadataValue.md(f"```\n{err.failure_cases.head(20)}\n```")
+                },
+            )
             continue
         results[day] = dg.AssetCheckResult(passed=True, metadata={"rows": day_frame.height})
     yield from check_results_per_day(context, context.check_specs[0].key, results)

@@ -42,8 +42,9 @@ dbt_project.prepare_if_dev()
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROFILES_DIR),
-                          dbt_executable=DBT_EXECUTABLE)
+    return DbtCliResource(
+        project_dir=dbt_project, profiles_dir=str(DBT_PROFILES_DIR), dbt_executable=DBT_EXECUTABLE
+    )
 
 
 class FeatureTranslator(DagsterDbtTranslator):
@@ -57,10 +58,13 @@ class FeatureTranslator(DagsterDbtTranslator):
 
 
 class DbtFeaturesConfig(dg.Config):
-    source_timezone: str | None = Field(default=None, description="IANA timezone of the "
-                                        "source's local time for time-of-day features (e.g. "
-                                        "Asia/Shanghai); default: the data home's source.json "
-                                        "(written by onboarding), else UTC.")
+    source_timezone: str | None = Field(
+        default=None,
+        description="IANA timezone of the "
+        "source's local time for time-of-day features (e.g. "
+        "Asia/Shanghai); default: the data home's source.json "
+        "(written by onboarding), else UTC.",
+    )
 
 
 @dbt_assets(
@@ -69,13 +73,18 @@ class DbtFeaturesConfig(dg.Config):
     # dbt's source tests (not-null / accepted values on raw_events and event_labels) become
     # checks of those ingest assets instead of bare observations.
     dagster_dbt_translator=FeatureTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
+        settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+    ),
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     pool=WAREHOUSE_POOL,
 )
-def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                       warehouse: WarehouseResource, config: DbtFeaturesConfig):
+def dbt_feature_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config: DbtFeaturesConfig,
+):
     """`dbt build` of the selected models for the run's day range (one invocation per range),
     with time-of-day features in the source's timezone (config, else the data home's
     source.json, else UTC)."""
@@ -85,10 +94,16 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 
     days = partition_days(context)
     os.environ[WAREHOUSE_ENV] = str(warehouse.path)
-    timezone = (SourceSettings(timezone=config.source_timezone).timezone if config.source_timezone
-                else read_source_settings(warehouse.data_home).timezone)
-    dbt_vars = {"start_day": days[0].isoformat(), "end_day": days[-1].isoformat(),
-                "source_timezone": timezone}
+    timezone = (
+        SourceSettings(timezone=config.source_timezone).timezone
+        if config.source_timezone
+        else read_source_settings(warehouse.data_home).timezone
+    )
+    dbt_vars = {
+        "start_day": days[0].isoformat(),
+        "end_day": days[-1].isoformat(),
+        "source_timezone": timezone,
+    }
     # dbt holds the DuckDB file until it exits, so each model's rows per day are counted after the
     # build and attached before its events are released (a failed build still reports the models
     # it finished, then fails the step).
@@ -103,8 +118,9 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
         if isinstance(event, dg.Output):
             key = context.assets_def.keys_by_output_name[event.output_name]
             counts = warehouse.count_by_day(tables[key.path[-1]], days)
-            add_metadata_per_day(context, {day: {"dagster/row_count": n}
-                                           for day, n in counts.items()}, key)
+            add_metadata_per_day(
+                context, {day: {"dagster/row_count": n} for day, n in counts.items()}, key
+            )
     yield from events
     if error is not None:
         raise error
@@ -113,5 +129,6 @@ def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 def _model_tables(manifest_path: Path) -> dict[str, str]:
     """Model name → `schema.table` of its relation, as dbt's manifest resolves them."""
     nodes = json.loads(manifest_path.read_text())["nodes"].values()
-    return {n["name"]: f"{n['schema']}.{n['alias']}"
-            for n in nodes if n["resource_type"] == "model"}
+    return {
+        n["name"]: f"{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "model"
+    }

@@ -50,97 +50,145 @@ def drift_observations(instance: dg.DagsterInstance) -> list[DriftObservation]:
     cursor = None
     while len(observations) < HISTORY_LIMIT:
         records = instance.event_log_storage.get_asset_check_execution_history(
-            DRIFT_CHECK_KEY, limit=HISTORY_LIMIT, cursor=cursor)
-        observations += [DriftObservation(record_id=r.id, timestamp=r.create_timestamp,
-                                          drifted=r.status.value == _FAILED,
-                                          partition=r.partition)
-                         for r in records if r.status.value in _COMPLETED]
+            DRIFT_CHECK_KEY, limit=HISTORY_LIMIT, cursor=cursor
+        )
+        observations += [
+            DriftObservation(
+                record_id=r.id,
+                timestamp=r.create_timestamp,
+                drifted=r.status.value == _FAILED,
+                partition=r.partition,
+            )
+            for r in records
+            if r.status.value in _COMPLETED
+        ]
         if len(records) < HISTORY_LIMIT:
             break
         cursor = records[-1].id
     return observations[:HISTORY_LIMIT]
 
 
-@dg.sensor(job=jobs.training_job, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="One retraining run (training_set → models → evaluation → champion gate) "
-                       "per drift episode of feature_drift's check, with a cooldown. Stop this "
-                       "sensor to pause drift-triggered retraining.")
+@dg.sensor(
+    job=jobs.training_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One retraining run (training_set → models → evaluation → champion gate) "
+    "per drift episode of feature_drift's check, with a cooldown. Stop this "
+    "sensor to pause drift-triggered retraining.",
+)
 def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cooldown = float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_S))
-    decision = decide_retraining(drift_observations(context.instance),
-                                 RetrainingCursor.from_json(context.cursor),
-                                 now=time.time(), cooldown_s=cooldown)
+    decision = decide_retraining(
+        drift_observations(context.instance),
+        RetrainingCursor.from_json(context.cursor),
+        now=time.time(),
+        cooldown_s=cooldown,
+    )
     requests = []
     if decision.request and decision.trigger is not None:
-        requests.append(dg.RunRequest(
-            run_key=f"drift-check-{decision.trigger.record_id}",
-            tags={"anomaly_pipeline/trigger": "drift",
-                  "anomaly_pipeline/drift_partition": decision.trigger.partition or ""}))
-    return dg.SensorResult(run_requests=requests, cursor=decision.cursor.to_json(),
-                           skip_reason=None if requests else decision.reason)
+        requests.append(
+            dg.RunRequest(
+                run_key=f"drift-check-{decision.trigger.record_id}",
+                tags={
+                    "anomaly_pipeline/trigger": "drift",
+                    "anomaly_pipeline/drift_partition": decision.trigger.partition or "",
+                },
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=decision.cursor.to_json(),
+        skip_reason=None if requests else decision.reason,
+    )
 
 
-@dg.sensor(job=jobs.daily_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.STOPPED,
-           description="A new or re-delivered day file in landing/events runs that day's "
-                       "partition once (run key = file name + modification time); deliveries "
-                       "in progress (hidden or .tmp/.part names) are ignored.")
+@dg.sensor(
+    job=jobs.daily_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="A new or re-delivered day file in landing/events runs that day's "
+    "partition once (run key = file name + modification time); deliveries "
+    "in progress (hidden or .tmp/.part names) are ignored.",
+)
 def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = data_home().landing_events
-    partitions = set(daily_partitions.get_partition_keys(
-        dynamic_partitions_store=context.instance)) if landing.exists() else set()
+    partitions = (
+        set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+        if landing.exists()
+        else set()
+    )
     requests = []
     for path in sorted(landing.glob("*")) if landing.exists() else []:
         match = _DAY_IN_NAME.search(path.name)
         # Deliveries still being written (".events_<day>.parquet.<pid>.tmp"): raw_events ignores
         # them too, so a run for one would find no complete file.
-        if is_in_progress(path) or not (path.is_file() and match
-                                        and match.group(1) in partitions):
+        if is_in_progress(path) or not (path.is_file() and match and match.group(1) in partitions):
             continue
-        requests.append(dg.RunRequest(run_key=f"{path.name}:{path.stat().st_mtime_ns}",
-                                      partition_key=match.group(1),
-                                      tags={"anomaly_pipeline/landing_file": path.name}))
-    return dg.SensorResult(run_requests=requests,
-                           skip_reason=None if requests else f"no day file in {landing}")
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{path.name}:{path.stat().st_mtime_ns}",
+                partition_key=match.group(1),
+                tags={"anomaly_pipeline/landing_file": path.name},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests, skip_reason=None if requests else f"no day file in {landing}"
+    )
 
 
 def _schedule_hour() -> int:
     return int(os.environ.get(SCHEDULE_HOUR_ENV, "2"))
 
 
-@dg.schedule(job=jobs.daily_job, cron_schedule=f"0 {_schedule_hour()} * * *",
-             execution_timezone=os.environ.get(SCHEDULE_TZ_ENV, "UTC"),
-             default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Yesterday's partition (UTC day) every day at the configured hour.")
+@dg.schedule(
+    job=jobs.daily_job,
+    cron_schedule=f"0 {_schedule_hour()} * * *",
+    execution_timezone=os.environ.get(SCHEDULE_TZ_ENV, "UTC"),
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Yesterday's partition (UTC day) every day at the configured hour.",
+)
 def daily_scoring_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     scheduled = context.scheduled_execution_time or datetime.now(ZoneInfo("UTC"))
     yesterday = (scheduled.astimezone(ZoneInfo("UTC")) - timedelta(days=1)).date().isoformat()
     return dg.RunRequest(run_key=f"daily-{yesterday}", partition_key=yesterday)
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Posts every failed run (id, job, failing steps and errors) to "
-                                   "the alert webhook, or logs it when none is configured; "
-                                   "secrets are redacted from what it sends.")
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
-                             alert_webhook: AlertWebhookResource) -> None:
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts every failed run (id, job, failing steps and errors) to "
+    "the alert webhook, or logs it when none is configured; "
+    "secrets are redacted from what it sends.",
+)
+def run_failure_alert_sensor(
+    context: dg.RunFailureSensorContext, alert_webhook: AlertWebhookResource
+) -> None:
     from anomaly_pipeline.alerts import post_webhook
 
     secrets = _known_secrets(alert_webhook.url)
     failures = context.get_step_failure_events()
-    steps = [{"step": e.step_key,
-              "error": redact(_error_chain(e.step_failure_data.error), secrets)}
-             for e in failures]
+    steps = [
+        {"step": e.step_key, "error": redact(_error_chain(e.step_failure_data.error), secrets)}
+        for e in failures
+    ]
     run = context.dagster_run
     failed_steps = ", ".join(e.step_key for e in failures if e.step_key)
-    text = (f"Dagster run {run.run_id} of {run.job_name} failed"
-            + (f" in {failed_steps}" if failed_steps else ""))
-    payload = {"text": text, "run_id": run.run_id, "job": run.job_name, "failed_steps": steps,
-               "message": redact(context.failure_event.message or "", secrets)}
+    text = f"Dagster run {run.run_id} of {run.job_name} failed" + (
+        f" in {failed_steps}" if failed_steps else ""
+    )
+    payload = {
+        "text": text,
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "failed_steps": steps,
+        "message": redact(context.failure_event.message or "", secrets),
+    }
     if alert_webhook.enabled:
-        post_webhook(alert_webhook.url, payload, timeout=alert_webhook.timeout_s,
-                     retries=alert_webhook.retries)
+        post_webhook(
+            alert_webhook.url,
+            payload,
+            timeout=alert_webhook.timeout_s,
+            retries=alert_webhook.retries,
+        )
     else:
         context.log.error(f"{text}: {steps}")
 
@@ -149,8 +197,11 @@ def _known_secrets(webhook_url: str) -> list[str]:
     """What must never leave in an alert: the webhook URL's credentials (configured and from the
     environment) and the pseudonym key. Errors of failed steps may quote any of them."""
     key = os.environ.get(PSEUDONYM_KEY_ENV, "")
-    return [*url_secrets(webhook_url), *url_secrets(os.environ.get(WEBHOOK_ENV, "")),
-            *([key] if key else [])]
+    return [
+        *url_secrets(webhook_url),
+        *url_secrets(os.environ.get(WEBHOOK_ENV, "")),
+        *([key] if key else []),
+    ]
 
 
 def _error_chain(error: SerializableErrorInfo | None, limit: int = 1000) -> str:

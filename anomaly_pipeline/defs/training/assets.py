@@ -24,21 +24,36 @@ if TYPE_CHECKING:
 
 
 class TrainingSetConfig(dg.Config):
-    window_days: int = Field(default=90, ge=3, description="Most feature days in the window: "
-                             "every available day up to this cap, newest last.")
-    max_rows: int | None = Field(default=200_000, ge=100, description="Most user-days per split "
-                                 "(train / validation / holdout); beyond it each day keeps an "
-                                 "equal random share. null keeps every user-day.")
-    end_day: str | None = Field(default=None, description="Last day of the window (YYYY-MM-DD); "
-                                                           "default: the newest feature day.")
+    window_days: int = Field(
+        default=90,
+        ge=3,
+        description="Most feature days in the window: "
+        "every available day up to this cap, newest last.",
+    )
+    max_rows: int | None = Field(
+        default=200_000,
+        ge=100,
+        description="Most user-days per split "
+        "(train / validation / holdout); beyond it each day keeps an "
+        "equal random share. null keeps every user-day.",
+    )
+    end_day: str | None = Field(
+        default=None,
+        description="Last day of the window (YYYY-MM-DD); default: the newest feature day.",
+    )
     validation_days: int = Field(default=2, ge=1)
     holdout_days: int = Field(default=3, ge=1, description="Newest days, kept for evaluation only.")
 
 
-@dg.asset(group_name="training", deps=["user_day_features", "behaviour_sequences", "stg_labels"],
-          pool=WAREHOUSE_POOL, kinds={"polars", "parquet"})
-def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
-                 warehouse: WarehouseResource) -> dict[str, Any]:
+@dg.asset(
+    group_name="training",
+    deps=["user_day_features", "behaviour_sequences", "stg_labels"],
+    pool=WAREHOUSE_POOL,
+    kinds={"polars", "parquet"},
+)
+def training_set(
+    context: dg.AssetExecutionContext, config: TrainingSetConfig, warehouse: WarehouseResource
+) -> dict[str, Any]:
     """Every feature day up to ``window_days`` (newest last), split by time into train /
     validation / holdout Parquet files, each sampled down to ``max_rows`` user-days (a history
     too short for the time split is split by user)."""
@@ -47,34 +62,57 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
     days = feature_days(warehouse.path)
     if config.end_day:
         days = [d for d in days if d <= date.fromisoformat(config.end_day)]
-    days = days[-config.window_days:]
+    days = days[-config.window_days :]
     if not days:
         raise dg.Failure("no feature days materialised yet: materialise user_day_features first")
     out_dir = warehouse.data_home.artifacts / "training_sets" / context.run_id
-    info = build_training_set(warehouse.path, days, out_dir, validation_days=config.validation_days,
-                              holdout_days=config.holdout_days, max_rows=config.max_rows)
-    context.add_output_metadata({
-        "directory": dg.MetadataValue.path(info.directory),
-        "days": dg.MetadataValue.json(info.days), "rows": dg.MetadataValue.json(info.rows),
-        "available_rows": dg.MetadataValue.json(info.available_rows),
-        "abnormal_rows": dg.MetadataValue.json(info.abnormal_rows),
-        "split_by": info.split_by, "features": len(info.feature_names)})
+    info = build_training_set(
+        warehouse.path,
+        days,
+        out_dir,
+        validation_days=config.validation_days,
+        holdout_days=config.holdout_days,
+        max_rows=config.max_rows,
+    )
+    context.add_output_metadata(
+        {
+            "directory": dg.MetadataValue.path(info.directory),
+            "days": dg.MetadataValue.json(info.days),
+            "rows": dg.MetadataValue.json(info.rows),
+            "available_rows": dg.MetadataValue.json(info.available_rows),
+            "abnormal_rows": dg.MetadataValue.json(info.abnormal_rows),
+            "split_by": info.split_by,
+            "features": len(info.feature_names),
+        }
+    )
     return {"directory": info.directory}
 
 
 class BaselineConfig(dg.Config):
-    kinds: list[str] = Field(default=["gaussian", "isolation_forest", "lof", COLD_START_KIND],
-                             description="Detectors to fit; keep the label-free default "
-                             f"{COLD_START_KIND!r}, which the gate promotes when there is no "
-                             "champion and no labels to compare candidates.")
+    kinds: list[str] = Field(
+        default=["gaussian", "isolation_forest", "lof", COLD_START_KIND],
+        description="Detectors to fit; keep the label-free default "
+        f"{COLD_START_KIND!r}, which the gate promotes when there is no "
+        "champion and no labels to compare candidates.",
+    )
     threshold_percentile: float = Field(
-        default=97.0, gt=0, lt=100, description="Training-score percentile of the flag threshold.")
-    params: dict[str, dict[str, Any]] = Field(default={},
-                                              description="Per-kind constructor params.")
+        default=97.0, gt=0, lt=100, description="Training-score percentile of the flag threshold."
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default={}, description="Per-kind constructor params."
+    )
 
 
-def _log_candidate(detector: Any, model_dir: Path, train: Any, categories: dict[str, list[str]],
-                   *, run_id: str, tracking_uri: str, tags: dict[str, str]) -> dict[str, Any]:
+def _log_candidate(
+    detector: Any,
+    model_dir: Path,
+    train: Any,
+    categories: dict[str, list[str]],
+    *,
+    run_id: str,
+    tracking_uri: str,
+    tags: dict[str, str],
+) -> dict[str, Any]:
     """Finish the bundle and log it to the run's artifacts — not registered yet.
 
     ``model_evaluation`` registers the candidates once every training of the run has succeeded,
@@ -85,14 +123,24 @@ def _log_candidate(detector: Any, model_dir: Path, train: Any, categories: dict[
 
     finalize_bundle(detector, model_dir, train, categories)
     source = log_detector_files(tracking_uri, run_id, model_dir, f"models/{detector.kind}")
-    return {"kind": detector.kind, "run_id": run_id, "source": source,
-            "model_dir": str(model_dir), "tags": tags}
+    return {
+        "kind": detector.kind,
+        "run_id": run_id,
+        "source": source,
+        "model_dir": str(model_dir),
+        "tags": tags,
+    }
 
 
-@dg.asset(group_name="training", required_resource_keys={"mlflow"}, pool=TRAINING_POOL,
-          kinds={"scikitlearn", "mlflow"})
-def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
-                    training_set: dict[str, Any]) -> list[dict[str, Any]]:
+@dg.asset(
+    group_name="training",
+    required_resource_keys={"mlflow"},
+    pool=TRAINING_POOL,
+    kinds={"scikitlearn", "mlflow"},
+)
+def baseline_models(
+    context: dg.AssetExecutionContext, config: BaselineConfig, training_set: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Gaussian / IsolationForest / LOF fitted on the training split, each logged to MLflow."""
     import mlflow
     import polars as pl
@@ -109,18 +157,31 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineConfig,
     with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
         mlflow.log_params({"training_set": info.directory, "train_rows": train.height})
         for kind in config.kinds:
-            detector = make_detector(kind, threshold_percentile=config.threshold_percentile,
-                                     **config.params.get(kind, {}))
+            detector = make_detector(
+                kind,
+                threshold_percentile=config.threshold_percentile,
+                **config.params.get(kind, {}),
+            )
             detector.fit(X, feature_names=list(FEATURE_COLUMNS))
             model_dir = Path(info.directory).parent.parent / "models" / context.run_id / kind
             detector.save(model_dir)
-            refs.append(_log_candidate(
-                detector, model_dir, train, info.categories, run_id=mlflow_run_id,
-                tracking_uri=context.resources.mlflow.tracking_uri,
-                tags={"dagster_run_id": context.run_id, "training_set": info.directory}))
-    context.add_output_metadata({"models": dg.MetadataValue.json(refs),
-                                 "mlflow_run": mlflow_run_link(context.resources.mlflow,
-                                                               mlflow_run_id)})
+            refs.append(
+                _log_candidate(
+                    detector,
+                    model_dir,
+                    train,
+                    info.categories,
+                    run_id=mlflow_run_id,
+                    tracking_uri=context.resources.mlflow.tracking_uri,
+                    tags={"dagster_run_id": context.run_id, "training_set": info.directory},
+                )
+            )
+    context.add_output_metadata(
+        {
+            "models": dg.MetadataValue.json(refs),
+            "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
+        }
+    )
     return refs
 
 
@@ -134,51 +195,75 @@ def _trainer_field(name: str) -> Any:
 class AnomalyModelConfig(dg.Config):
     """Lightning training, launched with torchrun (CPU or GPU; one or many devices)."""
 
-    kinds: list[str] = Field(default=list(KINDS), description="Lightning detectors to train: "
-                             + ", ".join(KINDS) + ".")
+    kinds: list[str] = Field(
+        default=list(KINDS), description="Lightning detectors to train: " + ", ".join(KINDS) + "."
+    )
     accelerator: str = _trainer_field("accelerator")
     devices: int = _trainer_field("devices")
     num_nodes: int = _trainer_field("num_nodes")
-    rdzv_endpoint: str | None = Field(default=None, description="host:port of the c10d rendezvous "
-                                      "when num_nodes > 1 (run the same job on every node).")
+    rdzv_endpoint: str | None = Field(
+        default=None,
+        description="host:port of the c10d rendezvous "
+        "when num_nodes > 1 (run the same job on every node).",
+    )
     precision: str = _trainer_field("precision")
     max_epochs: int = _trainer_field("max_epochs")
     batch_size: int = _trainer_field("batch_size")
     learning_rate: float = _trainer_field("learning_rate")
     patience: int = _trainer_field("patience")
     seed: int = _trainer_field("seed")
-    alpha: float = Field(default=1.0, ge=0, description="Weight of the semi-supervised BCE head "
-                         "of the autoencoder (L = reconstruction + alpha·BCE); it trains only on "
-                         "labelled rows, so without labels the model is unsupervised; 0 disables.")
+    alpha: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the semi-supervised BCE head "
+        "of the autoencoder (L = reconstruction + alpha·BCE); it trains only on "
+        "labelled rows, so without labels the model is unsupervised; 0 disables.",
+    )
     threshold_percentile: float = Field(default=97.0, gt=0, lt=100)
     model_params: dict[str, dict[str, Any]] = Field(default={}, description="Per-kind params.")
 
 
 #: Launchpad fields passed to the spec's ``trainer`` as they are.
-_TRAINER_FIELDS: Final = tuple(name for name in AnomalyModelConfig.model_fields
-                               if name in TrainerSettings.model_fields)
+_TRAINER_FIELDS: Final = tuple(
+    name for name in AnomalyModelConfig.model_fields if name in TrainerSettings.model_fields
+)
 
 
-def training_spec(config: AnomalyModelConfig, kind: str, info: "TrainingSetInfo", kind_dir: Path,
-                  mlflow: dict[str, Any] | None = None) -> TrainingSpec:
+def training_spec(
+    config: AnomalyModelConfig,
+    kind: str,
+    info: "TrainingSetInfo",
+    kind_dir: Path,
+    mlflow: dict[str, Any] | None = None,
+) -> TrainingSpec:
     """The validated spec for ``kind``: a bad value fails the asset here, before a torchrun
     process group starts."""
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
 
     trainer = {name: getattr(config, name) for name in _TRAINER_FIELDS}
     try:
-        return TrainingSpec.from_dict({
-            "kind": kind, "train_path": str(info.path("train")),
-            "val_path": str(info.path("validation")), "feature_names": list(FEATURE_COLUMNS),
-            "label_column": "label" if config.alpha > 0 else None,
-            "threshold_percentile": config.threshold_percentile,
-            "model_params": {**({"alpha": config.alpha} if kind == "autoencoder" else {}),
-                             **config.model_params.get(kind, {})},
-            "trainer": {**trainer, "checkpoint_dir": str(kind_dir / "checkpoints"),
-                        "strategy": "ddp" if config.devices * config.num_nodes > 1 else "auto"},
-            "output_dir": str(kind_dir / "model"), "bundle_categories": info.categories,
-            "mlflow": mlflow,
-        })
+        return TrainingSpec.from_dict(
+            {
+                "kind": kind,
+                "train_path": str(info.path("train")),
+                "val_path": str(info.path("validation")),
+                "feature_names": list(FEATURE_COLUMNS),
+                "label_column": "label" if config.alpha > 0 else None,
+                "threshold_percentile": config.threshold_percentile,
+                "model_params": {
+                    **({"alpha": config.alpha} if kind == "autoencoder" else {}),
+                    **config.model_params.get(kind, {}),
+                },
+                "trainer": {
+                    **trainer,
+                    "checkpoint_dir": str(kind_dir / "checkpoints"),
+                    "strategy": "ddp" if config.devices * config.num_nodes > 1 else "auto",
+                },
+                "output_dir": str(kind_dir / "model"),
+                "bundle_categories": info.categories,
+                "mlflow": mlflow,
+            }
+        )
     except SpecError as error:
         raise dg.Failure(description=f"anomaly_model config for kind {kind!r}: {error}") from None
 
@@ -190,10 +275,14 @@ def torchrun_command(config: AnomalyModelConfig, spec_path: Path) -> list[str]:
         command.append("--standalone")
     else:
         if not config.rdzv_endpoint:
-            raise dg.Failure("num_nodes > 1 needs rdzv_endpoint "
-                             "(host:port reachable by every node)")
-        command += [f"--nnodes={config.num_nodes}", "--rdzv-backend=c10d",
-                    f"--rdzv-endpoint={config.rdzv_endpoint}"]
+            raise dg.Failure(
+                "num_nodes > 1 needs rdzv_endpoint (host:port reachable by every node)"
+            )
+        command += [
+            f"--nnodes={config.num_nodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={config.rdzv_endpoint}",
+        ]
     return [*command, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)]
 
 
@@ -206,13 +295,18 @@ def _error_excerpt(log_path: Path, limit: int = 4000) -> str:
     """The first traceback in the log (a rank's root cause; torchrun's own comes after it)."""
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
     start = text.find("Traceback (most recent call last)")
-    return text[start:start + limit] if start >= 0 else text[-limit:]
+    return text[start : start + limit] if start >= 0 else text[-limit:]
 
 
-@dg.asset(group_name="training", required_resource_keys={"mlflow", "pipes_subprocess_client"},
-          pool=TRAINING_POOL, kinds={"pytorch", "mlflow"})
-def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
-                  training_set: dict[str, Any]) -> dg.Output[list[dict[str, Any]]]:
+@dg.asset(
+    group_name="training",
+    required_resource_keys={"mlflow", "pipes_subprocess_client"},
+    pool=TRAINING_POOL,
+    kinds={"pytorch", "mlflow"},
+)
+def anomaly_model(
+    context: dg.AssetExecutionContext, config: AnomalyModelConfig, training_set: dict[str, Any]
+) -> dg.Output[list[dict[str, Any]]]:
     """Lightning detectors trained in a torchrun process group; rank 0 logs them to MLflow.
 
     DDP never runs inside this process (Lightning would re-execute the Dagster command line on
@@ -226,11 +320,15 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
     refs, reported = [], {}
     with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
         # registered_model_name None: model_evaluation registers once the whole run trained
-        mlflow = {"tracking_uri": context.resources.mlflow.tracking_uri, "run_id": mlflow_run_id,
-                  "registered_model_name": None}
+        mlflow = {
+            "tracking_uri": context.resources.mlflow.tracking_uri,
+            "run_id": mlflow_run_id,
+            "registered_model_name": None,
+        }
         # every kind's spec is validated before the first process group starts
-        specs = {kind: training_spec(config, kind, info, run_dir / kind, mlflow)
-                 for kind in config.kinds}
+        specs = {
+            kind: training_spec(config, kind, info, run_dir / kind, mlflow) for kind in config.kinds
+        }
         for kind, spec in specs.items():
             kind_dir = run_dir / kind
             kind_dir.mkdir(parents=True, exist_ok=True)
@@ -240,23 +338,36 @@ def anomaly_model(context: dg.AssetExecutionContext, config: AnomalyModelConfig,
             try:
                 command = _tee_log(torchrun_command(config, spec_path), log_path)
                 invocation = context.resources.pipes_subprocess_client.run(
-                    context=context, command=command, extras={"kind": kind})
+                    context=context, command=command, extras={"kind": kind}
+                )
             # PipesSubprocessClient raises DagsterPipesExecutionError (not exported by Dagster)
             # for a non-zero exit; a run's termination is a BaseException and passes through.
             except Exception as err:
                 excerpt = dg.MetadataValue.text(_error_excerpt(log_path))
-                raise dg.Failure(description=f"{kind} training failed: {err}",
-                                 metadata={"child_error": excerpt,
-                                           "log": dg.MetadataValue.path(str(log_path))}) from err
+                raise dg.Failure(
+                    description=f"{kind} training failed: {err}",
+                    metadata={"child_error": excerpt, "log": dg.MetadataValue.path(str(log_path))},
+                ) from err
             result = invocation.get_materialize_result()
             reported[kind] = {k: v.value for k, v in (result.metadata or {}).items()}
-            refs.append({"kind": kind, "run_id": mlflow_run_id,
-                         "source": str(reported[kind]["artifact_uri"]),
-                         "model_dir": str(reported[kind]["model_dir"]),
-                         "tags": {"dagster_run_id": context.run_id}})
+            refs.append(
+                {
+                    "kind": kind,
+                    "run_id": mlflow_run_id,
+                    "source": str(reported[kind]["artifact_uri"]),
+                    "model_dir": str(reported[kind]["model_dir"]),
+                    "tags": {"dagster_run_id": context.run_id},
+                }
+            )
     # An explicit Output: with Pipes results in flight, Dagster would read a bare list as events.
-    return dg.Output(refs, metadata={
-        "models": dg.MetadataValue.json(refs), "training": dg.MetadataValue.json(reported),
-        "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
-        "devices": config.devices, "num_nodes": config.num_nodes,
-        "accelerator": config.accelerator})
+    return dg.Output(
+        refs,
+        metadata={
+            "models": dg.MetadataValue.json(refs),
+            "training": dg.MetadataValue.json(reported),
+            "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
+            "devices": config.devices,
+            "num_nodes": config.num_nodes,
+            "accelerator": config.accelerator,
+        },
+    )

@@ -32,17 +32,25 @@ def _dead_pid() -> int:
 
 @pytest.fixture
 def instance(tmp_path: Path):
-    with dg.DagsterInstance.local_temp(str(tmp_path), overrides={
-            "concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}) as instance:
+    with dg.DagsterInstance.local_temp(
+        str(tmp_path),
+        overrides={"concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}},
+    ) as instance:
         instance.event_log_storage.set_concurrency_slots(POOL, 3)
         yield instance
 
 
-def _started_run(instance: dg.DagsterInstance, *, host: str, pid: int | None,
-                 status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED) -> dg.DagsterRun:
+def _started_run(
+    instance: dg.DagsterInstance,
+    *,
+    host: str,
+    pid: int | None,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED,
+) -> dg.DagsterRun:
     tags = {HOST_TAG: host, **({PID_TAG: str(pid)} if pid is not None else {})}
-    run = instance.add_run(dg.DagsterRun(job_name="daily_job", run_id=str(uuid.uuid4()),
-                                         status=status, tags=tags))
+    run = instance.add_run(
+        dg.DagsterRun(job_name="daily_job", run_id=str(uuid.uuid4()), status=status, tags=tags)
+    )
     instance.event_log_storage.claim_concurrency_slot(POOL, run.run_id, "raw_events")
     return run
 
@@ -52,7 +60,8 @@ def _holders(instance: dg.DagsterInstance) -> set[str]:
 
 
 def test_dead_run_is_failed_its_slot_freed_and_its_mlflow_run_killed(
-        instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
     from mlflow import MlflowClient
 
     dead = _started_run(instance, host=host_name(), pid=_dead_pid())
@@ -61,13 +70,20 @@ def test_dead_run_is_failed_its_slot_freed_and_its_mlflow_run_killed(
     assert _holders(instance) == {dead.run_id, alive.run_id, elsewhere.run_id}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    mlflow_run = client.create_run(client.create_experiment("exp"),
-                                   tags={"dagster_run_id": dead.run_id}).info.run_id
+    mlflow_run = client.create_run(
+        client.create_experiment("exp"), tags={"dagster_run_id": dead.run_id}
+    ).info.run_id
 
     recovered = recover_dead_runs(instance, mlflow_tracking_uri=uri)
 
-    assert recovered == [RecoveredRun(run_id=dead.run_id, job_name="daily_job",
-                                      marked_failed=True, mlflow_runs_killed=[mlflow_run])]
+    assert recovered == [
+        RecoveredRun(
+            run_id=dead.run_id,
+            job_name="daily_job",
+            marked_failed=True,
+            mlflow_runs_killed=[mlflow_run],
+        )
+    ]
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
     # a pid means nothing on another host: that run is left to its launcher's health check
@@ -77,15 +93,20 @@ def test_dead_run_is_failed_its_slot_freed_and_its_mlflow_run_killed(
     assert recover_dead_runs(instance, mlflow_tracking_uri=uri) == []  # idempotent
 
 
-def test_finished_run_still_holding_a_slot_is_freed(instance: dg.DagsterInstance, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finished_run_still_holding_a_slot_is_freed(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """E.g. the code server reported the run failed when its worker died; the slot stayed."""
     monkeypatch.setenv("ANOMALY_PIPELINE_HOME", str(tmp_path / "home"))  # no MLflow store there
-    failed = _started_run(instance, host="another-host", pid=None,
-                          status=dg.DagsterRunStatus.FAILURE)
+    failed = _started_run(
+        instance, host="another-host", pid=None, status=dg.DagsterRunStatus.FAILURE
+    )
     recovered = recover_dead_runs(instance)
-    assert recovered == [RecoveredRun(run_id=failed.run_id, job_name="daily_job",
-                                      marked_failed=False, mlflow_runs_killed=[])]
+    assert recovered == [
+        RecoveredRun(
+            run_id=failed.run_id, job_name="daily_job", marked_failed=False, mlflow_runs_killed=[]
+        )
+    ]
     assert _holders(instance) == set()
 
 
@@ -104,8 +125,10 @@ def test_pid_liveness_survives_reuse_and_zombies() -> None:
 
 
 #: Users of the warehouse resource that never open the DuckDB file, and what they use it for.
-NOT_OPENING_THE_FILE = {"model_evaluation": "the data home's MLflow store and artifacts",
-                        "champion_model": "the data home's MLflow store (moves the alias)"}
+NOT_OPENING_THE_FILE = {
+    "model_evaluation": "the data home's MLflow store and artifacts",
+    "champion_model": "the data home's MLflow store (moves the alias)",
+}
 
 
 def test_every_step_that_opens_the_warehouse_is_in_its_pool() -> None:
@@ -115,12 +138,19 @@ def test_every_step_that_opens_the_warehouse_is_in_its_pool() -> None:
     from anomaly_pipeline.definitions import defs
     from anomaly_pipeline.defs.resources import WAREHOUSE_POOL
 
-    users = {(node.node_def.name, node.node_def.pool)
-             for node in [*defs.assets, *defs.asset_checks]
-             if "warehouse" in node.required_resource_keys}
-    assert {name for name, _ in users} >= {"raw_events", "dbt_feature_models", "training_set",
-                                           "user_day_features_user_day_features_contract",
-                                           "daily_anomaly_scores", *NOT_OPENING_THE_FILE}
+    users = {
+        (node.node_def.name, node.node_def.pool)
+        for node in [*defs.assets, *defs.asset_checks]
+        if "warehouse" in node.required_resource_keys
+    }
+    assert {name for name, _ in users} >= {
+        "raw_events",
+        "dbt_feature_models",
+        "training_set",
+        "user_day_features_user_day_features_contract",
+        "daily_anomaly_scores",
+        *NOT_OPENING_THE_FILE,
+    }
     assert {name for name, pool in users if pool != WAREHOUSE_POOL} == set(NOT_OPENING_THE_FILE)
 
 

@@ -37,11 +37,21 @@ def test_every_asset_has_a_stage_group_a_description_and_kinds(defs):
 def test_day_level_assets_backfill_in_one_run_and_queue_for_the_warehouse(defs):
     """Every day-partitioned asset writes the DuckDB file: one run per backfilled range (one dbt
     invocation, one writer), and in the warehouse pool so writers queue instead of failing."""
-    day_level = [assets_def for assets_def in defs.resolve_asset_graph().assets_defs
-                 if assets_def.keys and assets_def.partitions_def is not None]
+    day_level = [
+        assets_def
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        if assets_def.keys and assets_def.partitions_def is not None
+    ]
     assert {key.to_user_string() for a in day_level for key in a.keys} >= {
-        "raw_events", "event_labels", "stg_events", "user_day_features", "behaviour_sequences",
-        "daily_anomaly_scores", "anomaly_alerts", "feature_drift"}
+        "raw_events",
+        "event_labels",
+        "stg_events",
+        "user_day_features",
+        "behaviour_sequences",
+        "daily_anomaly_scores",
+        "anomaly_alerts",
+        "feature_drift",
+    }
     for assets_def in day_level:
         names = sorted(key.to_user_string() for key in assets_def.keys)
         assert assets_def.partitions_def == daily_partitions, names
@@ -53,12 +63,22 @@ def test_the_code_location_is_loaded_from_the_defs_folder(defs):
     """Every job, sensor and schedule of the defs modules is found without a hand-written list,
     each once, and every resource key an asset asks for is bound."""
     assert sorted(job.name for job in defs.jobs) == [
-        "daily_job", "ingest_features_job", "scoring_job", "training_job"]
+        "daily_job",
+        "ingest_features_job",
+        "scoring_job",
+        "training_job",
+    ]
     assert sorted(sensor.name for sensor in defs.sensors) == [
-        "drift_retraining_sensor", "landing_zone_sensor", "run_failure_alert_sensor"]
+        "drift_retraining_sensor",
+        "landing_zone_sensor",
+        "run_failure_alert_sensor",
+    ]
     assert [schedule.name for schedule in defs.schedules] == ["daily_scoring_schedule"]
-    required = {key for assets_def in defs.resolve_asset_graph().assets_defs
-                for key in assets_def.required_resource_keys}
+    required = {
+        key
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        for key in assets_def.required_resource_keys
+    }
     assert required <= set(defs.resources)
     defs.validate_loadable(defs)
 
@@ -81,9 +101,18 @@ print(json.dumps({
 
 
 def test_importing_the_code_location_changes_no_environment_and_stays_light(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "ANOMALY_PIPELINE_HOME": str(tmp_path / "home"),
-           "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
-                         timeout=300, check=True).stdout
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ANOMALY_PIPELINE_HOME": str(tmp_path / "home"),
+        "HOME": str(tmp_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     probe = json.loads(out.strip().splitlines()[-1])
     assert probe == {"changed": [], "heavy": []}

@@ -40,6 +40,7 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 
 # --- landing_zone_sensor --------------------------------------------------------------------
 
+
 @pytest.fixture
 def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty landing/events folder of a data directory the sensor finds via the environment."""
@@ -52,8 +53,9 @@ def _landing_requests(instance: dg.DagsterInstance) -> dict[str, dg.RunRequest]:
     return {r.partition_key: r for r in result.run_requests}
 
 
-def test_each_day_file_requests_its_partition_once(landing: Path,
-                                                   instance: dg.DagsterInstance) -> None:
+def test_each_day_file_requests_its_partition_once(
+    landing: Path, instance: dg.DagsterInstance
+) -> None:
     for day in DAYS:
         (landing / f"events_{day}.parquet").write_bytes(b"day file")
     requests = _landing_requests(instance)
@@ -87,8 +89,9 @@ def test_files_without_a_known_day_are_ignored(landing: Path, instance: dg.Dagst
     assert "no day file" in result.skip_reason.skip_message
 
 
-def test_missing_landing_folder_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      instance: dg.DagsterInstance) -> None:
+def test_missing_landing_folder_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "never-created"))
     result = landing_zone_sensor(dg.build_sensor_context(instance=instance))
     assert not result.run_requests and result.skip_reason is not None
@@ -96,16 +99,22 @@ def test_missing_landing_folder_skips(tmp_path: Path, monkeypatch: pytest.Monkey
 
 # --- daily_scoring_schedule ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("scheduled", "expected"), [
-    (datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "2026-11-24"),
-    (datetime(2026, 3, 1, 2, 0, tzinfo=UTC), "2026-02-28"),
-    # 00:30 in Berlin is still the previous UTC day: yesterday is counted in UTC.
-    (datetime(2026, 11, 25, 0, 30, tzinfo=ZoneInfo("Europe/Berlin")), "2026-11-23"),
-])
-def test_schedule_runs_yesterdays_utc_partition(instance: dg.DagsterInstance, scheduled: datetime,
-                                                expected: str) -> None:
-    request = daily_scoring_schedule(dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=scheduled))
+
+@pytest.mark.parametrize(
+    ("scheduled", "expected"),
+    [
+        (datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "2026-11-24"),
+        (datetime(2026, 3, 1, 2, 0, tzinfo=UTC), "2026-02-28"),
+        # 00:30 in Berlin is still the previous UTC day: yesterday is counted in UTC.
+        (datetime(2026, 11, 25, 0, 30, tzinfo=ZoneInfo("Europe/Berlin")), "2026-11-23"),
+    ],
+)
+def test_schedule_runs_yesterdays_utc_partition(
+    instance: dg.DagsterInstance, scheduled: datetime, expected: str
+) -> None:
+    request = daily_scoring_schedule(
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=scheduled)
+    )
     assert request.partition_key == expected
     assert request.run_key == f"daily-{expected}"
     assert daily_job.partitions_def.has_partition_key(expected)
@@ -113,21 +122,27 @@ def test_schedule_runs_yesterdays_utc_partition(instance: dg.DagsterInstance, sc
 
 # --- run_failure_alert_sensor -------------------------------------------------------------
 
+
 @pytest.fixture
 def failed_run(tmp_path: Path, instance: dg.DagsterInstance) -> dg.DagsterRun:
     """A real failed run: raw_events for a day whose landing file never arrived."""
     root = data_home(tmp_path / "home").ensure().root
-    pipeline = Pipeline(root=root, days=[], instance=instance,
-                        resources=pipeline_resources(root), simulation=None)
-    result = materialize(pipeline, dg.AssetSelection.assets("raw_events", "quarantined_events"),
-                         partition_key=DAYS[0], raise_on_error=False)
+    pipeline = Pipeline(
+        root=root, days=[], instance=instance, resources=pipeline_resources(root), simulation=None
+    )
+    result = materialize(
+        pipeline,
+        dg.AssetSelection.assets("raw_events", "quarantined_events"),
+        partition_key=DAYS[0],
+        raise_on_error=False,
+    )
     assert not result.success
     return instance.get_run_by_id(result.run_id)
 
 
-def test_failed_run_is_posted_to_the_webhook(failed_run: dg.DagsterRun,
-                                             instance: dg.DagsterInstance,
-                                             webhook: tuple[str, list[dict]]) -> None:
+def test_failed_run_is_posted_to_the_webhook(
+    failed_run: dg.DagsterRun, instance: dg.DagsterInstance, webhook: tuple[str, list[dict]]
+) -> None:
     url, received = webhook
     run_failure_alert_sensor(failure_sensor_context(instance, failed_run, url))
     assert len(received) == 1
@@ -139,9 +154,9 @@ def test_failed_run_is_posted_to_the_webhook(failed_run: dg.DagsterRun,
     assert failed_run.run_id in payload["text"] and "raw_events" in payload["text"]
 
 
-def test_failed_run_without_webhook_is_logged(failed_run: dg.DagsterRun,
-                                              instance: dg.DagsterInstance,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_run_without_webhook_is_logged(
+    failed_run: dg.DagsterRun, instance: dg.DagsterInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_failure_alert_sensor(failure_sensor_context(instance, failed_run))
     logged = capsys.readouterr().err
     assert "ERROR" in logged and failed_run.run_id in logged
@@ -149,8 +164,11 @@ def test_failed_run_without_webhook_is_logged(failed_run: dg.DagsterRun,
 
 
 def test_failure_alerts_redact_the_webhook_token_and_the_pseudonym_key(
-        instance: dg.DagsterInstance, webhook: tuple[str, list[dict]],
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    instance: dg.DagsterInstance,
+    webhook: tuple[str, list[dict]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url, received = webhook
     token, key = "T0KEN-s3cr3t-abcdef123456", "pseudonym-key-s3cr3t-0123456789"
     secret_url = f"{url}/{token}?sig={token}"
@@ -175,11 +193,18 @@ def test_failure_alerts_redact_the_webhook_token_and_the_pseudonym_key(
 
 # --- drift_retraining_sensor --------------------------------------------------------------
 
+
 def _record_drift_check(instance: dg.DagsterInstance, day: str, passed: bool) -> None:
     """A drift-check evaluation in the instance's event log, as feature_drift reports it."""
-    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-        asset_key=DRIFT_CHECK_KEY.asset_key, check_name=DRIFT_CHECK_KEY.name, passed=passed,
-        partition=day, metadata={"drifted": not passed}))
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=DRIFT_CHECK_KEY.asset_key,
+            check_name=DRIFT_CHECK_KEY.name,
+            passed=passed,
+            partition=day,
+            metadata={"drifted": not passed},
+        )
+    )
 
 
 def _drift_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
@@ -206,8 +231,9 @@ def test_drift_episode_requests_one_training_run(instance: dg.DagsterInstance) -
     assert not ongoing.run_requests and "already handled" in ongoing.skip_reason.skip_message
 
 
-def test_new_episode_inside_the_cooldown_requests_nothing(instance: dg.DagsterInstance,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_episode_inside_the_cooldown_requests_nothing(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _record_drift_check(instance, DAYS[0], passed=False)
     first = _drift_tick(instance, None)
     assert len(first.run_requests) == 1
@@ -224,6 +250,7 @@ def test_new_episode_inside_the_cooldown_requests_nothing(instance: dg.DagsterIn
 
 
 # --- the code location ---------------------------------------------------------------------
+
 
 def test_sensors_and_schedule_are_in_the_code_location() -> None:
     from anomaly_pipeline.definitions import defs

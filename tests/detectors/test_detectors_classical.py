@@ -34,8 +34,18 @@ from anomaly_pipeline.detectors.registry import (
     make_detector,
 )
 
-FEATURES = ["n_events", "n_views", "n_purchases", "cart_or_buy_per_view", "purchase_amount_sum",
-            "interval_mean_s", "night_share", "distinct_devices", "new_device", "n_signups"]
+FEATURES = [
+    "n_events",
+    "n_views",
+    "n_purchases",
+    "cart_or_buy_per_view",
+    "purchase_amount_sum",
+    "interval_mean_s",
+    "night_share",
+    "distinct_devices",
+    "new_device",
+    "n_signups",
+]
 COL = {name: index for index, name in enumerate(FEATURES)}
 N_INLIERS, N_PER_SHAPE, N_SHAPES = 300, 6, 5
 
@@ -56,14 +66,20 @@ def _user_days(rng: np.random.Generator, n: int) -> np.ndarray:
     n_purchases = rng.binomial(n_views, 0.05)
     cart_rate = rng.binomial(n_views, 0.12) / np.maximum(n_views, 1)
     amount = n_purchases * rng.lognormal(3.5, 0.6, n)
-    return np.column_stack([
-        n_events, n_views, n_purchases, cart_rate, amount,
-        rng.lognormal(4.0, 0.5, n),           # interval_mean_s
-        rng.beta(1, 12, n),                   # night_share
-        1 + rng.binomial(1, 0.05, n),         # distinct_devices
-        rng.binomial(1, 0.03, n),             # new_device
-        np.zeros(n),                          # n_signups: constant in this window
-    ]).astype(np.float64)
+    return np.column_stack(
+        [
+            n_events,
+            n_views,
+            n_purchases,
+            cart_rate,
+            amount,
+            rng.lognormal(4.0, 0.5, n),  # interval_mean_s
+            rng.beta(1, 12, n),  # night_share
+            1 + rng.binomial(1, 0.05, n),  # distinct_devices
+            rng.binomial(1, 0.03, n),  # new_device
+            np.zeros(n),  # n_signups: constant in this window
+        ]
+    ).astype(np.float64)
 
 
 def _outliers(rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +94,7 @@ def _outliers(rng: np.random.Generator) -> np.ndarray:
     takeover[:, COL["night_share"]] = 0.95
     takeover[:, COL["distinct_devices"]] = 4
     takeover[:, COL["new_device"]] = 1
-    broken[:, COL["n_events"]] *= 3          # many events, not one of them a view
+    broken[:, COL["n_events"]] *= 3  # many events, not one of them a view
     broken[:, COL["n_views"]] = 0
     broken[:, COL["cart_or_buy_per_view"]] = 0.0
     amount[:, COL["n_purchases"]] = 1
@@ -97,9 +113,12 @@ def data() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fitted(data: dict[str, np.ndarray]) -> dict[str, Detector]:
-    return {name: make_detector(kind, threshold_percentile=95.0, **params)
-            .fit(data["train"], feature_names=FEATURES)
-            for name, (kind, params) in CONFIGS.items()}
+    return {
+        name: make_detector(kind, threshold_percentile=95.0, **params).fit(
+            data["train"], feature_names=FEATURES
+        )
+        for name, (kind, params) in CONFIGS.items()
+    }
 
 
 # -- detectors ----------------------------------------------------------------------------------
@@ -111,8 +130,9 @@ def test_detector_ranks_outliers_above_inliers(name: str, fitted, data) -> None:
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_save_load_round_trip_gives_identical_scores(name: str, fitted, data,
-                                                     tmp_path: Path) -> None:
+def test_save_load_round_trip_gives_identical_scores(
+    name: str, fitted, data, tmp_path: Path
+) -> None:
     detector = fitted[name]
     saved = detector.save(tmp_path / name)
     json.loads((saved / META_FILE).read_text())  # meta (params included) is plain JSON
@@ -122,10 +142,10 @@ def test_save_load_round_trip_gives_identical_scores(name: str, fitted, data,
         assert loaded.feature_names == FEATURES
         assert loaded.threshold_ == detector.threshold_
         assert loaded._params() == detector._params()
-        np.testing.assert_array_equal(loaded.decision_function(data["test"]),
-                                      detector.decision_function(data["test"]))
-        np.testing.assert_array_equal(loaded.predict(data["test"]),
-                                      detector.predict(data["test"]))
+        np.testing.assert_array_equal(
+            loaded.decision_function(data["test"]), detector.decision_function(data["test"])
+        )
+        np.testing.assert_array_equal(loaded.predict(data["test"]), detector.predict(data["test"]))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -136,20 +156,24 @@ def test_predict_flags_the_percentile_share_of_training_rows(name: str, fitted, 
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_missing_and_infinite_values_score_as_the_training_median(name: str, fitted,
-                                                                  data) -> None:
+def test_missing_and_infinite_values_score_as_the_training_median(name: str, fitted, data) -> None:
     detector = fitted[name]
     rows = data["test"][:5].copy()
     rows[:, COL["night_share"]] = [np.nan, np.inf, -np.inf, np.nan, np.nan]
     as_median = rows.copy()
     as_median[:, COL["night_share"]] = np.median(data["train"][:, COL["night_share"]])
-    np.testing.assert_allclose(detector.decision_function(rows),
-                               detector.decision_function(as_median))
+    np.testing.assert_allclose(
+        detector.decision_function(rows), detector.decision_function(as_median)
+    )
 
 
 def test_isolation_forest_is_deterministic_across_refits_and_n_jobs(data) -> None:
-    scores = [IsolationForestDetector(n_estimators=50, random_state=3, n_jobs=n_jobs)
-              .fit(data["train"]).decision_function(data["test"]) for n_jobs in (1, 1, 2)]
+    scores = [
+        IsolationForestDetector(n_estimators=50, random_state=3, n_jobs=n_jobs)
+        .fit(data["train"])
+        .decision_function(data["test"])
+        for n_jobs in (1, 1, 2)
+    ]
     np.testing.assert_array_equal(scores[0], scores[1])
     np.testing.assert_array_equal(scores[0], scores[2])
 
@@ -164,18 +188,23 @@ def test_gaussian_contributions_sum_to_the_mahalanobis_part(name: str, fitted, d
     detector = fitted[name]
     contributions = detector.feature_contributions(data["test"])
     assert contributions.shape == data["test"].shape
-    np.testing.assert_allclose(contributions.sum(axis=1),
-                               detector.decision_function(data["test"])
-                               - detector.log_normaliser_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        contributions.sum(axis=1),
+        detector.decision_function(data["test"]) - detector.log_normaliser_,
+        rtol=1e-9,
+        atol=1e-9,
+    )
     if name == "gaussian_diag":
         assert (contributions >= 0).all()
 
 
 @pytest.mark.parametrize("name", ["gaussian_diag", "gaussian_full"])
-@pytest.mark.parametrize("feature", ["n_events", "night_share", "purchase_amount_sum",
-                                     "interval_mean_s"])
-def test_gaussian_top_contribution_names_the_perturbed_feature(name: str, feature: str, fitted,
-                                                               data) -> None:
+@pytest.mark.parametrize(
+    "feature", ["n_events", "night_share", "purchase_amount_sum", "interval_mean_s"]
+)
+def test_gaussian_top_contribution_names_the_perturbed_feature(
+    name: str, feature: str, fitted, data
+) -> None:
     column = data["train"][:, COL[feature]]
     inliers = data["test"][:N_INLIERS]
     typical = np.argsort(fitted[name].decision_function(inliers))[:20]
@@ -213,8 +242,7 @@ def test_rank_ensemble_is_the_mean_of_member_training_ranks(fitted, data) -> Non
         # inside the training range: the empirical CDF, mapped onto [0, 0.9]
         inside = score <= train.max()
         rank = np.full(score.shape, np.nan)
-        rank[inside] = 0.9 * np.interp(score[inside], np.sort(train),
-                                       np.linspace(0, 1, train.size))
+        rank[inside] = 0.9 * np.interp(score[inside], np.sort(train), np.linspace(0, 1, train.size))
         ranks.append(rank)
     expected = np.mean(ranks, axis=0)
     known = ~np.isnan(expected)
@@ -234,15 +262,18 @@ def test_rank_ensemble_keeps_extremes_ordered_beyond_the_training_range(fitted, 
 
 def test_rank_ensemble_contributions_come_from_members_that_have_them(fitted, data) -> None:
     ensemble, gaussian = fitted["rank_ensemble"], fitted["gaussian_full"]
-    np.testing.assert_allclose(ensemble.feature_contributions(data["test"]),
-                               gaussian.feature_contributions(data["test"]))
+    np.testing.assert_allclose(
+        ensemble.feature_contributions(data["test"]), gaussian.feature_contributions(data["test"])
+    )
     forests = make_detector("rank_ensemble", members=["isolation_forest", "lof"]).fit(
-        data["train"], feature_names=FEATURES)
+        data["train"], feature_names=FEATURES
+    )
     assert forests.feature_contributions(data["test"]) is None
 
 
-@pytest.mark.parametrize("members", [[], ["gaussian", "gaussian"], ["sequence"],
-                                     ["rank_ensemble"], ["nope"]])
+@pytest.mark.parametrize(
+    "members", [[], ["gaussian", "gaussian"], ["sequence"], ["rank_ensemble"], ["nope"]]
+)
 def test_rank_ensemble_rejects_bad_members(members: list[str]) -> None:
     with pytest.raises(ValueError, match="members must be distinct tabular detector kinds"):
         RankEnsembleDetector(members=members)
@@ -274,8 +305,9 @@ def test_gaussian_fixed_shrinkage_round_trips(data, tmp_path: Path) -> None:
     detector = GaussianDetector(covariance="full", shrinkage=0.3).fit(data["train"])
     loaded = load_detector(detector.save(tmp_path / "g"))
     assert loaded._params()["shrinkage"] == 0.3
-    np.testing.assert_array_equal(loaded.decision_function(data["test"]),
-                                  detector.decision_function(data["test"]))
+    np.testing.assert_array_equal(
+        loaded.decision_function(data["test"]), detector.decision_function(data["test"])
+    )
 
 
 @pytest.mark.parametrize("cls", [GaussianDetector, IsolationForestDetector, LOFDetector])
@@ -320,10 +352,14 @@ def test_scaler_handles_constant_all_missing_and_sparse_columns() -> None:
 
 def test_scaler_logs_heavy_tailed_non_negative_columns_only() -> None:
     rng = np.random.default_rng(2)
-    X = np.column_stack([rng.lognormal(2.0, 1.5, 500),         # heavy tail → log
-                         rng.normal(0.0, 1.0, 500),            # symmetric → linear
-                         -rng.lognormal(2.0, 1.5, 500),        # negative → linear
-                         rng.uniform(0.0, 1.0, 500)])          # bounded rate → linear
+    X = np.column_stack(
+        [
+            rng.lognormal(2.0, 1.5, 500),  # heavy tail → log
+            rng.normal(0.0, 1.0, 500),  # symmetric → linear
+            -rng.lognormal(2.0, 1.5, 500),  # negative → linear
+            rng.uniform(0.0, 1.0, 500),
+        ]
+    )  # bounded rate → linear
     scaler = FeatureScaler().fit(X)
     assert scaler.log_.tolist() == [True, False, False, False]
     Z = scaler.transform(X)
@@ -373,12 +409,14 @@ def test_scaler_rejects_bad_input_and_state() -> None:
 
 
 def test_feature_matrix_selects_columns_in_order_as_float32() -> None:
-    frame = pl.DataFrame({"user_key": ["a", "b"], "x": [1, None], "y": [0.5, 2.5],
-                          "flag": [True, False]})
+    frame = pl.DataFrame(
+        {"user_key": ["a", "b"], "x": [1, None], "y": [0.5, 2.5], "flag": [True, False]}
+    )
     matrix = feature_matrix(frame, ["y", "x", "flag"])
     assert matrix.dtype == np.float32 and matrix.flags.c_contiguous
-    np.testing.assert_array_equal(matrix, np.array([[0.5, 1.0, 1.0], [2.5, np.nan, 0.0]],
-                                                   dtype=np.float32))
+    np.testing.assert_array_equal(
+        matrix, np.array([[0.5, 1.0, 1.0], [2.5, np.nan, 0.0]], dtype=np.float32)
+    )
     with pytest.raises(ValueError, match=r"lacks feature column\(s\) \['z'\]"):
         feature_matrix(frame, ["x", "z"])
     with pytest.raises(ValueError, match=r"numeric or boolean: \['user_key \(String\)'\]"):
@@ -391,14 +429,21 @@ def test_feature_matrix_selects_columns_in_order_as_float32() -> None:
 def test_registry_kinds_are_partitioned_into_tabular_and_sequence() -> None:
     assert set(TABULAR_KINDS) | set(SEQUENCE_KINDS) == set(DETECTOR_KINDS)
     assert not set(TABULAR_KINDS) & set(SEQUENCE_KINDS)
-    assert DETECTOR_KINDS["autoencoder"] == \
-        "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector"
+    assert (
+        DETECTOR_KINDS["autoencoder"]
+        == "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector"
+    )
     assert DETECTOR_KINDS["sequence"] == "anomaly_pipeline.detectors.sequence:SequenceDetector"
 
 
-@pytest.mark.parametrize(("kind", "cls"), [("gaussian", GaussianDetector),
-                                           ("isolation_forest", IsolationForestDetector),
-                                           ("lof", LOFDetector)])
+@pytest.mark.parametrize(
+    ("kind", "cls"),
+    [
+        ("gaussian", GaussianDetector),
+        ("isolation_forest", IsolationForestDetector),
+        ("lof", LOFDetector),
+    ],
+)
 def test_make_detector_builds_the_registered_class(kind: str, cls: type[Detector]) -> None:
     assert detector_class(kind) is cls
     detector = make_detector(kind, threshold_percentile=97.5)
@@ -409,8 +454,11 @@ def test_make_detector_builds_the_registered_class(kind: str, cls: type[Detector
 def test_registry_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown detector kind 'svm'; known kinds: \['autoenc"):
         make_detector("svm")
-    with pytest.raises(TypeError, match=r"invalid parameters \['n_trees'\] for detector kind "
-                                        r"'isolation_forest'.*accepted: \['threshold_percentile'"):
+    with pytest.raises(
+        TypeError,
+        match=r"invalid parameters \['n_trees'\] for detector kind "
+        r"'isolation_forest'.*accepted: \['threshold_percentile'",
+    ):
         make_detector("isolation_forest", n_trees=10)
     with pytest.raises(FileNotFoundError, match=r"meta\.json is missing"):
         load_detector(tmp_path)
@@ -421,12 +469,16 @@ def test_registry_errors_are_clear(tmp_path: Path) -> None:
 
 def test_registry_import_is_lazy() -> None:
     """The code location imports the registry at load: it must not pull in sklearn or torch."""
-    code = ("import sys\n"
-            "from anomaly_pipeline.detectors import registry\n"
-            "assert not {'sklearn', 'torch'} & set(sys.modules), 'eager import'\n"
-            "registry.make_detector('lof')\n"
-            "assert 'sklearn' in sys.modules and 'torch' not in sys.modules\n")
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    code = (
+        "import sys\n"
+        "from anomaly_pipeline.detectors import registry\n"
+        "assert not {'sklearn', 'torch'} & set(sys.modules), 'eager import'\n"
+        "registry.make_detector('lof')\n"
+        "assert 'sklearn' in sys.modules and 'torch' not in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root, timeout=60)

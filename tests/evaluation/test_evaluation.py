@@ -35,33 +35,45 @@ FIRST_DAY = dt.date(2026, 3, 1)
 TYPES = ("account_takeover", "click_bot", "scraping")
 
 
-def scored_frame(n: int = 3000, *, n_days: int = 3, prevalence: float = 0.05,
-                 separation: float = 2.5, seed: int = 7) -> pl.DataFrame:
+def scored_frame(
+    n: int = 3000,
+    *,
+    n_days: int = 3,
+    prevalence: float = 0.05,
+    separation: float = 2.5,
+    seed: int = 7,
+) -> pl.DataFrame:
     """Held-out user-days: normal scores N(0, 1), abnormal N(separation, 1), types round-robin."""
     rng = np.random.default_rng(seed)
     label = (rng.random(n) < prevalence).astype(np.int8)
     score = rng.normal(size=n) + separation * label
     positive_index = np.cumsum(label) - 1
-    anomaly_type = [TYPES[i % len(TYPES)] if y else None
-                    for i, y in zip(positive_index, label, strict=True)]
-    return pl.DataFrame({
-        "user_key": [f"user-{i // n_days}" for i in range(n)],
-        "event_day": [FIRST_DAY + dt.timedelta(days=i % n_days) for i in range(n)],
-        "score": score,
-        "label": label,
-        "anomaly_type": pl.Series(anomaly_type, dtype=pl.String),
-    })
+    anomaly_type = [
+        TYPES[i % len(TYPES)] if y else None for i, y in zip(positive_index, label, strict=True)
+    ]
+    return pl.DataFrame(
+        {
+            "user_key": [f"user-{i // n_days}" for i in range(n)],
+            "event_day": [FIRST_DAY + dt.timedelta(days=i % n_days) for i in range(n)],
+            "score": score,
+            "label": label,
+            "anomaly_type": pl.Series(anomaly_type, dtype=pl.String),
+        }
+    )
 
 
-def tiny_frame(scores: list[float], labels: list[int | None],
-               types: list[str | None] | None = None) -> pl.DataFrame:
-    return pl.DataFrame({
-        "user_key": [f"u{i}" for i in range(len(scores))],
-        "event_day": [FIRST_DAY] * len(scores),
-        "score": scores,
-        "label": pl.Series(labels, dtype=pl.Int64),
-        "anomaly_type": pl.Series(types or [None] * len(scores), dtype=pl.String),
-    })
+def tiny_frame(
+    scores: list[float], labels: list[int | None], types: list[str | None] | None = None
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user_key": [f"u{i}" for i in range(len(scores))],
+            "event_day": [FIRST_DAY] * len(scores),
+            "score": scores,
+            "label": pl.Series(labels, dtype=pl.Int64),
+            "anomaly_type": pl.Series(types or [None] * len(scores), dtype=pl.String),
+        }
+    )
 
 
 def unlabelled(frame: pl.DataFrame) -> pl.DataFrame:
@@ -96,8 +108,9 @@ def test_metrics_by_hand() -> None:
 
 
 def test_tied_scores_count_half_in_roc_auc() -> None:
-    result = evaluate_detector(tiny_frame([0.5, 0.5, 0.1], [1, 0, 0]), threshold=0.5, ks=(1,),
-                               n_bootstrap=0)
+    result = evaluate_detector(
+        tiny_frame([0.5, 0.5, 0.1], [1, 0, 0]), threshold=0.5, ks=(1,), n_bootstrap=0
+    )
     assert result.roc_auc.value == pytest.approx(0.75)  # one pair won, one tied
     # both tied rows sit at the same rank: precision 1/2 at recall 1
     assert result.pr_auc.value == pytest.approx(0.5)
@@ -108,8 +121,9 @@ def test_day_and_row_counts(frame: pl.DataFrame, evaluation: DetectorEvaluation)
     assert evaluation.n_positive == int(frame["label"].sum()) and evaluation.n_labelled == 3000
 
 
-def test_bootstrap_intervals_contain_estimate_and_are_seeded(frame: pl.DataFrame,
-                                                            evaluation: DetectorEvaluation) -> None:
+def test_bootstrap_intervals_contain_estimate_and_are_seeded(
+    frame: pl.DataFrame, evaluation: DetectorEvaluation
+) -> None:
     for estimate in (evaluation.roc_auc, evaluation.pr_auc):
         assert estimate.ci_low < estimate.value < estimate.ci_high
         assert estimate.ci_high - estimate.ci_low < 0.2
@@ -134,9 +148,11 @@ def test_weighted_bootstrap_equals_resampling_rows(frame: pl.DataFrame) -> None:
         pr.append(average_precision_score(y[index], s[index]))
     result = evaluate_detector(frame, threshold=1.8, n_bootstrap=30, seed=5)
     assert (result.roc_auc.ci_low, result.roc_auc.ci_high) == pytest.approx(
-        tuple(np.percentile(roc, (2.5, 97.5))), abs=1e-12)
+        tuple(np.percentile(roc, (2.5, 97.5))), abs=1e-12
+    )
     assert (result.pr_auc.ci_low, result.pr_auc.ci_high) == pytest.approx(
-        tuple(np.percentile(pr, (2.5, 97.5))), abs=1e-12)
+        tuple(np.percentile(pr, (2.5, 97.5))), abs=1e-12
+    )
 
 
 def test_bootstrap_skips_single_class_resamples() -> None:
@@ -165,7 +181,8 @@ def test_recall_per_anomaly_type() -> None:
     frame = tiny_frame(
         scores=[0.9, 0.2, 0.8, 0.7, 0.1, 0.95, 0.3, 0.05],
         labels=[1, 1, 1, 1, 1, 1, 0, 0],
-        types=["click_bot", "click_bot", "scraping", "scraping", "scraping", None, None, None])
+        types=["click_bot", "click_bot", "scraping", "scraping", "scraping", None, None, None],
+    )
     result = evaluate_detector(frame, threshold=0.5, ks=(1,), n_bootstrap=0)
     recalls = {name: (r.n, r.detected, r.recall) for name, r in result.type_recall.items()}
     assert recalls == {"click_bot": (2, 1, 0.5), "scraping": (3, 2, pytest.approx(2 / 3))}
@@ -175,10 +192,19 @@ def test_recall_per_anomaly_type() -> None:
 
 # -- threshold table -----------------------------------------------------------------------------
 def test_threshold_table_rows_are_monotone_and_respect_fpr_targets(
-        frame: pl.DataFrame, evaluation: DetectorEvaluation) -> None:
+    frame: pl.DataFrame, evaluation: DetectorEvaluation
+) -> None:
     rows = {row.name: row for row in evaluation.threshold_table}
-    assert list(rows) == ["operating", "p90", "p95", "p99", "p99.5",
-                          "fpr<=0.1%", "fpr<=1%", "fpr<=5%"]
+    assert list(rows) == [
+        "operating",
+        "p90",
+        "p95",
+        "p99",
+        "p99.5",
+        "fpr<=0.1%",
+        "fpr<=1%",
+        "fpr<=5%",
+    ]
     percentile = [r for r in evaluation.threshold_table if r.kind == "percentile"]
     fpr_rows = [r for r in evaluation.threshold_table if r.kind == "fpr_target"]
     assert [r.threshold for r in percentile] == sorted(r.threshold for r in percentile)
@@ -227,28 +253,37 @@ def test_single_class_labels_are_not_measurable() -> None:
 def test_partially_labelled_uses_labelled_rows_for_quality(frame: pl.DataFrame) -> None:
     partial = frame.with_columns(
         label=pl.when(pl.col("event_day") == FIRST_DAY).then(None).otherwise(pl.col("label")),
-        anomaly_type=pl.when(pl.col("event_day") == FIRST_DAY).then(None)
-        .otherwise(pl.col("anomaly_type")))
+        anomaly_type=pl.when(pl.col("event_day") == FIRST_DAY)
+        .then(None)
+        .otherwise(pl.col("anomaly_type")),
+    )
     result = evaluate_detector(partial, threshold=1.8, n_bootstrap=0)
     labelled = partial.filter(pl.col("label").is_not_null())
     assert result.n_labelled == labelled.height == 2000
     assert result.roc_auc.value == pytest.approx(
-        roc_auc_score(labelled["label"].to_numpy(), labelled["score"].to_numpy()))
+        roc_auc_score(labelled["label"].to_numpy(), labelled["score"].to_numpy())
+    )
     assert result.threshold_table[0].flagged == int((frame["score"] > 1.8).sum())
     assert any("unlabelled" in note for note in result.notes)
 
 
 # -- input contract ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda f: f.drop("anomaly_type"), "lacks column(s) ['anomaly_type']"),
-    (lambda f: f.head(0), "has no rows"),
-    (lambda f: pl.concat([f, f.head(1)]), "must be unique"),
-    (lambda f: f.with_columns(score=pl.lit(float("nan"))), "'score' must be a finite"),
-    (lambda f: f.with_columns(label=pl.lit(2)), "'label' must be 0, 1 or null"),
-    (lambda f: f.with_columns(anomaly_type=pl.lit("scraping")), "'anomaly_type' may only be set"),
-    (lambda f: f.with_columns(event_day=pl.col("event_day").cast(pl.String)), "must be a Date"),
-    (lambda f: f.with_columns(user_key=pl.lit(None, pl.String)), "'user_key' must not be null"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop("anomaly_type"), "lacks column(s) ['anomaly_type']"),
+        (lambda f: f.head(0), "has no rows"),
+        (lambda f: pl.concat([f, f.head(1)]), "must be unique"),
+        (lambda f: f.with_columns(score=pl.lit(float("nan"))), "'score' must be a finite"),
+        (lambda f: f.with_columns(label=pl.lit(2)), "'label' must be 0, 1 or null"),
+        (
+            lambda f: f.with_columns(anomaly_type=pl.lit("scraping")),
+            "'anomaly_type' may only be set",
+        ),
+        (lambda f: f.with_columns(event_day=pl.col("event_day").cast(pl.String)), "must be a Date"),
+        (lambda f: f.with_columns(user_key=pl.lit(None, pl.String)), "'user_key' must not be null"),
+    ],
+)
 def test_bad_input_names_column_and_rule(frame: pl.DataFrame, change, message: str) -> None:
     with pytest.raises(ScoredFrameError, match=re.escape(message)):
         evaluate_detector(change(frame.head(50)), threshold=1.0, n_bootstrap=0)
@@ -268,25 +303,40 @@ def test_boolean_labels_are_accepted(frame: pl.DataFrame) -> None:
 
 
 # -- serialisation and comparison ----------------------------------------------------------------
-def test_round_trip_through_json(frame: pl.DataFrame, evaluation: DetectorEvaluation,
-                                 tmp_path) -> None:
-    no_labels = evaluate_detector(unlabelled(frame), threshold=1.8,
-                                  previous=frame.select("user_key", "event_day", "score"))
+def test_round_trip_through_json(
+    frame: pl.DataFrame, evaluation: DetectorEvaluation, tmp_path
+) -> None:
+    no_labels = evaluate_detector(
+        unlabelled(frame), threshold=1.8, previous=frame.select("user_key", "event_day", "score")
+    )
     for original in (evaluation, no_labels):
         text = json.dumps(original.to_dict())
         assert DetectorEvaluation.from_dict(json.loads(text)) == original
     assert "NaN" not in json.dumps(evaluation.to_dict())
 
 
-def test_compare_detectors_side_by_side(frame: pl.DataFrame,
-                                        evaluation: DetectorEvaluation) -> None:
+def test_compare_detectors_side_by_side(
+    frame: pl.DataFrame, evaluation: DetectorEvaluation
+) -> None:
     weaker = evaluate_detector(scored_frame(separation=1.0), threshold=1.0, n_bootstrap=20)
     no_labels = evaluate_detector(unlabelled(frame), threshold=1.8)
     table = compare_detectors({"strong": evaluation, "weak": weaker, "unlabelled": no_labels})
     assert table["detector"].to_list() == ["strong", "weak", "unlabelled"]
-    for column in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "pr_auc", "pr_auc_ci_low",
-                   "pr_auc_ci_high", "precision", "recall", "f1", "precision_at_10",
-                   "precision_at_100", "recall_account_takeover", "recall_scraping"):
+    for column in (
+        "roc_auc",
+        "roc_auc_ci_low",
+        "roc_auc_ci_high",
+        "pr_auc",
+        "pr_auc_ci_low",
+        "pr_auc_ci_high",
+        "precision",
+        "recall",
+        "f1",
+        "precision_at_10",
+        "precision_at_100",
+        "recall_account_takeover",
+        "recall_scraping",
+    ):
         assert column in table.columns
     strong = table.row(0, named=True)
     assert strong["pr_auc"] == evaluation.pr_auc.value
@@ -306,8 +356,12 @@ def _decoded_image_shape(png: bytes) -> tuple[int, ...]:
 def test_plots_decode_as_png(evaluation: DetectorEvaluation, frame: pl.DataFrame) -> None:
     no_labels = evaluate_detector(unlabelled(frame), threshold=1.8)
     evaluations = {"a": evaluation, "b": no_labels}
-    for png in (score_histogram_png(evaluation, "a"), score_histogram_png(no_labels, "b"),
-                roc_curves_png(evaluations), pr_curves_png(evaluations)):
+    for png in (
+        score_histogram_png(evaluation, "a"),
+        score_histogram_png(no_labels, "b"),
+        roc_curves_png(evaluations),
+        pr_curves_png(evaluations),
+    ):
         height, width, _ = _decoded_image_shape(png)
         assert height > 100 and width > 100
     assert roc_curves_png({"b": no_labels}) is None and pr_curves_png({"b": no_labels}) is None
@@ -340,8 +394,9 @@ def test_report_contains_tables_and_images(evaluation: DetectorEvaluation) -> No
 
 
 def test_report_without_labels_says_quality_unmeasurable(frame: pl.DataFrame) -> None:
-    no_labels = evaluate_detector(unlabelled(frame), threshold=1.8,
-                                  previous=frame.select("user_key", "event_day", "score"))
+    no_labels = evaluate_detector(
+        unlabelled(frame), threshold=1.8, previous=frame.select("user_key", "event_day", "score")
+    )
     report = render_report({"autoencoder": no_labels}, title="No labels", plots=False)
     assert "**Quality cannot be measured**" in report
     assert "#### Score distribution" in report and "#### Stability" in report
@@ -353,8 +408,12 @@ def test_report_without_labels_says_quality_unmeasurable(frame: pl.DataFrame) ->
 def test_write_report_writes_artifacts(evaluation: DetectorEvaluation, tmp_path) -> None:
     paths = write_report(tmp_path / "report", {"iforest": evaluation}, title="Run 42")
     assert {p.name for p in paths.files} == {
-        "report.md", "evaluation.json", "roc_curves.png", "pr_curves.png",
-        "score_histogram_iforest.png"}
+        "report.md",
+        "evaluation.json",
+        "roc_curves.png",
+        "pr_curves.png",
+        "score_histogram_iforest.png",
+    }
     assert all(p.exists() and p.parent == paths.directory for p in paths.files)
     assert paths.report.read_text().startswith("# Run 42")
     assert load_evaluations(paths.evaluation_json) == {"iforest": evaluation}

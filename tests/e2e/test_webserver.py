@@ -22,10 +22,23 @@ QUERY = """{
   repositoriesOrError { ... on RepositoryConnection { nodes {
     sensors { name } schedules { name cronSchedule } jobs { name } } } }
 }"""
-EXPECTED_ASSETS = {"raw_events", "quarantined_events", "event_labels", "stg_events", "int_sessions",
-                   "user_day_features", "behaviour_sequences", "training_set", "baseline_models",
-                   "anomaly_model", "model_evaluation", "champion_model", "daily_anomaly_scores",
-                   "anomaly_alerts", "feature_drift"}
+EXPECTED_ASSETS = {
+    "raw_events",
+    "quarantined_events",
+    "event_labels",
+    "stg_events",
+    "int_sessions",
+    "user_day_features",
+    "behaviour_sequences",
+    "training_set",
+    "baseline_models",
+    "anomaly_model",
+    "model_evaluation",
+    "champion_model",
+    "daily_anomaly_scores",
+    "anomaly_alerts",
+    "feature_drift",
+}
 
 
 def _free_port() -> int:
@@ -35,8 +48,11 @@ def _free_port() -> int:
 
 
 def _post(url: str, query: str) -> dict:
-    request = urllib.request.Request(url, data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -47,7 +63,11 @@ def test_webserver_serves_assets_sensors_and_schedule(tmp_path: Path) -> None:
     webserver = Path(sys.executable).parent / "dagster-webserver"
     process = subprocess.Popen(
         [str(webserver), "-m", "anomaly_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -75,7 +95,14 @@ def test_webserver_serves_assets_sensors_and_schedule(tmp_path: Path) -> None:
     assert assets["raw_events"] == "ingest" and assets["user_day_features"] == "features"
     repo = data["repositoriesOrError"]["nodes"][0]
     assert {s["name"] for s in repo["sensors"]} >= {
-        "drift_retraining_sensor", "landing_zone_sensor", "run_failure_alert_sensor"}
+        "drift_retraining_sensor",
+        "landing_zone_sensor",
+        "run_failure_alert_sensor",
+    }
     assert [s["name"] for s in repo["schedules"]] == ["daily_scoring_schedule"]
     assert {j["name"] for j in repo["jobs"]} >= {
-        "ingest_features_job", "training_job", "scoring_job", "daily_job"}
+        "ingest_features_job",
+        "training_job",
+        "scoring_job",
+        "daily_job",
+    }

@@ -23,9 +23,13 @@ def fresh_home(ingested_pipeline: Pipeline, tmp_path: Path) -> Pipeline:
     """A copy of the ingested warehouse with an empty MLflow store and an empty instance."""
     home = data_home(tmp_path).ensure()
     shutil.copy(ingested_pipeline.warehouse, home.warehouse)
-    return Pipeline(root=home.root, days=ingested_pipeline.days,
-                    instance=dg.DagsterInstance.ephemeral(),
-                    resources=pipeline_resources(home.root), simulation=None)
+    return Pipeline(
+        root=home.root,
+        days=ingested_pipeline.days,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=pipeline_resources(home.root),
+        simulation=None,
+    )
 
 
 def _mlflow_state(root: Path) -> tuple[int, int]:
@@ -40,9 +44,12 @@ def _mlflow_state(root: Path) -> tuple[int, int]:
 
 
 def test_two_rank_training_is_one_dagster_run_and_one_mlflow_run(fresh_home: Pipeline) -> None:
-    config = {"training_set": FAST_TRAINING["training_set"],
-              "anomaly_model": {"config": {"kinds": ["autoencoder"], "devices": 2,
-                                           "max_epochs": 2, "batch_size": 128}}}
+    config = {
+        "training_set": FAST_TRAINING["training_set"],
+        "anomaly_model": {
+            "config": {"kinds": ["autoencoder"], "devices": 2, "max_epochs": 2, "batch_size": 128}
+        },
+    }
     result = materialize(fresh_home, TRAIN_AND_MODEL, run_config={"ops": config})
     assert result.success
     metadata = result.asset_materializations_for_node("anomaly_model")[0].metadata
@@ -57,12 +64,21 @@ def test_two_rank_training_is_one_dagster_run_and_one_mlflow_run(fresh_home: Pip
 
 
 def test_training_crash_fails_with_the_childs_error_and_registers_nothing(
-        fresh_home: Pipeline) -> None:
-    config = {"training_set": FAST_TRAINING["training_set"],
-              "anomaly_model": {"config": {"kinds": ["autoencoder"], "max_epochs": 1,
-                                           "model_params": {"autoencoder": {"latent_dim": -3}}}}}
-    result = materialize(fresh_home, TRAIN_AND_MODEL, run_config={"ops": config},
-                         raise_on_error=False)
+    fresh_home: Pipeline,
+) -> None:
+    config = {
+        "training_set": FAST_TRAINING["training_set"],
+        "anomaly_model": {
+            "config": {
+                "kinds": ["autoencoder"],
+                "max_epochs": 1,
+                "model_params": {"autoencoder": {"latent_dim": -3}},
+            }
+        },
+    }
+    result = materialize(
+        fresh_home, TRAIN_AND_MODEL, run_config={"ops": config}, raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     error = failure.event_specific_data
@@ -73,10 +89,13 @@ def test_training_crash_fails_with_the_childs_error_and_registers_nothing(
 
 
 def test_a_bad_spec_fails_the_asset_before_torchrun_starts(fresh_home: Pipeline) -> None:
-    config = {"training_set": FAST_TRAINING["training_set"],
-              "anomaly_model": {"config": {"kinds": ["autoencoder"], "precision": "fp8"}}}
-    result = materialize(fresh_home, TRAIN_AND_MODEL, run_config={"ops": config},
-                         raise_on_error=False)
+    config = {
+        "training_set": FAST_TRAINING["training_set"],
+        "anomaly_model": {"config": {"kinds": ["autoencoder"], "precision": "fp8"}},
+    }
+    result = materialize(
+        fresh_home, TRAIN_AND_MODEL, run_config={"ops": config}, raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "anomaly_model"

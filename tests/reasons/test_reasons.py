@@ -33,12 +33,19 @@ def _population(n: int = 3000, seed: int = 0) -> pl.DataFrame:
     per_device = 1.0 + rng.binomial(1, 0.03, n)
     per_network = 1.0 + rng.poisson(2, n)
     columns = {
-        "n_events": events, "n_sessions": sessions, "n_views": views,
+        "n_events": events,
+        "n_sessions": sessions,
+        "n_views": views,
         "n_clicks": rng.binomial(events.astype(int), 0.2).astype(float),
-        "n_searches": rng.poisson(2, n).astype(float), "n_favs": rng.poisson(0.5, n) * 1.0,
-        "n_carts": carts, "n_purchases": purchases, "n_reviews": reviews,
-        "n_refunds": rng.binomial(1, 0.02, n) * 1.0, "n_coupons": rng.binomial(1, 0.05, n) * 1.0,
-        "n_logins": 1.0 + rng.poisson(0.3, n), "n_signups": signups,
+        "n_searches": rng.poisson(2, n).astype(float),
+        "n_favs": rng.poisson(0.5, n) * 1.0,
+        "n_carts": carts,
+        "n_purchases": purchases,
+        "n_reviews": reviews,
+        "n_refunds": rng.binomial(1, 0.02, n) * 1.0,
+        "n_coupons": rng.binomial(1, 0.05, n) * 1.0,
+        "n_logins": 1.0 + rng.poisson(0.3, n),
+        "n_signups": signups,
         "cart_or_buy_per_view": (carts + purchases) / np.maximum(views, 1.0),
         "cart_to_purchase_rate": purchases / np.maximum(carts, 1.0),
         "views_per_session": views / sessions,
@@ -46,18 +53,28 @@ def _population(n: int = 3000, seed: int = 0) -> pl.DataFrame:
         "dwell_mean_s": rng.lognormal(np.log(30), 0.5, n),
         "session_duration_mean_s": rng.lognormal(np.log(600), 0.6, n),
         "views_per_active_minute": rng.lognormal(np.log(2), 0.4, n),
-        "purchase_amount_sum": amount, "purchase_amount_mean": amount,
+        "purchase_amount_sum": amount,
+        "purchase_amount_mean": amount,
         "rating_mean": np.where(reviews > 0, rng.uniform(3, 5, n), 0.0),
         "extreme_rating_share": extreme,
-        "interval_mean_s": interval_mean, "interval_std_s": interval_mean * cv, "interval_cv": cv,
-        "interval_min_s": rng.lognormal(np.log(3), 0.6, n), "night_share": rng.beta(1, 12, n),
-        "first_purchase_delay_s": np.where((signups > 0) & (purchases > 0),
-                                           rng.lognormal(np.log(3600), 0.8, n),
-                                           NO_PURCHASE_DELAY_S),
-        "distinct_items": items, "distinct_categories": np.ceil(items * 0.3),
-        "distinct_shops": np.ceil(items * 0.5), "distinct_devices": 1.0 + rng.binomial(1, 0.05, n),
-        "distinct_ips": 1.0 + rng.binomial(1, 0.1, n), "distinct_ip_networks": np.ones(n),
-        "users_per_device_day": per_device, "users_per_ip_network_day": per_network,
+        "interval_mean_s": interval_mean,
+        "interval_std_s": interval_mean * cv,
+        "interval_cv": cv,
+        "interval_min_s": rng.lognormal(np.log(3), 0.6, n),
+        "night_share": rng.beta(1, 12, n),
+        "first_purchase_delay_s": np.where(
+            (signups > 0) & (purchases > 0),
+            rng.lognormal(np.log(3600), 0.8, n),
+            NO_PURCHASE_DELAY_S,
+        ),
+        "distinct_items": items,
+        "distinct_categories": np.ceil(items * 0.3),
+        "distinct_shops": np.ceil(items * 0.5),
+        "distinct_devices": 1.0 + rng.binomial(1, 0.05, n),
+        "distinct_ips": 1.0 + rng.binomial(1, 0.1, n),
+        "distinct_ip_networks": np.ones(n),
+        "users_per_device_day": per_device,
+        "users_per_ip_network_day": per_network,
         "users_per_device_window": per_device + rng.binomial(1, 0.05, n),
         "users_per_ip_network_window": per_network + rng.poisson(1, n),
         "history_days": history,
@@ -71,7 +88,8 @@ def _population(n: int = 3000, seed: int = 0) -> pl.DataFrame:
         if feature.name not in columns:
             columns[feature.name] = _within(feature.check, rng, n)
     return pl.DataFrame({"user_key": [f"u{i}" for i in range(n)], **columns}).with_columns(
-        event_day=pl.lit(date(2026, 11, 1)))
+        event_day=pl.lit(date(2026, 11, 1))
+    )
 
 
 def _within(check: Check, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -86,9 +104,16 @@ def _within(check: Check, rng: np.random.Generator, n: int) -> np.ndarray:
 def _typical(population: pl.DataFrame, **overrides: float) -> pl.DataFrame:
     """One row at the population median of every feature (an established user), then overrides."""
     row = {c: float(population.get_column(c).median()) for c in FEATURE_COLUMNS}
-    row.update(history_days=7.0, new_device=0.0, new_ip_network=0.0, n_signups=0.0,
-               n_reviews=0.0, rating_mean=0.0, extreme_rating_share=0.0,
-               first_purchase_delay_s=NO_PURCHASE_DELAY_S)
+    row.update(
+        history_days=7.0,
+        new_device=0.0,
+        new_ip_network=0.0,
+        n_signups=0.0,
+        n_reviews=0.0,
+        rating_mean=0.0,
+        extreme_rating_share=0.0,
+        first_purchase_delay_s=NO_PURCHASE_DELAY_S,
+    )
     row.update({name: float(value) for name, value in overrides.items()})
     return pl.DataFrame([{"user_key": "x", **row}])
 
@@ -118,22 +143,42 @@ def test_fit_learns_population_medians(coder: ReasonCoder, population: pl.DataFr
     assert coder.stats_["interval_cv"].scale > 0 and coder.stats_["n_signups"].scale > 0
 
 
-_LOW_IS_ABNORMAL = {"dwell_mean_s": 0.2, "interval_mean_s": 0.5, "interval_min_s": 0.01,
-                    "interval_std_s": 0.01, "interval_cv": 0.01, "first_purchase_delay_s": 5.0,
-                    "history_days": 0.0}
-_BOUNDED = {"night_share": 0.95, "extreme_rating_share": 1.0, "rating_mean": 1.0,
-            "new_device": 1.0, "new_ip_network": 1.0}
+_LOW_IS_ABNORMAL = {
+    "dwell_mean_s": 0.2,
+    "interval_mean_s": 0.5,
+    "interval_min_s": 0.01,
+    "interval_std_s": 0.01,
+    "interval_cv": 0.01,
+    "first_purchase_delay_s": 5.0,
+    "history_days": 0.0,
+}
+_BOUNDED = {
+    "night_share": 0.95,
+    "extreme_rating_share": 1.0,
+    "rating_mean": 1.0,
+    "new_device": 1.0,
+    "new_ip_network": 1.0,
+}
 
 
 @pytest.mark.parametrize("feature", FEATURE_COLUMNS)
 def test_every_feature_becomes_a_readable_reason_when_abnormal(
-        coder: ReasonCoder, population: pl.DataFrame, feature: str) -> None:
+    coder: ReasonCoder, population: pl.DataFrame, feature: str
+) -> None:
     high = float(population.get_column(feature).quantile(0.9)) * 20 + 20
     low = 0.0 if BY_NAME[feature].direction == "low" else high
     value = _LOW_IS_ABNORMAL.get(feature, _BOUNDED.get(feature, low))
     # guards: review features need reviews, order value needs a purchase
-    row = _typical(population, **{"n_reviews": 3, "rating_mean": 4.0,
-                                  "extreme_rating_share": 0.3, "n_purchases": 1, feature: value})
+    row = _typical(
+        population,
+        **{
+            "n_reviews": 3,
+            "rating_mean": 4.0,
+            "extreme_rating_share": 0.3,
+            "n_purchases": 1,
+            feature: value,
+        },
+    )
     reasons = [r for r in coder.explain(row, top_k=50).reasons[0] if r.feature == feature]
     assert len(reasons) == 1, coder.explain(row, top_k=50).texts
     reason = reasons[0]
@@ -147,10 +192,18 @@ def test_a_typical_user_gets_no_reasons(coder: ReasonCoder, population: pl.DataF
     assert explanation.texts == [[]] and explanation.codes == [[]]
 
 
-def test_click_bot_is_explained_by_view_rate_and_regularity(coder: ReasonCoder,
-                                                            population: pl.DataFrame) -> None:
-    bot = _typical(population, n_events=120, n_views=110, views_per_active_minute=47.0,
-                   interval_cv=0.03, interval_std_s=0.09, interval_mean_s=3.0)
+def test_click_bot_is_explained_by_view_rate_and_regularity(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    bot = _typical(
+        population,
+        n_events=120,
+        n_views=110,
+        views_per_active_minute=47.0,
+        interval_cv=0.03,
+        interval_std_s=0.09,
+        interval_mean_s=3.0,
+    )
     explanation = coder.explain(bot)
     codes, texts = explanation.codes[0], explanation.texts[0]
     assert {"high_view_rate", "machine_regular_intervals"} <= set(codes)
@@ -161,8 +214,9 @@ def test_click_bot_is_explained_by_view_rate_and_regularity(coder: ReasonCoder,
     assert cv_only[0].startswith("machine-regular clicks: interval CV 0.03 (population median")
 
 
-def test_account_takeover_is_one_new_device_and_network_reason(coder: ReasonCoder,
-                                                               population: pl.DataFrame) -> None:
+def test_account_takeover_is_one_new_device_and_network_reason(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
     takeover = _typical(population, new_device=1.0, new_ip_network=1.0)
     explanation = coder.explain(takeover)
     assert explanation.codes[0] == ["new_device_and_ip_network"]
@@ -171,24 +225,28 @@ def test_account_takeover_is_one_new_device_and_network_reason(coder: ReasonCode
     assert _codes(coder, _typical(population, new_device=1.0)) == ["new_device"]
 
 
-def test_new_device_on_a_first_day_is_not_a_reason(coder: ReasonCoder,
-                                                   population: pl.DataFrame) -> None:
+def test_new_device_on_a_first_day_is_not_a_reason(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
     newcomer = _typical(population, history_days=0.0, new_device=1.0, new_ip_network=1.0)
     assert "new_device_and_ip_network" not in _codes(coder, newcomer)
 
 
 def test_order_brushing_is_explained_by_purchases_per_view_and_shared_device(
-        coder: ReasonCoder, population: pl.DataFrame) -> None:
-    brushing = _typical(population, n_views=10, n_purchases=9, cart_or_buy_per_view=0.9,
-                        users_per_device_day=5)
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    brushing = _typical(
+        population, n_views=10, n_purchases=9, cart_or_buy_per_view=0.9, users_per_device_day=5
+    )
     explanation = coder.explain(brushing)
     assert {"high_purchase_per_view", "shared_device"} <= set(explanation.codes[0])
     assert "device shared by 5 users today" in explanation.texts[0]
     assert any(t.startswith("9 carts or purchases per 10 views") for t in explanation.texts[0])
 
 
-def test_scraping_is_explained_by_distinct_items_and_view_rate(coder: ReasonCoder,
-                                                               population: pl.DataFrame) -> None:
+def test_scraping_is_explained_by_distinct_items_and_view_rate(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
     scraper = _typical(population, distinct_items=312, views_per_active_minute=20.0)
     explanation = coder.explain(scraper)
     assert {"many_distinct_items", "high_view_rate"} <= set(explanation.codes[0])
@@ -196,30 +254,38 @@ def test_scraping_is_explained_by_distinct_items_and_view_rate(coder: ReasonCode
 
 
 def test_coupon_abuse_is_explained_by_signup_delay_and_shared_device(
-        coder: ReasonCoder, population: pl.DataFrame) -> None:
-    abuser = _typical(population, n_signups=1, n_purchases=1, n_coupons=1, history_days=0,
-                      first_purchase_delay_s=42, users_per_device_day=6)
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    abuser = _typical(
+        population,
+        n_signups=1,
+        n_purchases=1,
+        n_coupons=1,
+        history_days=0,
+        first_purchase_delay_s=42,
+        users_per_device_day=6,
+    )
     explanation = coder.explain(abuser)
     assert {"purchase_right_after_signup", "shared_device"} <= set(explanation.codes[0])
     assert any(t.startswith("purchase 42 s after signup") for t in explanation.texts[0])
 
 
 def test_fake_reviews_are_explained_by_review_count_and_extreme_ratings(
-        coder: ReasonCoder, population: pl.DataFrame) -> None:
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
     reviewer = _typical(population, n_reviews=12, rating_mean=5.0, extreme_rating_share=1.0)
     explanation = coder.explain(reviewer)
     assert {"many_reviews", "extreme_ratings"} <= set(explanation.codes[0])
     assert any(t.startswith("12 reviews written today") for t in explanation.texts[0])
-    assert any(t.startswith("100 % of 12 reviews rated 1 or 5 stars") for t in
-               explanation.texts[0])
+    assert any(t.startswith("100 % of 12 reviews rated 1 or 5 stars") for t in explanation.texts[0])
 
 
-def test_night_activity_and_own_history_templates(coder: ReasonCoder,
-                                                  population: pl.DataFrame) -> None:
+def test_night_activity_and_own_history_templates(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
     night_owl = _typical(population, night_share=0.86, n_events=40, events_vs_7d_median=2.5)
     texts = coder.explain(night_owl).texts[0]
-    assert any(t.startswith("86 % of activity at night (00–05 source local time), ")
-               for t in texts)
+    assert any(t.startswith("86 % of activity at night (00–05 source local time), ") for t in texts)
     assert "2.5× the user's 7-day median events (40 today)" in texts
 
 
@@ -237,10 +303,21 @@ def test_contributions_rank_the_reasons(coder: ReasonCoder, population: pl.DataF
 
 
 def test_top_k_caps_the_reasons_and_explanation_is_a_sequence_of_texts(
-        coder: ReasonCoder, population: pl.DataFrame) -> None:
-    rows = pl.concat([_typical(population, n_reviews=12, extreme_rating_share=1.0,
-                               rating_mean=1.0, night_share=0.9, users_per_device_day=8),
-                      _typical(population)])
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    rows = pl.concat(
+        [
+            _typical(
+                population,
+                n_reviews=12,
+                extreme_rating_share=1.0,
+                rating_mean=1.0,
+                night_share=0.9,
+                users_per_device_day=8,
+            ),
+            _typical(population),
+        ]
+    )
     explanation = coder.explain(rows, top_k=2)
     assert isinstance(explanation, Explanation) and len(explanation) == 2
     assert len(explanation[0]) == 2 and explanation[1] == []
@@ -251,7 +328,8 @@ def test_top_k_caps_the_reasons_and_explanation_is_a_sequence_of_texts(
 
 def test_unknown_feature_gets_the_generic_template(population: pl.DataFrame) -> None:
     frame = population.select("n_events").with_columns(
-        basket_entropy=pl.Series(np.random.default_rng(1).normal(1.0, 0.1, population.height)))
+        basket_entropy=pl.Series(np.random.default_rng(1).normal(1.0, 0.1, population.height))
+    )
     coder = ReasonCoder().fit(frame)
     explanation = coder.explain(pl.DataFrame({"n_events": [31.0], "basket_entropy": [3.0]}))
     assert explanation.codes[0] == ["unusual_basket_entropy"]

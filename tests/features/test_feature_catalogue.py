@@ -57,10 +57,18 @@ def test_a_feature_naming_a_missing_template_fails_clearly() -> None:
 
 
 def test_a_phrase_reads_value_plural_and_comparison() -> None:
-    feature = Feature("n_things", "Counts", "Things.", catalogue.COUNT, "high",
-                      Phrase("many_things", "{value} thing{s} today"))
+    feature = Feature(
+        "n_things",
+        "Counts",
+        "Things.",
+        catalogue.COUNT,
+        "high",
+        Phrase("many_things", "{value} thing{s} today"),
+    )
     stats = {"n_things": FeatureStats.of(np.array([1.0, 2.0, 2.0, 3.0]), log=True)}
     render = feature_template(feature).render
     assert render({"n_things": 20.0}, "n_things", stats) == (
-        "many_things", "20 things today, 10× the population median")
+        "many_things",
+        "20 things today, 10× the population median",
+    )
     assert render({"n_things": 1.0}, "n_things", stats)[1].startswith("1 thing today")

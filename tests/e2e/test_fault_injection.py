@@ -36,9 +36,10 @@ pytestmark = pytest.mark.slow
 
 START = date(2026, 10, 1)
 DAYS = [START + timedelta(days=i) for i in range(5)]
-TRAINING = {"training_set": {"config": {"window_days": len(DAYS), "validation_days": 1,
-                                        "holdout_days": 2}},
-            "anomaly_model": {"config": {"max_epochs": 1, "batch_size": 256}}}
+TRAINING = {
+    "training_set": {"config": {"window_days": len(DAYS), "validation_days": 1, "holdout_days": 2}},
+    "anomaly_model": {"config": {"max_epochs": 1, "batch_size": 256}},
+}
 LOCK_ERROR = "Could not set lock"
 
 
@@ -61,9 +62,15 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
     base = tmp_path_factory.mktemp("fault")
     home = Home.create(base / "clean")
     landing = data_home(home.root).ensure()
-    write_landing(simulate(SimulationConfig(start_day=START, n_days=len(DAYS), n_users=150,
-                                            seed=11, anomaly_share=0.1)),
-                  landing.landing_events, landing.landing_labels)
+    write_landing(
+        simulate(
+            SimulationConfig(
+                start_day=START, n_days=len(DAYS), n_users=150, seed=11, anomaly_share=0.1
+            )
+        ),
+        landing.landing_events,
+        landing.landing_labels,
+    )
     snapshot_landing = home.copy_to(base / "landing")
     run_job(home, "ingest_features_job", days=DAYS)
     snapshot_ingested = home.copy_to(base / "ingested")
@@ -71,9 +78,13 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
     run_job(home, "training_job", ops=TRAINING)
     snapshot_trained = home.copy_to(base / "trained")
     run_job(home, "scoring_job", days=DAYS)
-    return CleanRun(landing=snapshot_landing, ingested=snapshot_ingested,
-                    trained=snapshot_trained, ingested_tables=ingested_tables,
-                    final_tables=table_fingerprints(home.root / "warehouse.duckdb"))
+    return CleanRun(
+        landing=snapshot_landing,
+        ingested=snapshot_ingested,
+        trained=snapshot_trained,
+        ingested_tables=ingested_tables,
+        final_tables=table_fingerprints(home.root / "warehouse.duckdb"),
+    )
 
 
 def _assert_tables_equal(home: Home, expected: dict[str, Any]) -> None:
@@ -81,7 +92,8 @@ def _assert_tables_equal(home: Home, expected: dict[str, Any]) -> None:
     assert sorted(actual) == sorted(expected)
     for table, fingerprint in expected.items():
         assert actual[table].equals(fingerprint), (
-            f"{table} differs from the clean run:\n{actual[table]}\nvs\n{fingerprint}")
+            f"{table} differs from the clean run:\n{actual[table]}\nvs\n{fingerprint}"
+        )
 
 
 def _only_run(instance: dg.DagsterInstance, job: str) -> dg.DagsterRun:
@@ -104,10 +116,13 @@ def _registry(home: Home) -> tuple[list[tuple[str, str]], str | None]:
     from mlflow import MlflowClient
 
     versions = MlflowClient(uri, registry_uri=uri).search_model_versions(
-        f"name = '{REGISTERED_MODEL}'")
+        f"name = '{REGISTERED_MODEL}'"
+    )
     champion = get_champion(uri)
-    return (sorted((str(v.version), v.source) for v in versions),
-            str(champion.version) if champion else None)
+    return (
+        sorted((str(v.version), v.source) for v in versions),
+        str(champion.version) if champion else None,
+    )
 
 
 def _mlflow_status(home: Home, dagster_run_id: str) -> list[str]:
@@ -116,18 +131,25 @@ def _mlflow_status(home: Home, dagster_run_id: str) -> list[str]:
 
     client = MlflowClient(f"sqlite:///{home.root / 'mlflow.db'}")
     experiments = [e.experiment_id for e in client.search_experiments()]
-    return [run.info.status for run in client.search_runs(
-        experiments, filter_string=f"tags.dagster_run_id = '{dagster_run_id}'",
-        run_view_type=ViewType.ALL)]
+    return [
+        run.info.status
+        for run in client.search_runs(
+            experiments,
+            filter_string=f"tags.dagster_run_id = '{dagster_run_id}'",
+            run_view_type=ViewType.ALL,
+        )
+    ]
 
 
 def test_killed_raw_events_frees_its_pool_slot_and_the_rerun_completes(
-        clean: CleanRun, tmp_path: Path) -> None:
+    clean: CleanRun, tmp_path: Path
+) -> None:
     """The default multiprocess executor: the killed run held the duckdb_warehouse slot."""
     home = clean.landing.copy_to(tmp_path / "home")
     process = start_job(home, "ingest_features_job", days=DAYS, in_process=False)
-    wait_for(step_started(home, "raw_events"), timeout=120, what="raw_events to start",
-             process=process)
+    wait_for(
+        step_started(home, "raw_events"), timeout=120, what="raw_events to start", process=process
+    )
     kill_group(process)
     with home.instance() as instance:
         killed = _only_run(instance, "ingest_features_job")
@@ -159,8 +181,12 @@ def test_killed_dbt_build_rerun_equals_a_clean_run(clean: CleanRun, tmp_path: Pa
 def test_killed_scoring_rerun_equals_a_clean_run(clean: CleanRun, tmp_path: Path) -> None:
     home = clean.trained.copy_to(tmp_path / "home")
     process = start_job(home, "scoring_job", days=DAYS)
-    wait_for(step_started(home, "daily_anomaly_scores"), timeout=120,
-             what="daily_anomaly_scores to start", process=process)
+    wait_for(
+        step_started(home, "daily_anomaly_scores"),
+        timeout=120,
+        what="daily_anomaly_scores to start",
+        process=process,
+    )
     kill_group(process)
     run_job(home, "scoring_job", days=DAYS, log_name="rerun.log")
     _assert_tables_equal(home, clean.final_tables)
@@ -172,8 +198,12 @@ def test_killed_training_leaves_the_registry_untouched(clean: CleanRun, tmp_path
     home = clean.ingested.copy_to(tmp_path / "home")
     before = _registry(home)
     process = start_job(home, "training_job", ops=TRAINING)
-    wait_for(lambda: bool(glob.glob(str(home.root / "artifacts/models/*/sequence/spec.json"))),
-             timeout=240, what="the sequence model's training to start", process=process)
+    wait_for(
+        lambda: bool(glob.glob(str(home.root / "artifacts/models/*/sequence/spec.json"))),
+        timeout=240,
+        what="the sequence model's training to start",
+        process=process,
+    )
     time.sleep(1.0)  # torchrun is up and training
     kill_group(process)
     assert _registry(home) == before
@@ -185,15 +215,19 @@ def test_killed_training_leaves_the_registry_untouched(clean: CleanRun, tmp_path
 
     with home.instance() as instance:
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
-        rerun = next(r for r in instance.get_runs(filters=dg.RunsFilter(job_name="training_job"))
-                     if r.run_id != killed.run_id)
+        rerun = next(
+            r
+            for r in instance.get_runs(filters=dg.RunsFilter(job_name="training_job"))
+            if r.run_id != killed.run_id
+        )
     assert _mlflow_status(home, killed.run_id) == ["KILLED"]
     versions, champion = _registry(home)
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{home.root / 'mlflow.db'}")
-    assert {client.get_model_version("anomaly_detector", v).tags["dagster_run_id"]
-            for v, _ in versions} == {rerun.run_id}
+    assert {
+        client.get_model_version("anomaly_detector", v).tags["dagster_run_id"] for v, _ in versions
+    } == {rerun.run_id}
     assert champion in {v for v, _ in versions}
 
 
@@ -212,8 +246,7 @@ sys.exit(0 if result.success else 1)
 """
 
 
-def test_daily_run_retrain_and_checks_at_once_hit_no_lock(clean: CleanRun,
-                                                          tmp_path: Path) -> None:
+def test_daily_run_retrain_and_checks_at_once_hit_no_lock(clean: CleanRun, tmp_path: Path) -> None:
     home = clean.trained.copy_to(tmp_path / "home")
     started = time.perf_counter()
     daily = start_job(home, "daily_job", days=DAYS[-1:])
@@ -221,21 +254,40 @@ def test_daily_run_retrain_and_checks_at_once_hit_no_lock(clean: CleanRun,
     with open(home.root / "checks.log", "w") as checks_log:
         checks = subprocess.Popen(
             [sys.executable, "-c", _CONTRACT_CHECK, DAYS[0].isoformat(), DAYS[-1].isoformat()],
-            env=home.env, stdout=checks_log, stderr=subprocess.STDOUT, start_new_session=True)
-    codes = {name: process.wait(timeout=600)
-             for name, process in (("daily", daily), ("retrain", retrain), ("checks", checks))}
-    logs = {name: (home.root / f"{name}.log").read_text(errors="replace")
-            for name in ("daily_job", "training_job", "checks")}
+            env=home.env,
+            stdout=checks_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    codes = {
+        name: process.wait(timeout=600)
+        for name, process in (("daily", daily), ("retrain", retrain), ("checks", checks))
+    }
+    logs = {
+        name: (home.root / f"{name}.log").read_text(errors="replace")
+        for name in ("daily_job", "training_job", "checks")
+    }
     assert not [name for name, text in logs.items() if LOCK_ERROR in text]
     assert codes["daily"] == 0 and codes["checks"] == 0, logs
     with home.instance() as instance:
-        retrain_run = next(r for r in instance.get_runs(filters=dg.RunsFilter(
-            job_name="training_job")) if r.run_id not in _run_ids(clean.trained))
-        materialized = {e.dagster_event.asset_key.path[-1] for e in instance.all_logs(
-            retrain_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)}
-        (gate,) = [e.dagster_event.event_specific_data for e in instance.all_logs(
-            retrain_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-            if e.dagster_event.event_specific_data.check_name == "champion_gate"]
+        retrain_run = next(
+            r
+            for r in instance.get_runs(filters=dg.RunsFilter(job_name="training_job"))
+            if r.run_id not in _run_ids(clean.trained)
+        )
+        materialized = {
+            e.dagster_event.asset_key.path[-1]
+            for e in instance.all_logs(
+                retrain_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+            )
+        }
+        (gate,) = [
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(
+                retrain_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+            if e.dagster_event.event_specific_data.check_name == "champion_gate"
+        ]
     assert {"training_set", "baseline_models", "anomaly_model", "model_evaluation"} <= materialized
     # Same days, same seed as the champion: whether the gate promotes is the gate's business;
     # the retrain run succeeds exactly when it does.

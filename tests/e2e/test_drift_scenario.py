@@ -43,18 +43,22 @@ N_USERS = 1000
 #: Two classical baselines and a two-epoch autoencoder: enough to register, evaluate and gate.
 LEAN_TRAINING = {
     "baseline_models": {"config": {"kinds": ["gaussian", "isolation_forest"]}},
-    "anomaly_model": {"config": {"kinds": ["autoencoder"], "max_epochs": 2, "batch_size": 256,
-                                 "devices": 1}},
+    "anomaly_model": {
+        "config": {"kinds": ["autoencoder"], "max_epochs": 2, "batch_size": 256, "devices": 1}
+    },
 }
 
 #: Margins that any measurable challenger clears: no PR-AUC gain needed, any recall drop allowed.
-OPEN_GATE = {"model_evaluation": {"config": {"min_pr_auc_gain": -1.0,
-                                             "max_type_recall_drop": 1.0}}}
+OPEN_GATE = {"model_evaluation": {"config": {"min_pr_auc_gain": -1.0, "max_type_recall_drop": 1.0}}}
 
 
 def _training_config(window_days: int) -> dict:
-    return {"training_set": {"config": {"window_days": window_days, "validation_days": 1,
-                                        "holdout_days": 1}}, **LEAN_TRAINING}
+    return {
+        "training_set": {
+            "config": {"window_days": window_days, "validation_days": 1, "holdout_days": 1}
+        },
+        **LEAN_TRAINING,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +68,25 @@ def drifting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
     root = tmp_path_factory.mktemp("drift_scenario")
     home = data_home(root).ensure()
-    simulation = simulate(SimulationConfig(start_day=START, n_days=len(DAYS), n_users=N_USERS,
-                                           seed=5, anomaly_share=0.05, drift_from=DRIFT_FROM))
+    simulation = simulate(
+        SimulationConfig(
+            start_day=START,
+            n_days=len(DAYS),
+            n_users=N_USERS,
+            seed=5,
+            anomaly_share=0.05,
+            drift_from=DRIFT_FROM,
+        )
+    )
     write_landing(simulation, home.landing_events, home.landing_labels)
     with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
-        yield Pipeline(root=root, days=DAYS, instance=instance,
-                       resources=pipeline_resources(root), simulation=simulation)
+        yield Pipeline(
+            root=root,
+            days=DAYS,
+            instance=instance,
+            resources=pipeline_resources(root),
+            simulation=simulation,
+        )
 
 
 def _drift_checks(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
@@ -81,11 +98,18 @@ def _drift_summary(pipeline: Pipeline, day: date) -> dict[str, object]:
     """The day's drift statistics: features over the default thresholds and the largest values."""
     table = warehouse.read_days(pipeline.warehouse, DRIFT_TABLE, [day])
     limits = DriftConfig()
-    over = table.filter((pl.col("psi") >= limits.psi) | (pl.col("ks_stat") >= limits.ks)
-                        | (pl.col("unseen_share") >= limits.unseen_share).fill_null(False))
-    return {"day": day.isoformat(), "drifted_rows": over["feature"].to_list(),
-            "max_psi": round(table["psi"].max(), 3), "max_ks": round(table["ks_stat"].max(), 3),
-            "max_unseen": round(table["unseen_share"].max() or 0.0, 3)}
+    over = table.filter(
+        (pl.col("psi") >= limits.psi)
+        | (pl.col("ks_stat") >= limits.ks)
+        | (pl.col("unseen_share") >= limits.unseen_share).fill_null(False)
+    )
+    return {
+        "day": day.isoformat(),
+        "drifted_rows": over["feature"].to_list(),
+        "max_psi": round(table["psi"].max(), 3),
+        "max_ks": round(table["ks_stat"].max(), 3),
+        "max_unseen": round(table["unseen_share"].max() or 0.0, 3),
+    }
 
 
 def _score_day(pipeline: Pipeline, day: date) -> dg.ExecuteInProcessResult:
@@ -96,9 +120,10 @@ def _score_day(pipeline: Pipeline, day: date) -> dg.ExecuteInProcessResult:
 
 
 def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
-        drifting: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    drifting: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
     uri = data_home(drifting.root).mlflow_tracking_uri
-    calm_days = DAYS[:DAYS.index(DRIFT_FROM)]
+    calm_days = DAYS[: DAYS.index(DRIFT_FROM)]
     window = len(calm_days) - HISTORY_DAYS
     drifted_day, after_day = DRIFT_FROM, DAYS[-1]
 
@@ -110,8 +135,9 @@ def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
 
     # The last two calm days (one run) look like the reference; day 14 has drifted (shorter
     # dwell, a new channel).
-    calm_checks = _drift_checks(materialize(drifting, SCORING,
-                                            tags=drifting.range_tags(calm_days[-2:])))
+    calm_checks = _drift_checks(
+        materialize(drifting, SCORING, tags=drifting.range_tags(calm_days[-2:]))
+    )
     (drifted_check,) = _drift_checks(_score_day(drifting, drifted_day))
     with capsys.disabled():  # the measured statistics behind DriftConfig's defaults
         for day in (*calm_days[-2:], drifted_day):
@@ -131,14 +157,19 @@ def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
     assert request.tags["anomaly_pipeline/drift_partition"] == drifted_day.isoformat()
 
     # The requested run (what the daemon launches): train up to the drifted day, gate, promote.
-    retraining = materialize(drifting, TRAINING, tags=request.tags,
-                             run_config={"ops": {**_training_config(window + 1), **OPEN_GATE}},
-                             raise_on_error=False)
+    retraining = materialize(
+        drifting,
+        TRAINING,
+        tags=request.tags,
+        run_config={"ops": {**_training_config(window + 1), **OPEN_GATE}},
+        raise_on_error=False,
+    )
     run = drifting.instance.get_run_by_id(retraining.run_id)
     assert run.tags["anomaly_pipeline/trigger"] == "drift"
     assert retraining.asset_materializations_for_node("model_evaluation")
-    (gate,) = [e for e in retraining.get_asset_check_evaluations()
-               if e.check_name == "champion_gate"]
+    (gate,) = [
+        e for e in retraining.get_asset_check_evaluations() if e.check_name == "champion_gate"
+    ]
     champion = get_champion(uri)
     promoted = retraining.asset_materializations_for_node("champion_model")
     assert retraining.success and gate.passed, gate.description
@@ -155,6 +186,7 @@ def test_drift_triggers_one_retraining_and_scoring_follows_the_champion(
     assert set(scores["model_version"]) == {str(champion.version)}
 
     # Inside the cooldown the sensor requests nothing more, whatever day 15's check said.
-    again = drift_retraining_sensor(dg.build_sensor_context(instance=drifting.instance,
-                                                            cursor=tick.cursor))
+    again = drift_retraining_sensor(
+        dg.build_sensor_context(instance=drifting.instance, cursor=tick.cursor)
+    )
     assert not again.run_requests, again.skip_reason

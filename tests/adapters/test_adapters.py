@@ -22,11 +22,12 @@ from anomaly_pipeline.adapters.mapping import parse_mapping
 from anomaly_pipeline.cleaning import clean
 from anomaly_pipeline.schema import RAW_EVENT_SCHEMA, RawEventsModel
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CLICKSTREAM_MAPPING = ROOT / "resources" / "mappings" / "example_clickstream.yaml"
-TAOBAO_SAMPLE = (ROOT.parent / "shared" / "data" / "taobao_userbehavior"
-                 / "UserBehavior_sample110k.csv")
+TAOBAO_SAMPLE = (
+    ROOT.parent / "shared" / "data" / "taobao_userbehavior" / "UserBehavior_sample110k.csv"
+)
 LOAD_TIME = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -41,9 +42,12 @@ def _clean(staged: pl.DataFrame, day: date, source_file: str = "test"):
 
 # --- taobao ------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not TAOBAO_SAMPLE.exists(),
-                    reason=f"real Taobao sample not present at {TAOBAO_SAMPLE} "
-                           "(the shared data folder beside the checkout)")
+
+@pytest.mark.skipif(
+    not TAOBAO_SAMPLE.exists(),
+    reason=f"real Taobao sample not present at {TAOBAO_SAMPLE} "
+    "(the shared data folder beside the checkout)",
+)
 def test_taobao_real_sample_matches_published_counts():
     staged = read_source("taobao", TAOBAO_SAMPLE)
     assert staged.schema == pl.Schema(STAGED_SCHEMA)
@@ -67,7 +71,7 @@ def test_taobao_maps_behaviour_and_time_and_dedups_identical_rows(tmp_path):
     path.write_text(
         "1,10,100,pv,1511658000\n"
         "1,10,100,buy,1511658060\n"
-        "1,10,100,pv,1511658000\n"   # identical to the first row: the same event, delivered twice
+        "1,10,100,pv,1511658000\n"  # identical to the first row: the same event, delivered twice
         "2,11,101,cart,1511658001\n"
         "2,11,101,fav,1511658002\n"
         "3,12,102,like,1511658003\n"
@@ -77,8 +81,12 @@ def test_taobao_maps_behaviour_and_time_and_dedups_identical_rows(tmp_path):
     assert staged["event_time"][0] == "2017-11-26T01:00:00.000000+00:00"
     assert staged["event_id"][0] == staged["event_id"][2] != staged["event_id"][1]
     assert json.loads(staged["raw_record"][5]) == {
-        "user_id": "3", "item_id": "12", "category_id": "102", "behavior_type": "like",
-        "timestamp": "1511658003"}
+        "user_id": "3",
+        "item_id": "12",
+        "category_id": "102",
+        "behavior_type": "like",
+        "timestamp": "1511658003",
+    }
     result = _clean(staged, date(2017, 11, 26))
     assert result.accepted.height + result.quarantined.height == staged.height
     assert result.quarantined["rule"].to_list() == ["duplicate_event_id", "unknown_event_type"]
@@ -88,11 +96,14 @@ def test_taobao_maps_behaviour_and_time_and_dedups_identical_rows(tmp_path):
 def test_taobao_event_ids_are_stable_across_reads(tmp_path):
     path = tmp_path / "tb.csv"
     path.write_text("1,10,100,pv,1511658000\n")
-    assert read_source("taobao", path)["event_id"].to_list() == \
+    assert (
         read_source("taobao", path)["event_id"].to_list()
+        == read_source("taobao", path)["event_id"].to_list()
+    )
 
 
 # --- fraud_log ---------------------------------------------------------------------------------
+
 
 def test_fraud_log_rows_become_signup_and_purchase_events():
     path = FIXTURES / "fraud_log_sample.csv"
@@ -129,6 +140,7 @@ def test_fraud_log_cleaning_keeps_partition_events_and_quarantines_the_rest():
 
 # --- mapped ------------------------------------------------------------------------------------
 
+
 def _clickstream_variants(tmp_path: Path) -> dict[str, Path]:
     """The CSV fixture plus the same export as typed Parquet and as JSON Lines."""
     csv_path = FIXTURES / "clickstream_sample.csv"
@@ -148,8 +160,10 @@ def test_mapped_csv_parquet_jsonl_give_identical_canonical_frames(tmp_path):
     accepted = results["csv"].accepted
     for kind in ("parquet", "jsonl"):
         assert results[kind].accepted.equals(accepted), kind
-        assert results[kind].quarantined["rule"].to_list() == \
-            results["csv"].quarantined["rule"].to_list()
+        assert (
+            results[kind].quarantined["rule"].to_list()
+            == results["csv"].quarantined["rule"].to_list()
+        )
     assert accepted.schema == pl.Schema(RAW_EVENT_SCHEMA)
     RawEventsModel.validate(accepted)
     assert accepted["event_id"].to_list() == ["c-0001", "c-0002", "c-0003", "c-0004", "c-0005"]
@@ -178,11 +192,27 @@ def test_mapped_staging_converts_local_times_and_keeps_the_whole_row():
 
 def test_mapped_defaults_fill_blank_values_in_every_format(tmp_path):
     path = tmp_path / "clicks.jsonl"
-    row = {"click_id": "c1", "visitor": "v", "visit": "s", "occurred_at": "26/11/2017 09:00:00",
-           "action": "click", "sku": None, "category": None, "merchant": None,
-           "price_total": None, "qty": None, "stars": None, "client_ip": None, "ua": None}
-    path.write_text("\n".join(json.dumps({**row, "click_id": f"c{i}", "referrer_type": channel})
-                              for i, channel in enumerate(["", "  ", None, "Ads"])))
+    row = {
+        "click_id": "c1",
+        "visitor": "v",
+        "visit": "s",
+        "occurred_at": "26/11/2017 09:00:00",
+        "action": "click",
+        "sku": None,
+        "category": None,
+        "merchant": None,
+        "price_total": None,
+        "qty": None,
+        "stars": None,
+        "client_ip": None,
+        "ua": None,
+    }
+    path.write_text(
+        "\n".join(
+            json.dumps({**row, "click_id": f"c{i}", "referrer_type": channel})
+            for i, channel in enumerate(["", "  ", None, "Ads"])
+        )
+    )
     staged = read_source("mapped", path, mapping=CLICKSTREAM_MAPPING)
     assert staged["channel"].to_list() == ["Direct", "Direct", "Direct", "Ads"]
 
@@ -216,30 +246,55 @@ def _broken(change: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
     return document
 
 
-@pytest.mark.parametrize("document, message", [
-    (_broken({"renames": {}}), "unknown key(s) ['renames']"),
-    (_broken(drop=("timestamp",)), "missing required key 'timestamp'"),
-    (_broken({"columns": {"visitor": "user_id", "action": "event_type", "x": "colour"}}),
-     "'columns' entries ['x'] target unknown column(s)"),
-    (_broken({"columns": {"visitor": "user_id", "action": "event_type", "ts": "event_time"}}),
-     "'columns' entries ['ts'] target unknown column(s)"),
-    (_broken({"columns": {"visitor": "user_id", "v2": "user_id", "action": "event_type"}}),
-     "several source columns onto ['user_id']"),
-    (_broken({"columns": {"action": "event_type"}}), "'user_id'"),
-    (_broken({"columns": {"visitor": "user_id"}}), "'event_type'"),
-    (_broken({"timestamp": {"column": "occurred_at", "format": "iso8601",
-                            "timezone": "Mars/Olympus"}}), "'timestamp.timezone' is not a known"),
-    (_broken({"timestamp": {"column": "occurred_at", "format": "%Q"}}), "'timestamp.format'"),
-    (_broken({"timestamp": {"column": "occurred_at", "format": "iso8601", "tz": "UTC"}}),
-     "unknown key(s) ['tz'] in 'timestamp'"),
-    (_broken({"timestamp": {"format": "iso8601"}}), "'timestamp.column' is required"),
-    (_broken({"event_types": {"page_view": "pageview"}}),
-     "'event_types' entries ['page_view'] map onto unknown event type(s)"),
-    (_broken({"event_types": {1: "view"}}), "must map text to text"),
-    (_broken({"defaults": {"colour": "red"}}), "'defaults' entries ['colour'] target unknown"),
-    (_broken({"event_id": 7}), "'event_id' must name a source column"),
-    (["not", "a", "mapping"], "must be a YAML mapping"),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (_broken({"renames": {}}), "unknown key(s) ['renames']"),
+        (_broken(drop=("timestamp",)), "missing required key 'timestamp'"),
+        (
+            _broken({"columns": {"visitor": "user_id", "action": "event_type", "x": "colour"}}),
+            "'columns' entries ['x'] target unknown column(s)",
+        ),
+        (
+            _broken(
+                {"columns": {"visitor": "user_id", "action": "event_type", "ts": "event_time"}}
+            ),
+            "'columns' entries ['ts'] target unknown column(s)",
+        ),
+        (
+            _broken({"columns": {"visitor": "user_id", "v2": "user_id", "action": "event_type"}}),
+            "several source columns onto ['user_id']",
+        ),
+        (_broken({"columns": {"action": "event_type"}}), "'user_id'"),
+        (_broken({"columns": {"visitor": "user_id"}}), "'event_type'"),
+        (
+            _broken(
+                {
+                    "timestamp": {
+                        "column": "occurred_at",
+                        "format": "iso8601",
+                        "timezone": "Mars/Olympus",
+                    }
+                }
+            ),
+            "'timestamp.timezone' is not a known",
+        ),
+        (_broken({"timestamp": {"column": "occurred_at", "format": "%Q"}}), "'timestamp.format'"),
+        (
+            _broken({"timestamp": {"column": "occurred_at", "format": "iso8601", "tz": "UTC"}}),
+            "unknown key(s) ['tz'] in 'timestamp'",
+        ),
+        (_broken({"timestamp": {"format": "iso8601"}}), "'timestamp.column' is required"),
+        (
+            _broken({"event_types": {"page_view": "pageview"}}),
+            "'event_types' entries ['page_view'] map onto unknown event type(s)",
+        ),
+        (_broken({"event_types": {1: "view"}}), "must map text to text"),
+        (_broken({"defaults": {"colour": "red"}}), "'defaults' entries ['colour'] target unknown"),
+        (_broken({"event_id": 7}), "'event_id' must name a source column"),
+        (["not", "a", "mapping"], "must be a YAML mapping"),
+    ],
+)
 def test_invalid_mappings_are_rejected_with_the_key(document, message):
     with pytest.raises(MappingError, match=r"invalid source mapping my\.yaml") as error:
         parse_mapping(document, origin="my.yaml")
@@ -255,26 +310,32 @@ def test_mapping_file_that_is_not_yaml(tmp_path):
 
 # --- canonical ---------------------------------------------------------------------------------
 
+
 def _canonical_frame() -> pl.DataFrame:
-    return pl.DataFrame({
-        "event_id": ["e1", "e2", "e3"],
-        "event_time": [datetime(2024, 3, 5, 0, 0, 0, 1, tzinfo=UTC),
-                       datetime(2024, 3, 5, 12, 30, tzinfo=UTC),
-                       datetime(2024, 3, 5, 23, 59, 59, 999_999, tzinfo=UTC)],
-        "user_id": ["u1", "u1", "u2"],
-        "session_id": ["s1", "s1", None],
-        "event_type": ["view", "purchase", "review"],
-        "item_id": ["i1", "i1", "i2"],
-        "category_id": ["c1", "c1", "c2"],
-        "shop_id": [None, "sh1", "sh2"],
-        "amount": [None, 0.1 + 0.2, None],
-        "quantity": [None, 3, None],
-        "device_id": ["d1", "d1", "d2"],
-        "ip": ["10.1.2.3", "10.1.2.3", "::1"],
-        "user_agent": ["UA", "UA", None],
-        "channel": ["SEO", "SEO", "Ads"],
-        "rating": [None, None, 4],
-    }, schema=RAW_EVENT_SCHEMA)
+    return pl.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3"],
+            "event_time": [
+                datetime(2024, 3, 5, 0, 0, 0, 1, tzinfo=UTC),
+                datetime(2024, 3, 5, 12, 30, tzinfo=UTC),
+                datetime(2024, 3, 5, 23, 59, 59, 999_999, tzinfo=UTC),
+            ],
+            "user_id": ["u1", "u1", "u2"],
+            "session_id": ["s1", "s1", None],
+            "event_type": ["view", "purchase", "review"],
+            "item_id": ["i1", "i1", "i2"],
+            "category_id": ["c1", "c1", "c2"],
+            "shop_id": [None, "sh1", "sh2"],
+            "amount": [None, 0.1 + 0.2, None],
+            "quantity": [None, 3, None],
+            "device_id": ["d1", "d1", "d2"],
+            "ip": ["10.1.2.3", "10.1.2.3", "::1"],
+            "user_agent": ["UA", "UA", None],
+            "channel": ["SEO", "SEO", "Ads"],
+            "rating": [None, None, 4],
+        },
+        schema=RAW_EVENT_SCHEMA,
+    )
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv", "jsonl"])
@@ -296,7 +357,8 @@ def test_canonical_files_round_trip_losslessly(tmp_path, suffix):
 
 def test_canonical_parquet_converts_other_time_zones_to_utc(tmp_path):
     frame = _canonical_frame().with_columns(
-        pl.col("event_time").dt.convert_time_zone("Asia/Shanghai"))
+        pl.col("event_time").dt.convert_time_zone("Asia/Shanghai")
+    )
     path = tmp_path / "events.parquet"
     frame.write_parquet(path)
     staged = read_source("canonical", path)
@@ -306,6 +368,7 @@ def test_canonical_parquet_converts_other_time_zones_to_utc(tmp_path):
 
 # --- whole-file failures -----------------------------------------------------------------------
 
+
 def _write(path: Path, content: bytes | str) -> Path:
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     return path
@@ -314,34 +377,66 @@ def _write(path: Path, content: bytes | str) -> Path:
 CANONICAL_HEADER = "event_id,event_time,user_id,event_type\n"
 
 
-@pytest.mark.parametrize("source_format, name, content, problem", [
-    ("canonical", "empty.csv", b"", "empty (0 bytes)"),
-    ("taobao", "empty.csv", b"", "empty (0 bytes)"),
-    ("canonical", "blank.jsonl", "\n  \n", "only whitespace"),
-    ("taobao", "garbage.csv", bytes(range(256)) * 40, "binary data"),
-    ("fraud_log", "latin1.csv", "\xe9\xe8\xe0".encode("latin-1") * 500, "binary data"),
-    ("canonical", "text.parquet", CANONICAL_HEADER + "e1,2024-01-01T00:00:00Z,u,view\n",
-     "not a Parquet file"),
-    ("canonical", "truncated.parquet", b"PAR1" + b"\x01" * 40 + b"PAR1", "unreadable Parquet"),
-    ("canonical", "wrong.csv", "id,time,user\n1,2,3\n", "lacks column(s) ['event_id'"),
-    ("canonical", "cut.csv", CANONICAL_HEADER + "e1,2024-01-01T00:00:00Z,u,vi",
-     "the last line is cut"),
-    ("canonical", "extra.csv", CANONICAL_HEADER.strip() + ",colour\ne1,t,u,view,red\n",
-     "non-canonical column(s) ['colour']"),
-    ("taobao", "three_columns.csv", "1,2,3\n4,5,6\n", "has 3 column(s), expected 5"),
-    ("taobao", "ragged.csv", "1,2,3,pv,5\n1,2,3,pv,5,6,7\n", "not a readable CSV"),
-    ("fraud_log", "no_ip.csv", "user_id,signup_time,purchase_time\n1,2,3\n",
-     "lacks column(s) ['purchase_value'"),
-    ("canonical", "bad.jsonl", '{"event_id": "e1"}\n\n{"event_id": \n', "line 3 is not valid JSON"),
-    ("canonical", "array.jsonl", "[1, 2]\n[3, 4]\n", "line 1 is not a JSON object"),
-    ("canonical", "nested.jsonl",
-     '{"event_id": "e1", "event_time": "2024-01-01T00:00:00Z", "user_id": {"id": 1}, '
-     '"event_type": "view"}\n', "column 'user_id' holds nested values"),
-    ("canonical", "events.xlsx", "a,b\n", "unsupported file extension '.xlsx'"),
-    ("mapped", "clicks.csv", "visitor,action\nv,view\n", "lacks column(s) ['visit'"),
-    ("canonical", "reserved.csv", CANONICAL_HEADER.strip() + ",raw_record\ne,t,u,view,x\n",
-     "column named 'raw_record'"),
-])
+@pytest.mark.parametrize(
+    "source_format, name, content, problem",
+    [
+        ("canonical", "empty.csv", b"", "empty (0 bytes)"),
+        ("taobao", "empty.csv", b"", "empty (0 bytes)"),
+        ("canonical", "blank.jsonl", "\n  \n", "only whitespace"),
+        ("taobao", "garbage.csv", bytes(range(256)) * 40, "binary data"),
+        ("fraud_log", "latin1.csv", "\xe9\xe8\xe0".encode("latin-1") * 500, "binary data"),
+        (
+            "canonical",
+            "text.parquet",
+            CANONICAL_HEADER + "e1,2024-01-01T00:00:00Z,u,view\n",
+            "not a Parquet file",
+        ),
+        ("canonical", "truncated.parquet", b"PAR1" + b"\x01" * 40 + b"PAR1", "unreadable Parquet"),
+        ("canonical", "wrong.csv", "id,time,user\n1,2,3\n", "lacks column(s) ['event_id'"),
+        (
+            "canonical",
+            "cut.csv",
+            CANONICAL_HEADER + "e1,2024-01-01T00:00:00Z,u,vi",
+            "the last line is cut",
+        ),
+        (
+            "canonical",
+            "extra.csv",
+            CANONICAL_HEADER.strip() + ",colour\ne1,t,u,view,red\n",
+            "non-canonical column(s) ['colour']",
+        ),
+        ("taobao", "three_columns.csv", "1,2,3\n4,5,6\n", "has 3 column(s), expected 5"),
+        ("taobao", "ragged.csv", "1,2,3,pv,5\n1,2,3,pv,5,6,7\n", "not a readable CSV"),
+        (
+            "fraud_log",
+            "no_ip.csv",
+            "user_id,signup_time,purchase_time\n1,2,3\n",
+            "lacks column(s) ['purchase_value'",
+        ),
+        (
+            "canonical",
+            "bad.jsonl",
+            '{"event_id": "e1"}\n\n{"event_id": \n',
+            "line 3 is not valid JSON",
+        ),
+        ("canonical", "array.jsonl", "[1, 2]\n[3, 4]\n", "line 1 is not a JSON object"),
+        (
+            "canonical",
+            "nested.jsonl",
+            '{"event_id": "e1", "event_time": "2024-01-01T00:00:00Z", "user_id": {"id": 1}, '
+            '"event_type": "view"}\n',
+            "column 'user_id' holds nested values",
+        ),
+        ("canonical", "events.xlsx", "a,b\n", "unsupported file extension '.xlsx'"),
+        ("mapped", "clicks.csv", "visitor,action\nv,view\n", "lacks column(s) ['visit'"),
+        (
+            "canonical",
+            "reserved.csv",
+            CANONICAL_HEADER.strip() + ",raw_record\ne,t,u,view,x\n",
+            "column named 'raw_record'",
+        ),
+    ],
+)
 def test_malformed_files_raise_naming_the_file(tmp_path, source_format, name, content, problem):
     path = _write(tmp_path / name, content)
     mapping = CLICKSTREAM_MAPPING if source_format == "mapped" else None

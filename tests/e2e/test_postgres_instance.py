@@ -27,9 +27,11 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 INSTANCE_FILES = REPO_ROOT / "resources"
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(2)]
 #: The raw_events step alone: its assets and its own check (dbt's source tests would add a dbt run).
-RAW_EVENTS_STEP = (
-    dg.AssetSelection.assets("raw_events", "quarantined_events").without_checks()
-    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("raw_events"), ACCOUNTING_CHECK)))
+RAW_EVENTS_STEP = dg.AssetSelection.assets(
+    "raw_events", "quarantined_events"
+).without_checks() | dg.AssetSelection.checks(
+    dg.AssetCheckKey(dg.AssetKey("raw_events"), ACCOUNTING_CHECK)
+)
 
 
 def test_postgres_instance_keeps_the_embedded_instances_settings() -> None:
@@ -61,28 +63,66 @@ def postgres_server() -> Iterator[dict[str, str]]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     data, port = root / "data", _free_port()
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
-                                 "-U", "postgres", "--no-sync"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([
-        str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "start",
-        "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"]),
-        check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "start",
+                "-o",
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run(_as_postgres([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                                     "-U", "postgres", "dagster"]), check=True, capture_output=True)
-        yield {"DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "",
-               "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port),
-               "DAGSTER_PG_DB": "dagster"}
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(PG_BIN / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "dagster",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        yield {
+            "DAGSTER_PG_USER": "postgres",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(port),
+            "DAGSTER_PG_DB": "dagster",
+        }
     finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                                     "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def postgres_instance(postgres_server: dict[str, str], tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+def postgres_instance(
+    postgres_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dg.DagsterInstance]:
     """The instance of resources/dagster-postgres.yaml, with a data home of simulated days."""
     from anomaly_pipeline.paths import data_home
     from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing
@@ -91,8 +131,11 @@ def postgres_instance(postgres_server: dict[str, str], tmp_path: Path,
         monkeypatch.setenv(name, value)
     home = data_home(tmp_path).ensure()
     monkeypatch.setenv("ANOMALY_PIPELINE_HOME", str(tmp_path))  # the code server's data home
-    write_landing(simulate(SimulationConfig(start_day=DAYS[0], n_days=len(DAYS), n_users=40,
-                                            seed=3)), home.landing_events, home.landing_labels)
+    write_landing(
+        simulate(SimulationConfig(start_day=DAYS[0], n_days=len(DAYS), n_users=40, seed=3)),
+        home.landing_events,
+        home.landing_labels,
+    )
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(INSTANCE_FILES / "dagster-postgres.yaml", dagster_home / "dagster.yaml")
@@ -102,7 +145,8 @@ def postgres_instance(postgres_server: dict[str, str], tmp_path: Path,
 
 @pytest.mark.slow
 def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
-        postgres_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    postgres_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
     from conftest import all_definitions, pipeline_resources
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.scheduler.instigation import TickStatus
@@ -123,19 +167,32 @@ def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
 
     # A partitioned run (two days as one run): per-day materializations and check evaluations.
     result = dg.materialize(
-        all_definitions(), selection=RAW_EVENTS_STEP, instance=instance,
+        all_definitions(),
+        selection=RAW_EVENTS_STEP,
+        instance=instance,
         resources=pipeline_resources(tmp_path),
-        tags={"dagster/asset_partition_range_start": DAYS[0].isoformat(),
-              "dagster/asset_partition_range_end": DAYS[-1].isoformat()})
+        tags={
+            "dagster/asset_partition_range_start": DAYS[0].isoformat(),
+            "dagster/asset_partition_range_end": DAYS[-1].isoformat(),
+        },
+    )
     assert result.success
     assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
     for day in DAYS:
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("raw_events"), asset_partitions=[day.isoformat()]), limit=1)
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("raw_events"), asset_partitions=[day.isoformat()]
+            ),
+            limit=1,
+        )
         assert records.records and records.records[0].run_id == result.run_id
 
-    target = ModuleTarget(module_name="anomaly_pipeline.definitions", attribute=None,
-                          working_directory=str(REPO_ROOT), location_name="anomaly_pipeline")
+    target = ModuleTarget(
+        module_name="anomaly_pipeline.definitions",
+        attribute=None,
+        working_directory=str(REPO_ROOT),
+        location_name="anomaly_pipeline",
+    )
     logger = logging.getLogger("postgres_instance_test")
     with create_test_daemon_workspace_context(target, instance) as workspace:
         request_context = workspace.create_request_context()
@@ -153,13 +210,21 @@ def test_runs_events_ticks_and_backfills_are_stored_in_postgres(
 
         # A backfill of both days, launched by the backfill daemon as one run (single-run policy).
         backfill_id = uuid.uuid4().hex[:8]
-        instance.add_backfill(PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id, asset_graph=request_context.asset_graph,
-            partition_names=[d.isoformat() for d in DAYS],
-            asset_selection=list(RAW_EVENTS_STEP.resolve(request_context.asset_graph)),
-            backfill_timestamp=time.time(), tags={},
-            dynamic_partitions_store=instance, all_partitions=False, title=None, description=None,
-            run_config=None))
+        instance.add_backfill(
+            PartitionBackfill.from_asset_partitions(
+                backfill_id=backfill_id,
+                asset_graph=request_context.asset_graph,
+                partition_names=[d.isoformat() for d in DAYS],
+                asset_selection=list(RAW_EVENTS_STEP.resolve(request_context.asset_graph)),
+                backfill_timestamp=time.time(),
+                tags={},
+                dynamic_partitions_store=instance,
+                all_partitions=False,
+                title=None,
+                description=None,
+                run_config=None,
+            )
+        )
         list(execute_backfill_iteration(workspace, logger))
         backfill = instance.get_backfill(backfill_id)
         assert backfill.status == BulkActionStatus.REQUESTED

@@ -19,7 +19,7 @@ import pytest
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS, validate_features
 from anomaly_pipeline.privacy import pseudonymize
-from tests.dbt_fixtures import (
+from dbt_fixtures import (
     FEATURE_MODELS,
     TEST_PSEUDONYM_KEY,
     build_warehouse,
@@ -33,17 +33,32 @@ KEY = TEST_PSEUDONYM_KEY.encode()
 
 
 def _event(
-    event_id: str, user: str, day: date, hms: str, event_type: str, *,
-    item: str | None = None, category: str | None = None, amount: float | None = None,
-    rating: int | None = None, device: str | None = None, ip: str | None = None,
+    event_id: str,
+    user: str,
+    day: date,
+    hms: str,
+    event_type: str,
+    *,
+    item: str | None = None,
+    category: str | None = None,
+    amount: float | None = None,
+    rating: int | None = None,
+    device: str | None = None,
+    ip: str | None = None,
 ) -> dict[str, object]:
     hour, minute, second = (int(part) for part in hms.split(":"))
     return {
-        "event_id": event_id, "user_id": user, "event_type": event_type,
-        "event_time": datetime(day.year, day.month, day.day, hour, minute, second,
-                               tzinfo=UTC),
-        "item_id": item, "category_id": category, "shop_id": "shop-1" if item else None,
-        "amount": amount, "rating": rating, "device_id": device, "ip": ip,
+        "event_id": event_id,
+        "user_id": user,
+        "event_type": event_type,
+        "event_time": datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=UTC),
+        "item_id": item,
+        "category_id": category,
+        "shop_id": "shop-1" if item else None,
+        "amount": amount,
+        "rating": rating,
+        "device_id": device,
+        "ip": ip,
     }
 
 
@@ -59,23 +74,35 @@ def fixture_events() -> pl.DataFrame:
         _event("a01", "alice", DAY1, "01:00:00", "view", item="i1", category="c1", **a),
         _event("a02", "alice", DAY1, "01:00:30", "view", item="i2", category="c1", **a),
         _event("a03", "alice", DAY1, "01:01:30", "cart", item="i2", category="c1", **a),
-        _event("a04", "alice", DAY1, "01:02:00", "purchase", item="i2", category="c1",
-               amount=20.0, **a),
+        _event(
+            "a04", "alice", DAY1, "01:02:00", "purchase", item="i2", category="c1", amount=20.0, **a
+        ),
         _event("a05", "alice", DAY1, "09:00:00", "view", item="i3", category="c2", **a),
         _event("a06", "alice", DAY1, "09:10:00", "view", item="i3", category="c2", **a),
         # alice, day 2: 12:00:00-12:05:00, then 2101 s of silence (> 30 min) before the review
         _event("a07", "alice", DAY2, "12:00:00", "login", **a2),
         _event("a08", "alice", DAY2, "12:00:10", "view", item="i1", category="c1", **a2),
         _event("a09", "alice", DAY2, "12:00:40", "view", item="i4", category="c3", **a2),
-        _event("a10", "alice", DAY2, "12:05:00", "purchase", item="i4", category="c3",
-               amount=30.0, **a2),
-        _event("a11", "alice", DAY2, "12:40:01", "review", item="i4", category="c3", rating=5,
-               **a2),
+        _event(
+            "a10",
+            "alice",
+            DAY2,
+            "12:05:00",
+            "purchase",
+            item="i4",
+            category="c3",
+            amount=30.0,
+            **a2,
+        ),
+        _event(
+            "a11", "alice", DAY2, "12:40:01", "review", item="i4", category="c3", rating=5, **a2
+        ),
         # bob, day 1: signs up, buys 20 minutes later; review 40 minutes after that
         _event("b01", "bob", DAY1, "02:00:00", "signup", **b),
         _event("b02", "bob", DAY1, "02:10:00", "view", item="i1", category="c1", **b),
-        _event("b03", "bob", DAY1, "02:20:00", "purchase", item="i1", category="c1",
-               amount=15.0, **b),
+        _event(
+            "b03", "bob", DAY1, "02:20:00", "purchase", item="i1", category="c1", amount=15.0, **b
+        ),
         _event("b04", "bob", DAY1, "03:00:00", "review", item="i1", category="c1", rating=1, **b),
         # bob, day 2 (b05 is delivered twice, see below)
         _event("b05", "bob", DAY2, "23:00:00", "view", item="i5", category="c5", **b2),
@@ -143,7 +170,11 @@ def test_duplicate_delivery_is_deduplicated(warehouse: Path, features: pl.DataFr
 def test_counts_and_rates(features: pl.DataFrame) -> None:
     alice1 = _row(features, "alice", DAY1)
     assert (alice1["n_events"], alice1["n_views"], alice1["n_carts"], alice1["n_purchases"]) == (
-        6, 4, 1, 1)
+        6,
+        4,
+        1,
+        1,
+    )
     assert alice1["cart_or_buy_per_view"] == pytest.approx(2 / 4)
     assert alice1["cart_to_purchase_rate"] == pytest.approx(1.0)
     assert (alice1["distinct_items"], alice1["distinct_categories"]) == (3, 2)
@@ -166,11 +197,14 @@ def test_sessions_split_by_the_30_minute_gap(warehouse: Path, features: pl.DataF
     assert _row(features, "alice", DAY2)["n_sessions"] == 2  # 2101 s > 1800 s splits the review
     assert _row(features, "bob", DAY1)["n_sessions"] == 2  # 2400 s before the review
     assert _row(features, "carol", DAY2)["n_sessions"] == 1
-    sessions = _query(warehouse, f"""
+    sessions = _query(
+        warehouse,
+        f"""
         select session_index, n_events, n_views, duration_s, gap_before_s
         from features.int_sessions
         where user_key = '{pseudonymize("alice", KEY)}' and event_day = date '{DAY1}'
-        order by session_index""")
+        order by session_index""",
+    )
     assert sessions.rows() == [(1, 4, 2, 120.0, None), (2, 2, 2, 600.0, 28680.0)]
 
 
@@ -199,8 +233,11 @@ def test_night_share_and_purchase_delay(features: pl.DataFrame) -> None:
 
 def test_device_and_network_sharing(features: pl.DataFrame) -> None:
     alice1 = _row(features, "alice", DAY1)
-    assert (alice1["distinct_devices"], alice1["distinct_ips"],
-            alice1["distinct_ip_networks"]) == (1, 1, 1)
+    assert (alice1["distinct_devices"], alice1["distinct_ips"], alice1["distinct_ip_networks"]) == (
+        1,
+        1,
+        1,
+    )
     assert alice1["users_per_device_day"] == 2  # dev-A1: alice and bob
     assert alice1["users_per_ip_network_day"] == 1
     alice2 = _row(features, "alice", DAY2)
@@ -248,8 +285,15 @@ def test_contract_rejects_a_corrupted_frame_with_a_readable_report(
     with pytest.raises(pandera.errors.SchemaErrors) as raised:
         validate_features(corrupted)
     report = str(raised.value)
-    for fragment in ("n_views", "greater_than_or_equal_to(0)", "night_share", "null",
-                     "new_device", "isin", "user_key"):
+    for fragment in (
+        "n_views",
+        "greater_than_or_equal_to(0)",
+        "night_share",
+        "null",
+        "new_device",
+        "isin",
+        "user_key",
+    ):
         assert fragment in report, fragment
 
 
@@ -257,10 +301,13 @@ def test_contract_rejects_non_finite_features(features: pl.DataFrame) -> None:
     """An amount sum that overflowed to inf (or a NaN ratio) must never reach a model: ge=0
     alone lets inf through."""
     poisoned = features.with_columns(
-        purchase_amount_sum=pl.when(pl.int_range(pl.len()) == 0).then(float("inf"))
+        purchase_amount_sum=pl.when(pl.int_range(pl.len()) == 0)
+        .then(float("inf"))
         .otherwise(pl.col("purchase_amount_sum")),
-        interval_cv=pl.when(pl.int_range(pl.len()) == 1).then(float("nan"))
-        .otherwise(pl.col("interval_cv")))
+        interval_cv=pl.when(pl.int_range(pl.len()) == 1)
+        .then(float("nan"))
+        .otherwise(pl.col("interval_cv")),
+    )
     with pytest.raises(pandera.errors.SchemaErrors) as raised:
         validate_features(poisoned)
     failures = raised.value.failure_cases.filter(pl.col("check") == "finite")
@@ -268,20 +315,27 @@ def test_contract_rejects_non_finite_features(features: pl.DataFrame) -> None:
 
 
 def test_rerunning_the_same_range_changes_nothing(
-    warehouse: Path, features: pl.DataFrame,
+    warehouse: Path,
+    features: pl.DataFrame,
 ) -> None:
-    before = {model: _query(warehouse, f"select count(*) as n from features.{model}")["n"][0]
-              for model in FEATURE_MODELS}
+    before = {
+        model: _query(warehouse, f"select count(*) as n from features.{model}")["n"][0]
+        for model in FEATURE_MODELS
+    }
     run_dbt(["run", *dbt_day_vars(DAY1, DAY2)], warehouse)
-    after = {model: _query(warehouse, f"select count(*) as n from features.{model}")["n"][0]
-             for model in FEATURE_MODELS}
+    after = {
+        model: _query(warehouse, f"select count(*) as n from features.{model}")["n"][0]
+        for model in FEATURE_MODELS
+    }
     assert after == before
     assert _query(warehouse, "select * from features.user_day_features order by all").equals(
-        features)
+        features
+    )
 
 
 def test_a_later_day_alone_reads_its_history_from_built_tables(
-    warehouse: Path, features: pl.DataFrame,
+    warehouse: Path,
+    features: pl.DataFrame,
 ) -> None:
     run_dbt(["run", *dbt_day_vars(DAY2, DAY2)], warehouse)
     rebuilt = _query(warehouse, "select * from features.user_day_features order by all")
@@ -309,8 +363,16 @@ def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
     """Partitions stay UTC days; the hour is the source's local hour (New York: UTC-5 in March
     2024, before daylight saving)."""
     warehouse = build_warehouse(tmp_path, fixture_events())
-    local = ["--vars", json.dumps({"start_day": DAY1.isoformat(), "end_day": DAY2.isoformat(),
-                                   "source_timezone": "America/New_York"})]
+    local = [
+        "--vars",
+        json.dumps(
+            {
+                "start_day": DAY1.isoformat(),
+                "end_day": DAY2.isoformat(),
+                "source_timezone": "America/New_York",
+            }
+        ),
+    ]
     run_dbt(["run", "--select", "+user_day_features", *local], warehouse)
     features = _query(warehouse, "select * from features.user_day_features order by all")
     # alice's 01:00 UTC events are 20:00 the evening before; her 09:00 / 09:10 UTC are 04:00 local
@@ -319,8 +381,16 @@ def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
     assert _row(features, "bob", DAY1)["night_share"] == 0.0
     assert features["event_day"].unique().sort().to_list() == [DAY1, DAY2]
 
-    bad = ["--vars", json.dumps({"start_day": DAY1.isoformat(), "end_day": DAY1.isoformat(),
-                                 "source_timezone": "UTC'; drop table x; --"})]
+    bad = [
+        "--vars",
+        json.dumps(
+            {
+                "start_day": DAY1.isoformat(),
+                "end_day": DAY1.isoformat(),
+                "source_timezone": "UTC'; drop table x; --",
+            }
+        ),
+    ]
     result = run_dbt(["run", "--select", "user_day_features", *bad], warehouse, check=False)
     assert result.returncode != 0
     assert "source_timezone must be an IANA timezone name" in result.stdout
@@ -332,6 +402,8 @@ def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
     run_dbt(["test", "--select", "test_type:unit"], warehouse)
     run_results = json.loads((warehouse.parent / "dbt" / "target" / "run_results.json").read_text())
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in run_results["results"]}
-    assert statuses == {"sessions_split_at_the_inactivity_gap": "pass",
-                        "first_purchase_delay_is_clipped_and_one_week_when_never": "pass",
-                        "night_share_counts_events_before_five_local": "pass"}
+    assert statuses == {
+        "sessions_split_at_the_inactivity_gap": "pass",
+        "first_purchase_delay_is_clipped_and_one_week_when_never": "pass",
+        "night_share_counts_events_before_five_local": "pass",
+    }

@@ -18,8 +18,14 @@ from anomaly_pipeline.nn.settings import TrainerSettings
 from anomaly_pipeline.sequences import build_sequences
 from anomaly_pipeline.simulate import SimulationConfig, simulate
 
-FAST = {"accelerator": "cpu", "devices": 1, "max_epochs": 30, "batch_size": 128,
-        "learning_rate": 0.01, "patience": 5}
+FAST = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "max_epochs": 30,
+    "batch_size": 128,
+    "learning_rate": 0.01,
+    "patience": 5,
+}
 
 
 def _auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
@@ -37,8 +43,13 @@ def tabular() -> dict[str, np.ndarray]:
     test_normal, _ = low_rank_table(rng, 300)
     test_shaped, _ = low_rank_table(rng, 30, shift=3.0)
     off_plane = low_rank_table(rng, 30)[0] + rng.normal(scale=1.5, size=(30, 12))
-    return {"normal": normal, "shaped": shaped, "test_normal": test_normal,
-            "test_shaped": test_shaped, "off_plane": off_plane.astype(np.float32)}
+    return {
+        "normal": normal,
+        "shaped": shaped,
+        "test_normal": test_normal,
+        "test_shaped": test_shaped,
+        "off_plane": off_plane.astype(np.float32),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,27 +63,31 @@ def unsupervised(tabular: dict[str, np.ndarray]) -> AutoencoderDetector:
 def semi_supervised(tabular: dict[str, np.ndarray]) -> AutoencoderDetector:
     X = np.r_[tabular["normal"], tabular["shaped"]]
     y = np.r_[np.zeros(2000), np.ones(100)]
-    return AutoencoderDetector(hidden_dims=[16], latent_dim=3, alpha=1.0,
-                               trainer=FAST).fit(X, y)
+    return AutoencoderDetector(hidden_dims=[16], latent_dim=3, alpha=1.0, trainer=FAST).fit(X, y)
 
 
-def test_autoencoder_ranks_off_plane_rows_first(unsupervised: AutoencoderDetector,
-                                                tabular: dict[str, np.ndarray]) -> None:
+def test_autoencoder_ranks_off_plane_rows_first(
+    unsupervised: AutoencoderDetector, tabular: dict[str, np.ndarray]
+) -> None:
     assert not unsupervised.supervised
     normal = unsupervised.decision_function(tabular["test_normal"])
     abnormal = unsupervised.decision_function(tabular["off_plane"])
     assert _auc(normal, abnormal) > 0.98
-    assert (unsupervised.predict(tabular["off_plane"]).mean()
-            > 5 * unsupervised.predict(tabular["test_normal"]).mean())
+    assert (
+        unsupervised.predict(tabular["off_plane"]).mean()
+        > 5 * unsupervised.predict(tabular["test_normal"]).mean()
+    )
 
 
 def test_autoencoder_score_is_mean_of_feature_contributions(
-        unsupervised: AutoencoderDetector, tabular: dict[str, np.ndarray]) -> None:
+    unsupervised: AutoencoderDetector, tabular: dict[str, np.ndarray]
+) -> None:
     contributions = unsupervised.feature_contributions(tabular["off_plane"])
     assert contributions.shape == tabular["off_plane"].shape
     assert (contributions >= 0).all()
-    np.testing.assert_allclose(contributions.mean(axis=1),
-                               unsupervised.decision_function(tabular["off_plane"]), rtol=1e-5)
+    np.testing.assert_allclose(
+        contributions.mean(axis=1), unsupervised.decision_function(tabular["off_plane"]), rtol=1e-5
+    )
 
 
 def test_autoencoder_report_and_early_stopping(unsupervised: AutoencoderDetector) -> None:
@@ -84,18 +99,27 @@ def test_autoencoder_report_and_early_stopping(unsupervised: AutoencoderDetector
 
 
 def test_semi_supervised_head_learns_labelled_shape(
-        unsupervised: AutoencoderDetector, semi_supervised: AutoencoderDetector,
-        tabular: dict[str, np.ndarray]) -> None:
+    unsupervised: AutoencoderDetector,
+    semi_supervised: AutoencoderDetector,
+    tabular: dict[str, np.ndarray],
+) -> None:
     assert semi_supervised.supervised
     normal, shaped = tabular["test_normal"], tabular["test_shaped"]
-    auc_unsupervised = _auc(unsupervised.decision_function(normal),
-                            unsupervised.decision_function(shaped))
-    auc_semi = _auc(semi_supervised.decision_function(normal),
-                    semi_supervised.decision_function(shaped))
+    auc_unsupervised = _auc(
+        unsupervised.decision_function(normal), unsupervised.decision_function(shaped)
+    )
+    auc_semi = _auc(
+        semi_supervised.decision_function(normal), semi_supervised.decision_function(shaped)
+    )
     assert auc_semi > auc_unsupervised + 0.15, (auc_semi, auc_unsupervised)
     # The head must not cost the reconstruction its ability to flag unseen abuse.
-    assert _auc(semi_supervised.decision_function(normal),
-                semi_supervised.decision_function(tabular["off_plane"])) > 0.95
+    assert (
+        _auc(
+            semi_supervised.decision_function(normal),
+            semi_supervised.decision_function(tabular["off_plane"]),
+        )
+        > 0.95
+    )
 
 
 def test_unknown_labels_are_skipped_by_the_head(tabular: dict[str, np.ndarray]) -> None:
@@ -117,8 +141,8 @@ def test_labels_without_positives_train_unsupervised(tabular: dict[str, np.ndarr
 
 @pytest.mark.parametrize("fixture", ["unsupervised", "semi_supervised"])
 def test_autoencoder_save_load_gives_identical_scores(
-        fixture: str, request: pytest.FixtureRequest, tabular: dict[str, np.ndarray],
-        tmp_path) -> None:
+    fixture: str, request: pytest.FixtureRequest, tabular: dict[str, np.ndarray], tmp_path
+) -> None:
     detector: AutoencoderDetector = request.getfixturevalue(fixture)
     X = np.r_[tabular["test_normal"], tabular["off_plane"]]
     loaded = load_detector(detector.save(tmp_path / "model"))
@@ -134,7 +158,8 @@ def test_autoencoder_rejects_wrong_width(unsupervised: AutoencoderDetector) -> N
 
 
 def test_autoencoder_semi_supervised_needs_validation_labels(
-        tabular: dict[str, np.ndarray]) -> None:
+    tabular: dict[str, np.ndarray],
+) -> None:
     X, y = tabular["normal"][:200], np.r_[np.zeros(190), np.ones(10)]
     with pytest.raises(ValueError, match="y_val is required"):
         AutoencoderDetector(alpha=1.0, trainer=FAST).fit(X, y, X_val=X[:50])
@@ -150,48 +175,62 @@ def sequences() -> dict[str, pl.DataFrame]:
     lengths = rng.integers(4, 20, size=700)
     train = sequence_frame([funnel_tokens(rng, int(n)) for n in lengths], MAX_LEN)
     normal = [funnel_tokens(rng, int(n)) for n in rng.integers(4, 20, size=150)]
-    bots = ([[TOKEN["view"]] * 20] * 10                            # scraping: views only
-            + [[TOKEN["cart"], TOKEN["purchase"]] * 8] * 10)       # brushing: buy, buy, buy
-    return {"train": train, "normal": sequence_frame(normal, MAX_LEN),
-            "bots": sequence_frame(bots, MAX_LEN),
-            "bots_left_padded": sequence_frame(bots, MAX_LEN, pad_left=True)}
+    bots = (
+        [[TOKEN["view"]] * 20] * 10  # scraping: views only
+        + [[TOKEN["cart"], TOKEN["purchase"]] * 8] * 10
+    )  # brushing: buy, buy, buy
+    return {
+        "train": train,
+        "normal": sequence_frame(normal, MAX_LEN),
+        "bots": sequence_frame(bots, MAX_LEN),
+        "bots_left_padded": sequence_frame(bots, MAX_LEN, pad_left=True),
+    }
 
 
 @pytest.fixture(scope="module", params=["gru", "transformer"])
-def sequence_detector(request: pytest.FixtureRequest,
-                      sequences: dict[str, pl.DataFrame]) -> SequenceDetector:
+def sequence_detector(
+    request: pytest.FixtureRequest, sequences: dict[str, pl.DataFrame]
+) -> SequenceDetector:
     # score_batch_size=7: scoring must give the same result however rows are batched.
-    detector = make_detector("sequence", encoder=request.param,
-                             trainer={**FAST, "max_epochs": 6}, score_batch_size=7)
+    detector = make_detector(
+        "sequence", encoder=request.param, trainer={**FAST, "max_epochs": 6}, score_batch_size=7
+    )
     return detector.fit(sequences["train"])  # type: ignore[return-value]
 
 
 def test_sequence_detector_ranks_machine_sequences_first(
-        sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]) -> None:
+    sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]
+) -> None:
     normal = sequence_detector.decision_function(sequences["normal"])
     bots = sequence_detector.decision_function(sequences["bots"])
     assert _auc(normal, bots) > 0.98
     assert np.isfinite(normal).all() and (normal > 0).all()
 
 
-def test_sequence_padding_side_does_not_matter(sequence_detector: SequenceDetector,
-                                               sequences: dict[str, pl.DataFrame]) -> None:
-    np.testing.assert_allclose(sequence_detector.decision_function(sequences["bots_left_padded"]),
-                               sequence_detector.decision_function(sequences["bots"]), rtol=1e-6)
+def test_sequence_padding_side_does_not_matter(
+    sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]
+) -> None:
+    np.testing.assert_allclose(
+        sequence_detector.decision_function(sequences["bots_left_padded"]),
+        sequence_detector.decision_function(sequences["bots"]),
+        rtol=1e-6,
+    )
 
 
-def test_sequence_save_load_gives_identical_scores(sequence_detector: SequenceDetector,
-                                                   sequences: dict[str, pl.DataFrame],
-                                                   tmp_path) -> None:
+def test_sequence_save_load_gives_identical_scores(
+    sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame], tmp_path
+) -> None:
     loaded = load_detector(sequence_detector.save(tmp_path / "model"))
     assert isinstance(loaded, SequenceDetector)
     frame = pl.concat([sequences["normal"], sequences["bots"]])
-    np.testing.assert_array_equal(loaded.decision_function(frame),
-                                  sequence_detector.decision_function(frame))
+    np.testing.assert_array_equal(
+        loaded.decision_function(frame), sequence_detector.decision_function(frame)
+    )
 
 
 def test_sequence_score_is_sum_of_squared_part_z_scores(
-        sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]) -> None:
+    sequence_detector: SequenceDetector, sequences: dict[str, pl.DataFrame]
+) -> None:
     frame = pl.concat([sequences["normal"], sequences["bots"]])
     module = sequence_detector.module_
     assert module is not None
@@ -200,10 +239,12 @@ def test_sequence_score_is_sum_of_squared_part_z_scores(
     assert surprisal.nll.shape == (frame.height, MAX_LEN, 3)
     padding = ~surprisal.mask
     assert (surprisal.nll[padding] == 0).all() and (surprisal.variance[padding] == 0).all()
-    z = ((surprisal.nll - surprisal.entropy).sum(dim=1)
-         / surprisal.variance.sum(dim=1).sqrt()).numpy()
-    np.testing.assert_allclose(sequence_detector.decision_function(frame),
-                               (z ** 2).sum(axis=1), rtol=1e-4)
+    z = (
+        (surprisal.nll - surprisal.entropy).sum(dim=1) / surprisal.variance.sum(dim=1).sqrt()
+    ).numpy()
+    np.testing.assert_allclose(
+        sequence_detector.decision_function(frame), (z**2).sum(axis=1), rtol=1e-4
+    )
 
 
 @pytest.fixture(scope="module")
@@ -211,17 +252,21 @@ def simulated_sequences() -> dict[str, pl.DataFrame]:
     """A simulated week: sequences of the first 4 days to train on, the last 3 to score, with
     each user-day's injected anomaly type (null = normal)."""
     sim = simulate(SimulationConfig(n_days=7, n_users=400, seed=11, anomaly_share=0.05))
-    events = sim.events.with_columns(pl.col("user_id").alias("user_key"),
-                                     pl.col("event_time").dt.date().alias("event_day"))
+    events = sim.events.with_columns(
+        pl.col("user_id").alias("user_key"), pl.col("event_time").dt.date().alias("event_day")
+    )
     labels = sim.labels.select(pl.col("user_id").alias("user_key"), "event_day", "anomaly_type")
     frame = build_sequences(events).join(labels, on=["user_key", "event_day"], how="left")
     days = frame.get_column("event_day").unique().sort()
-    return {"train": frame.filter(pl.col("event_day") <= days[3]),
-            "test": frame.filter(pl.col("event_day") > days[3])}
+    return {
+        "train": frame.filter(pl.col("event_day") <= days[3]),
+        "test": frame.filter(pl.col("event_day") > days[3]),
+    }
 
 
 def test_sequence_detector_ranks_simulated_anomalies_first(
-        simulated_sequences: dict[str, pl.DataFrame]) -> None:
+    simulated_sequences: dict[str, pl.DataFrame],
+) -> None:
     train, test = simulated_sequences["train"], simulated_sequences["test"]
     detector = SequenceDetector(trainer={"accelerator": "cpu", "devices": 1, "max_epochs": 3})
     scores = detector.fit(train).decision_function(test)
@@ -244,14 +289,27 @@ def test_sequence_detector_validates_gap_bins() -> None:
     assert SequenceDetector(gap_bins=12)._params()["gap_bins"] == 12
 
 
-@pytest.mark.parametrize(("frame", "message"), [
-    (pl.DataFrame({"tokens": [[1, 2]], "log_gaps": [[0.0, 1.0]]}),
-     r"lacks column\(s\) \['category_change'\]"),
-    (sequence_frame([[1, 99]], 4), r"'tokens' must hold ids in \[0, 11\]"),
-    (sequence_frame([[]], 4), "at least one event per row"),
-    (pl.DataFrame({"tokens": [[1, 2], [1]], "log_gaps": [[0.0, 1.0], [0.0]],
-                   "category_change": [[0, 1], [0]]}), "padded to one length"),
-])
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (
+            pl.DataFrame({"tokens": [[1, 2]], "log_gaps": [[0.0, 1.0]]}),
+            r"lacks column\(s\) \['category_change'\]",
+        ),
+        (sequence_frame([[1, 99]], 4), r"'tokens' must hold ids in \[0, 11\]"),
+        (sequence_frame([[]], 4), "at least one event per row"),
+        (
+            pl.DataFrame(
+                {
+                    "tokens": [[1, 2], [1]],
+                    "log_gaps": [[0.0, 1.0], [0.0]],
+                    "category_change": [[0, 1], [0]],
+                }
+            ),
+            "padded to one length",
+        ),
+    ],
+)
 def test_sequence_input_errors_name_the_column(frame: pl.DataFrame, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sequence_tensors(frame)

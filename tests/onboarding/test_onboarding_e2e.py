@@ -24,11 +24,20 @@ TAOBAO_SAMPLE = SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample110k.c
 
 def onboard(home: Path, *args: str) -> str:
     """Run the console script as a user would; return what it printed."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ANOMALY_PIPELINE_START_DATE", "DAGSTER_HOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ANOMALY_PIPELINE_START_DATE", "DAGSTER_HOME")
+    }
     env.update(ANOMALY_PIPELINE_HOME=str(home), ANOMALY_PIPELINE_DEMO="1")
-    done = subprocess.run([str(CONSOLE_SCRIPT), "onboard", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "onboard", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -41,17 +50,22 @@ def table_days(home: Path, table: str) -> set[date]:
 
 def rules(home: Path) -> set[str]:
     with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
-        return {r[0] for r in conn.execute("SELECT DISTINCT rule FROM raw.quarantined_events")
-                .fetchall()}
+        return {
+            r[0]
+            for r in conn.execute("SELECT DISTINCT rule FROM raw.quarantined_events").fetchall()
+        }
 
 
 def snapshot(home: Path) -> dict[str, list[tuple]]:
     """Every row of the tables onboarding writes (sorted), to compare two onboardings."""
-    tables = ("raw.raw_events", "raw.quarantined_events", "features.user_day_features",
-              "scoring.daily_anomaly_scores")
+    tables = (
+        "raw.raw_events",
+        "raw.quarantined_events",
+        "features.user_day_features",
+        "scoring.daily_anomaly_scores",
+    )
     with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
-                for t in tables}
+        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
 
 
 def assert_scored_every_day(home: Path, first: date, last: date, printed: str) -> None:
@@ -84,10 +98,10 @@ def test_onboard_a_multi_day_canonical_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_onboard_a_fraud_log_with_us_times(tmp_path: Path) -> None:
-    history = write_fraud_log(tmp_path / "fraud.csv", rows=900, start=datetime(2026, 6, 1),
-                              days=61)
-    printed = onboard(tmp_path / "home", str(history), "--format", "fraud_log",
-                      "--time-format", "%m/%d/%Y %H:%M")
+    history = write_fraud_log(tmp_path / "fraud.csv", rows=900, start=datetime(2026, 6, 1), days=61)
+    printed = onboard(
+        tmp_path / "home", str(history), "--format", "fraud_log", "--time-format", "%m/%d/%Y %H:%M"
+    )
     assert_scored_every_day(tmp_path / "home", date(2026, 6, 1), date(2026, 7, 31), printed)
     assert "Ignored columns: sex, age, class" in printed
     assert "Events: 1,800 in, 1,800 accepted, 0 quarantined" in printed
@@ -97,8 +111,7 @@ def test_onboard_a_fraud_log_with_us_times(tmp_path: Path) -> None:
 @pytest.mark.skipif(not TAOBAO_SAMPLE.exists(), reason=f"Taobao sample not found: {TAOBAO_SAMPLE}")
 def test_onboard_the_taobao_sample(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    printed = onboard(home, str(TAOBAO_SAMPLE), "--format", "taobao",
-                      "--timezone", "Asia/Shanghai")
+    printed = onboard(home, str(TAOBAO_SAMPLE), "--format", "taobao", "--timezone", "Asia/Shanghai")
     settings = read_source_settings(data_home(home))
     assert (settings.start_date, settings.timezone) == (date(2017, 11, 26), "Asia/Shanghai")
     assert table_days(home, "raw.raw_events") == {date(2017, 11, 26)}
@@ -111,6 +124,7 @@ def test_onboard_the_taobao_sample(tmp_path: Path) -> None:
     assert "cold start" in printed, printed
     with warehouse.connect(data_home(home).warehouse, read_only=True) as conn:
         users, flagged = conn.execute(
-            "SELECT count(*), avg(flagged::int) FROM scoring.daily_anomaly_scores").fetchone()
+            "SELECT count(*), avg(flagged::int) FROM scoring.daily_anomaly_scores"
+        ).fetchone()
     assert users == 66_454
-    assert flagged <= 2 * 0.03, flagged   # within 2x the 97th-percentile threshold's rate
+    assert flagged <= 2 * 0.03, flagged  # within 2x the 97th-percentile threshold's rate

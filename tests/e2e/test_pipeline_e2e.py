@@ -16,25 +16,65 @@ from anomaly_pipeline.defs.resources import AlertWebhookResource
 
 pytestmark = pytest.mark.slow
 
-SCORE_TABLES = ("scoring.daily_anomaly_scores", "scoring.anomaly_alerts",
-                "monitoring.feature_drift")
+SCORE_TABLES = (
+    "scoring.daily_anomaly_scores",
+    "scoring.anomaly_alerts",
+    "monitoring.feature_drift",
+)
 
 #: Reason codes that describe each simulated anomaly type's behavioural signature.
 SIGNATURES: dict[str, set[str]] = {
-    "click_bot": {"high_view_rate", "machine_regular_intervals", "rapid_events",
-                  "rapid_fire_events", "high_event_volume", "high_view_count", "high_click_count",
-                  "high_views_per_session", "long_view_burst", "night_activity"},
-    "account_takeover": {"new_device_and_ip_network", "new_device", "new_ip_network",
-                         "high_purchase_count", "high_spend", "high_order_value",
-                         "high_purchase_per_view", "many_devices", "many_ip_networks"},
-    "order_brushing": {"high_purchase_per_view", "shared_device", "shared_ip_network",
-                       "high_purchase_count", "high_cart_to_purchase", "many_reviews",
-                       "extreme_ratings"},
-    "scraping": {"many_distinct_items", "many_distinct_categories", "high_view_rate",
-                 "high_view_count", "high_event_volume", "long_view_burst",
-                 "high_views_per_session", "rapid_events", "machine_regular_intervals"},
-    "coupon_abuse": {"purchase_right_after_signup", "shared_device", "shared_ip_network",
-                     "many_coupons", "repeated_signups", "high_purchase_per_view"},
+    "click_bot": {
+        "high_view_rate",
+        "machine_regular_intervals",
+        "rapid_events",
+        "rapid_fire_events",
+        "high_event_volume",
+        "high_view_count",
+        "high_click_count",
+        "high_views_per_session",
+        "long_view_burst",
+        "night_activity",
+    },
+    "account_takeover": {
+        "new_device_and_ip_network",
+        "new_device",
+        "new_ip_network",
+        "high_purchase_count",
+        "high_spend",
+        "high_order_value",
+        "high_purchase_per_view",
+        "many_devices",
+        "many_ip_networks",
+    },
+    "order_brushing": {
+        "high_purchase_per_view",
+        "shared_device",
+        "shared_ip_network",
+        "high_purchase_count",
+        "high_cart_to_purchase",
+        "many_reviews",
+        "extreme_ratings",
+    },
+    "scraping": {
+        "many_distinct_items",
+        "many_distinct_categories",
+        "high_view_rate",
+        "high_view_count",
+        "high_event_volume",
+        "long_view_burst",
+        "high_views_per_session",
+        "rapid_events",
+        "machine_regular_intervals",
+    },
+    "coupon_abuse": {
+        "purchase_right_after_signup",
+        "shared_device",
+        "shared_ip_network",
+        "many_coupons",
+        "repeated_signups",
+        "high_purchase_per_view",
+    },
     "fake_review": {"many_reviews", "extreme_ratings", "unusual_rating"},
 }
 
@@ -54,8 +94,12 @@ def scored_pipeline(trained_pipeline: Pipeline) -> Pipeline:
 
 def test_every_user_day_gets_a_score_from_the_champion(scored_pipeline: Pipeline) -> None:
     days = scored_pipeline.days[-2:]
-    features = warehouse.read_days(scored_pipeline.warehouse, "features.user_day_features", days,
-                                   columns=["user_key", "event_day"])
+    features = warehouse.read_days(
+        scored_pipeline.warehouse,
+        "features.user_day_features",
+        days,
+        columns=["user_key", "event_day"],
+    )
     scores = warehouse.read_days(scored_pipeline.warehouse, "scoring.daily_anomaly_scores", days)
     assert scores.height == features.height > 0
     assert scores.join(features, on=["user_key", "event_day"], how="anti").is_empty()
@@ -65,8 +109,11 @@ def test_every_user_day_gets_a_score_from_the_champion(scored_pipeline: Pipeline
     assert ((banded["outcome"] != "allow") == banded["flagged"]).all()
     assert scores["score"].is_between(0, 1000).all()
     assert set(scores["outcome"]) <= {"allow", "review", "block"}
-    champion = scored_pipeline.instance.get_latest_materialization_event(
-        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
+    champion = (
+        scored_pipeline.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        .asset_materialization.metadata["version"]
+        .value
+    )
     assert set(scores["model_version"]) == {str(champion)}
     flagged = scores.filter(pl.col("flagged"))
     assert flagged.height and flagged["reasons"].list.len().min() >= 1
@@ -81,8 +128,11 @@ def test_rerunning_a_day_duplicates_nothing(scored_pipeline: Pipeline) -> None:
 
 def test_top_reason_names_each_anomaly_types_signature(trained_pipeline: Pipeline) -> None:
     days = trained_pipeline.days
-    assert materialize(trained_pipeline, dg.AssetSelection.assets("daily_anomaly_scores"),
-                       tags=trained_pipeline.range_tags(days)).success
+    assert materialize(
+        trained_pipeline,
+        dg.AssetSelection.assets("daily_anomaly_scores"),
+        tags=trained_pipeline.range_tags(days),
+    ).success
     with warehouse.connect(trained_pipeline.warehouse, read_only=True) as conn:
         flagged = conn.execute("""
             SELECT l.anomaly_type, s.reason_codes[1] AS top_code
@@ -96,14 +146,19 @@ def test_top_reason_names_each_anomaly_types_signature(trained_pipeline: Pipelin
         assert hits >= 0.6, (anomaly_type[0], group["top_code"].value_counts())
 
 
-def test_alerts_are_posted_to_the_webhook_once_per_user(scored_pipeline: Pipeline,
-                                                        webhook: tuple[str, list[dict]]) -> None:
+def test_alerts_are_posted_to_the_webhook_once_per_user(
+    scored_pipeline: Pipeline, webhook: tuple[str, list[dict]]
+) -> None:
     url, received = webhook
     day = scored_pipeline.days[-1]
     resources = {**scored_pipeline.resources, "alert_webhook": AlertWebhookResource(url=url)}
-    result = dg.materialize(_definitions(), selection=dg.AssetSelection.assets("anomaly_alerts"),
-                            instance=scored_pipeline.instance, resources=resources,
-                            partition_key=day.isoformat())
+    result = dg.materialize(
+        _definitions(),
+        selection=dg.AssetSelection.assets("anomaly_alerts"),
+        instance=scored_pipeline.instance,
+        resources=resources,
+        partition_key=day.isoformat(),
+    )
     assert result.success
     stored = warehouse.read_days(scored_pipeline.warehouse, "scoring.anomaly_alerts", [day])
     assert len(received) == 1
@@ -120,23 +175,36 @@ def _definitions() -> list:
 
 
 def test_gate_keeps_the_champion_against_a_worse_challenger(trained_pipeline: Pipeline) -> None:
-    champion_before = trained_pipeline.instance.get_latest_materialization_event(
-        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
-    worse = {"training_set": FAST_TRAINING["training_set"],
-             "baseline_models": {"config": {"kinds": ["lof"],
-                                            "params": {"lof": {"n_neighbors": 2}}}},
-             "anomaly_model": {"config": {**FAST_TRAINING["anomaly_model"]["config"],
-                                          "kinds": ["sequence"], "max_epochs": 1}}}
-    result = materialize(trained_pipeline, TRAINING, run_config={"ops": worse},
-                         raise_on_error=False)
+    champion_before = (
+        trained_pipeline.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        .asset_materialization.metadata["version"]
+        .value
+    )
+    worse = {
+        "training_set": FAST_TRAINING["training_set"],
+        "baseline_models": {"config": {"kinds": ["lof"], "params": {"lof": {"n_neighbors": 2}}}},
+        "anomaly_model": {
+            "config": {
+                **FAST_TRAINING["anomaly_model"]["config"],
+                "kinds": ["sequence"],
+                "max_epochs": 1,
+            }
+        },
+    }
+    result = materialize(
+        trained_pipeline, TRAINING, run_config={"ops": worse}, raise_on_error=False
+    )
     # Keeping the champion is a normal outcome: the run is green, the check says why.
     assert result.success
     gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "champion_gate")
     assert gate.passed and gate.metadata["decision"].value == "keep"
     assert "champion" in (gate.description or "")
     assert not result.asset_materializations_for_node("champion_model")
-    champion_after = trained_pipeline.instance.get_latest_materialization_event(
-        dg.AssetKey("champion_model")).asset_materialization.metadata["version"].value
+    champion_after = (
+        trained_pipeline.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        .asset_materialization.metadata["version"]
+        .value
+    )
     assert champion_after == champion_before
 
 
@@ -153,21 +221,34 @@ def test_no_raw_identifier_in_any_table_past_staging(scored_pipeline: Pipeline) 
         leaks = []
         for schema, table, column in columns:
             values = conn.execute(f'SELECT DISTINCT "{column}" FROM {schema}.{table}').fetchall()
-            flat = {v for (value,) in values
-                    for v in (value if isinstance(value, list) else [value]) if v is not None}
+            flat = {
+                v
+                for (value,) in values
+                for v in (value if isinstance(value, list) else [value])
+                if v is not None
+            }
             leaks += [(f"{schema}.{table}.{column}", v) for v in flat & raw_ids]
     assert not leaks, leaks[:5]
 
 
 def test_every_detector_ranks_simulated_anomalies_above_normal_users(
-        trained_pipeline: Pipeline) -> None:
+    trained_pipeline: Pipeline,
+) -> None:
     from anomaly_pipeline.evaluation import load_evaluations
 
     evaluations = load_evaluations(trained_pipeline.evaluation_report.parent / "candidates.json")
-    assert set(evaluations) == {"gaussian", "isolation_forest", "lof", "rank_ensemble",
-                                "autoencoder", "sequence"}
+    assert set(evaluations) == {
+        "gaussian",
+        "isolation_forest",
+        "lof",
+        "rank_ensemble",
+        "autoencoder",
+        "sequence",
+    }
     roc = {name: e.roc_auc.value for name, e in evaluations.items()}
-    assert all(roc[name] > 0.85 for name in ("gaussian", "isolation_forest", "lof",
-                                              "rank_ensemble", "autoencoder")), roc
+    assert all(
+        roc[name] > 0.85
+        for name in ("gaussian", "isolation_forest", "lof", "rank_ensemble", "autoencoder")
+    ), roc
     # The sequence model sees only event order and timing: it must still beat chance clearly.
     assert roc["sequence"] > 0.6, roc

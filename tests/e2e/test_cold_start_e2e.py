@@ -36,11 +36,20 @@ EXPECTED_SHARE = 0.03  # 1 − the default threshold percentile (97)
 
 def _training(days: list[date]) -> dict:
     """Label-free training on ``days``: two baselines (the default among them), no torch."""
-    return {"ops": {
-        "training_set": {"config": {"end_day": days[-1].isoformat(), "window_days": len(days),
-                                    "validation_days": 1, "holdout_days": 2}},
-        "baseline_models": {"config": {"kinds": ["isolation_forest", COLD_START_KIND]}},
-        "anomaly_model": {"config": {"kinds": []}}}}
+    return {
+        "ops": {
+            "training_set": {
+                "config": {
+                    "end_day": days[-1].isoformat(),
+                    "window_days": len(days),
+                    "validation_days": 1,
+                    "holdout_days": 2,
+                }
+            },
+            "baseline_models": {"config": {"kinds": ["isolation_forest", COLD_START_KIND]}},
+            "anomaly_model": {"config": {"kinds": []}},
+        }
+    }
 
 
 def _check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
@@ -54,21 +63,35 @@ def unlabelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
     root = tmp_path_factory.mktemp("cold_start")
     home = data_home(root).ensure()
-    simulation = simulate(SimulationConfig(start_day=START, n_days=len(DAYS), n_users=900,
-                                           seed=3, anomaly_share=0.01, drift_from=SOURCE_B[0],
-                                           drift_dwell_factor=0.1))
+    simulation = simulate(
+        SimulationConfig(
+            start_day=START,
+            n_days=len(DAYS),
+            n_users=900,
+            seed=3,
+            anomaly_share=0.01,
+            drift_from=SOURCE_B[0],
+            drift_dwell_factor=0.1,
+        )
+    )
     write_landing(simulation, home.landing_events, home.landing_labels)
     for label_file in Path(home.landing_labels).iterdir():
         label_file.unlink()
     with dg.DagsterInstance.local_temp(str(home.dagster_home)) as instance:
-        pipeline = Pipeline(root=root, days=DAYS, instance=instance,
-                            resources=pipeline_resources(root), simulation=simulation)
+        pipeline = Pipeline(
+            root=root,
+            days=DAYS,
+            instance=instance,
+            resources=pipeline_resources(root),
+            simulation=simulation,
+        )
         assert materialize(pipeline, INGEST_FEATURES, tags=pipeline.range_tags()).success
         yield pipeline
 
 
 def test_cold_start_guard_and_retraining_on_a_new_source(
-        unlabelled: Pipeline, webhook: tuple[str, list[dict]]) -> None:
+    unlabelled: Pipeline, webhook: tuple[str, list[dict]]
+) -> None:
     uri = data_home(unlabelled.root).mlflow_tracking_uri
 
     # A gate that cannot decide (no labels, no champion, the default not trained) fails the run,
@@ -78,8 +101,11 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
     failed = materialize(unlabelled, TRAINING, run_config=without_default, raise_on_error=False)
     assert not failed.success and get_champion(uri) is None
     url, received = webhook
-    run_failure_alert_sensor(failure_sensor_context(
-        unlabelled.instance, unlabelled.instance.get_run_by_id(failed.run_id), url))
+    run_failure_alert_sensor(
+        failure_sensor_context(
+            unlabelled.instance, unlabelled.instance.get_run_by_id(failed.run_id), url
+        )
+    )
     (step,) = received[0]["failed_steps"]
     assert "champion_gate" in step["step"]
     assert f"add {COLD_START_KIND!r} to baseline_models' kinds" in step["error"]
@@ -103,14 +129,19 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
     # The MLflow run says what ran: the job (an ad-hoc materialisation here), the training
     # window and the candidates; and what the gate decided.
     run = mlflow.MlflowClient(uri).get_run(champion.run_id)
-    assert run.info.run_name == (f"training {SOURCE_A[0]}..{SOURCE_A[-1]} "
-                                 f"isolation_forest+{COLD_START_KIND}")
+    assert run.info.run_name == (
+        f"training {SOURCE_A[0]}..{SOURCE_A[-1]} isolation_forest+{COLD_START_KIND}"
+    )
     assert (run.data.tags["kinds"], run.data.tags["gate_action"]) == (
-        f"isolation_forest,{COLD_START_KIND}", "promote")
+        f"isolation_forest,{COLD_START_KIND}",
+        "promote",
+    )
     # Every evaluated candidate's version carries the gate's decision about it, the failed
     # gate's included: the registry reads as a history of decisions.
-    versions = {(v.tags["dagster_run_id"], v.tags["kind"]): v.tags
-                for v in mlflow.MlflowClient(uri).search_model_versions()}
+    versions = {
+        (v.tags["dagster_run_id"], v.tags["kind"]): v.tags
+        for v in mlflow.MlflowClient(uri).search_model_versions()
+    }
     assert versions[(failed.run_id, "isolation_forest")]["gate_action"] == "error"
     assert versions[(first.run_id, COLD_START_KIND)]["gate_outcome"] == "promoted"
     assert versions[(first.run_id, "isolation_forest")]["gate_outcome"] == "not promoted"
@@ -121,30 +152,39 @@ def test_cold_start_guard_and_retraining_on_a_new_source(
     known_day, new_day = SOURCE_A[-1], SOURCE_B[0]
     flooded = materialize(unlabelled, SCORING, tags=unlabelled.range_tags([known_day, new_day]))
     for day in (known_day, new_day):
-        features = warehouse.read_days(unlabelled.warehouse, "features.user_day_features", [day],
-                                       columns=["user_key"])
+        features = warehouse.read_days(
+            unlabelled.warehouse, "features.user_day_features", [day], columns=["user_key"]
+        )
         assert scores_of(day).height == features.height > 0
-    guards = {e.partition: e for e in flooded.get_asset_check_evaluations()
-              if e.check_name == "alert_guard"}  # one evaluation per day
+    guards = {
+        e.partition: e
+        for e in flooded.get_asset_check_evaluations()
+        if e.check_name == "alert_guard"
+    }  # one evaluation per day
     assert guards[known_day.isoformat()].passed
     guard = guards[new_day.isoformat()]
     assert flooded.success and not guard.passed and guard.metadata["alerts_withheld"].value
     assert "alerts withheld" in guard.description and "retrain on this source" in guard.description
-    assert ("× the expected 3.0%" in guard.description
-            or "score distribution PSI" in guard.description)
+    assert (
+        "× the expected 3.0%" in guard.description or "score distribution PSI" in guard.description
+    )
     alerts = {m.partition: m for m in flooded.asset_materializations_for_node("anomaly_alerts")}
     assert alerts[new_day.isoformat()].metadata["guard"].value == "withheld"
     assert alerts[new_day.isoformat()].metadata["dagster/row_count"].value == 0
     assert "retrain on this source" in alerts[new_day.isoformat()].metadata["guard_reason"].value
     assert alerts[known_day.isoformat()].metadata["guard"].value == "passed"
-    posted = warehouse.read_days(unlabelled.warehouse, "scoring.anomaly_alerts",
-                                 [known_day, new_day])
+    posted = warehouse.read_days(
+        unlabelled.warehouse, "scoring.anomaly_alerts", [known_day, new_day]
+    )
     assert set(posted["event_day"]) == {known_day}, "the good day still alerts"
 
     # The guard can be overridden for a run.
-    overridden = materialize(unlabelled, dg.AssetSelection.assets("anomaly_alerts"),
-                             partition_key=new_day.isoformat(), run_config={"ops": {
-                                 "anomaly_alerts": {"config": {"override_guard": True}}}})
+    overridden = materialize(
+        unlabelled,
+        dg.AssetSelection.assets("anomaly_alerts"),
+        partition_key=new_day.isoformat(),
+        run_config={"ops": {"anomaly_alerts": {"config": {"override_guard": True}}}},
+    )
     (alerts,) = overridden.asset_materializations_for_node("anomaly_alerts")
     assert alerts.metadata["guard"].value == "overridden"
     assert alerts.metadata["dagster/row_count"].value > 0

@@ -34,8 +34,15 @@ def test_every_landing_row_is_accepted_or_quarantined(ingested_pipeline: Pipelin
 
 
 def test_rematerialising_a_partition_duplicates_nothing(ingested_pipeline: Pipeline) -> None:
-    tables = (RAW_EVENTS_TABLE, QUARANTINE_TABLE, INGEST_LOG_TABLE, "raw.event_labels",
-              "features.stg_events", "features.user_day_features", "features.behaviour_sequences")
+    tables = (
+        RAW_EVENTS_TABLE,
+        QUARANTINE_TABLE,
+        INGEST_LOG_TABLE,
+        "raw.event_labels",
+        "features.stg_events",
+        "features.user_day_features",
+        "features.behaviour_sequences",
+    )
     before = {t: _counts(ingested_pipeline.warehouse, t) for t in tables}
     from anomaly_pipeline.defs.jobs import INGEST_FEATURES
 
@@ -48,20 +55,31 @@ def test_rematerialising_a_partition_duplicates_nothing(ingested_pipeline: Pipel
 
 
 def _event(event_id: str, user: str = "u1", **extra: object) -> dict:
-    return {"event_id": event_id, "user_id": user, "event_type": "view",
-            "event_time": datetime(2026, 10, 3, 12, tzinfo=UTC), **extra}
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "event_type": "view",
+        "event_time": datetime(2026, 10, 3, 12, tzinfo=UTC),
+        **extra,
+    }
 
 
 def test_dirty_rows_are_quarantined_with_reasons(bare_home: Pipeline) -> None:
     landing = data_home(bare_home.root).landing_events
-    events = conform(pl.DataFrame([
-        _event("e1"), _event("e1"), _event("e2", user=""), _event("e3", amount=-5.0),
-        _event("e4", event_type="teleport"),
-        _event("e5", event_time=datetime(2026, 10, 2, 23, 59, tzinfo=UTC)),
-    ]))
+    events = conform(
+        pl.DataFrame(
+            [
+                _event("e1"),
+                _event("e1"),
+                _event("e2", user=""),
+                _event("e3", amount=-5.0),
+                _event("e4", event_type="teleport"),
+                _event("e5", event_time=datetime(2026, 10, 2, 23, 59, tzinfo=UTC)),
+            ]
+        )
+    )
     events.write_parquet(landing / f"events_{DAY}.parquet")
-    result = materialize(bare_home, RAW,
-                         partition_key=DAY.isoformat())
+    result = materialize(bare_home, RAW, partition_key=DAY.isoformat())
     assert result.success
     raw = warehouse.read_days(bare_home.root / "warehouse.duckdb", RAW_EVENTS_TABLE, [DAY])
     bad = warehouse.read_days(bare_home.root / "warehouse.duckdb", QUARANTINE_TABLE, [DAY])
@@ -74,11 +92,9 @@ def test_dirty_rows_are_quarantined_with_reasons(bare_home: Pipeline) -> None:
 def test_malformed_file_fails_the_partition_and_changes_nothing(bare_home: Pipeline) -> None:
     landing = data_home(bare_home.root).landing_events
     conform(pl.DataFrame([_event("ok")])).write_parquet(landing / f"events_{DAY}.parquet")
-    assert materialize(bare_home, RAW,
-                       partition_key=DAY.isoformat()).success
+    assert materialize(bare_home, RAW, partition_key=DAY.isoformat()).success
     (landing / f"events_{DAY}.parquet").write_bytes(b"\x00\x01 this is not parquet \xff")
-    result = materialize(bare_home, RAW,
-                         partition_key=DAY.isoformat(), raise_on_error=False)
+    result = materialize(bare_home, RAW, partition_key=DAY.isoformat(), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert f"events_{DAY}.parquet" in failure.event_specific_data.error.to_string()
@@ -87,8 +103,7 @@ def test_malformed_file_fails_the_partition_and_changes_nothing(bare_home: Pipel
 
 
 def test_missing_landing_file_names_the_day(bare_home: Pipeline) -> None:
-    result = materialize(bare_home, RAW,
-                         partition_key=DAY.isoformat(), raise_on_error=False)
+    result = materialize(bare_home, RAW, partition_key=DAY.isoformat(), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert f"no landing file for {DAY}" in failure.event_specific_data.error.to_string()
@@ -100,8 +115,14 @@ def test_backfilling_seven_days_in_one_run_duplicates_nothing(ingested_pipeline:
     from anomaly_pipeline.defs.jobs import INGEST_FEATURES
 
     assert len(ingested_pipeline.days) == 7
-    tables = (RAW_EVENTS_TABLE, QUARANTINE_TABLE, "features.stg_events", "features.int_sessions",
-              "features.user_day_features", "features.behaviour_sequences")
+    tables = (
+        RAW_EVENTS_TABLE,
+        QUARANTINE_TABLE,
+        "features.stg_events",
+        "features.int_sessions",
+        "features.user_day_features",
+        "features.behaviour_sequences",
+    )
     before = {t: _counts(ingested_pipeline.warehouse, t) for t in tables}
     runs_before = len(ingested_pipeline.instance.get_runs())
     result = materialize(ingested_pipeline, INGEST_FEATURES, tags=ingested_pipeline.range_tags())
@@ -120,11 +141,20 @@ def test_launchpad_time_options_read_a_daily_fraud_log(bare_home: Pipeline) -> N
     (landing / f"fraud_{DAY}.csv").write_text(
         "user_id,signup_time,purchase_time,purchase_value,device_id,source,browser,ip_address\n"
         "u1,10/3/2026 9:15,10/4/2026 1:30,20,d1,SEO,Chrome,10.0.0.1\n"
-        "u2,10/3/2026 25:00,10/3/2026 1:00,20,d2,Ads,Safari,10.0.0.2\n")
-    config = {"source_format": "fraud_log", "file_pattern": "fraud_{day}.csv",
-              "time_format": "%m/%d/%Y %H:%M", "timezone": "Europe/Berlin"}
-    result = materialize(bare_home, RAW, partition_key=DAY.isoformat(),
-                         run_config={"ops": {"raw_events": {"config": config}}})
+        "u2,10/3/2026 25:00,10/3/2026 1:00,20,d2,Ads,Safari,10.0.0.2\n"
+    )
+    config = {
+        "source_format": "fraud_log",
+        "file_pattern": "fraud_{day}.csv",
+        "time_format": "%m/%d/%Y %H:%M",
+        "timezone": "Europe/Berlin",
+    }
+    result = materialize(
+        bare_home,
+        RAW,
+        partition_key=DAY.isoformat(),
+        run_config={"ops": {"raw_events": {"config": config}}},
+    )
     assert result.success
     raw = warehouse.read_days(bare_home.root / "warehouse.duckdb", RAW_EVENTS_TABLE, [DAY])
     bad = warehouse.read_days(bare_home.root / "warehouse.duckdb", QUARANTINE_TABLE, [DAY])
