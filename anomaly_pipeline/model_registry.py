@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
+    import polars as pl
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -142,6 +143,53 @@ def log_detector_files(
 
     _client(tracking_uri).log_artifacts(run_id, str(detector_dir), artifact_path)
     return get_artifact_uri(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
+
+
+@dataclass(frozen=True)
+class PublishedBundle:
+    """Where ``publish_bundle`` put a model: the local bundle, its copy in the MLflow run's
+    artifacts, and the registered version when one was asked for."""
+
+    model_dir: Path
+    artifact_uri: str
+    version: ModelVersionRef | None
+
+
+def publish_bundle(
+    detector: Detector,
+    model_dir: Path,
+    train: pl.DataFrame,
+    categories: dict[str, list[str]] | None,
+    *,
+    tracking_uri: str,
+    run_id: str,
+    register_as: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> PublishedBundle:
+    """The one way a fitted detector of any kind becomes a model.
+
+    Its scoring bundle is written atomically into ``model_dir`` (``bundle.write_bundle``; without
+    ``categories`` the bare detector, for a training run outside the pipeline), logged
+    to MLflow run ``run_id`` under ``models/<kind>`` (kinds of one run never collide), and — with
+    ``register_as`` — registered as a version carrying ``tags``. The training assets leave
+    ``register_as`` None: ``model_evaluation`` registers the candidates once every training of
+    the run has succeeded, so a failed run leaves the registry untouched.
+    """
+    from anomaly_pipeline.bundle import write_bundle
+
+    model_dir = write_bundle(detector, model_dir, train, categories)
+    source = log_detector_files(tracking_uri, run_id, model_dir, f"models/{detector.kind}")
+    version = None
+    if register_as is not None:
+        version = register_detector(
+            tracking_uri,
+            source,
+            run_id,
+            kind=detector.kind,
+            name=register_as,
+            tags=dict(tags or {}),
+        )
+    return PublishedBundle(model_dir=model_dir, artifact_uri=source, version=version)
 
 
 def register_detector(

@@ -62,6 +62,14 @@ class DataHome:
         """Training sets, model directories, checkpoints, reports and plots."""
         return self.root / "artifacts"
 
+    def training_set_dir(self, run_id: str) -> Path:
+        """The training set built by Dagster run ``run_id``."""
+        return self.artifacts / "training_sets" / run_id
+
+    def run_models_dir(self, run_id: str) -> Path:
+        """The bundles of the models trained by Dagster run ``run_id``, one folder per kind."""
+        return self.artifacts / "models" / run_id
+
     @property
     def champion_cache(self) -> Path:
         """Local copies of champion bundles, one per registered version (versions are immutable)."""

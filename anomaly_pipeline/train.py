@@ -112,12 +112,12 @@ def publish(
     into it through the client and leaves its status alone — ending it here would show the Dagster
     run's MLflow run FINISHED while later steps still train. A run started here is ended here.
     """
-    from anomaly_pipeline.bundle import write_bundle
-
-    model_dir = write_bundle(
-        outcome.detector, Path(spec.output_dir), outcome.train_frame, spec.bundle_categories
-    )
     if spec.mlflow is None:
+        from anomaly_pipeline.bundle import write_bundle
+
+        model_dir = write_bundle(
+            outcome.detector, Path(spec.output_dir), outcome.train_frame, spec.bundle_categories
+        )
         return Publication(
             model_dir=model_dir, mlflow_run_id=None, model_version=None, artifact_uri=None
         )
@@ -126,12 +126,7 @@ def publish(
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-    from anomaly_pipeline.model_registry import (
-        DAGSTER_RUN_TAG,
-        ensure_experiment,
-        log_detector_files,
-        register_detector,
-    )
+    from anomaly_pipeline.model_registry import DAGSTER_RUN_TAG, ensure_experiment, publish_bundle
 
     config = spec.mlflow
     client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
@@ -168,17 +163,16 @@ def publish(
             params=[Param(f"{scope}.{k}", v) for k, v in _params(spec, outcome).items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
-        source = log_detector_files(config.tracking_uri, run_id, model_dir, f"models/{scope}")
-        version = None
-        if config.registered_model_name is not None:
-            version = register_detector(
-                config.tracking_uri,
-                source,
-                run_id,
-                kind=outcome.detector.kind,
-                name=config.registered_model_name,
-                tags=tags,
-            ).version
+        published = publish_bundle(
+            outcome.detector,
+            Path(spec.output_dir),
+            outcome.train_frame,
+            spec.bundle_categories,
+            tracking_uri=config.tracking_uri,
+            run_id=run_id,
+            register_as=config.registered_model_name,
+            tags=tags,
+        )
     except BaseException:
         if own_run:
             client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))
@@ -186,7 +180,10 @@ def publish(
     if own_run:
         client.set_terminated(run_id)
     return Publication(
-        model_dir=model_dir, mlflow_run_id=run_id, model_version=version, artifact_uri=source
+        model_dir=published.model_dir,
+        mlflow_run_id=run_id,
+        model_version=published.version.version if published.version else None,
+        artifact_uri=published.artifact_uri,
     )
 
 

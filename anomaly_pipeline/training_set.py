@@ -10,7 +10,7 @@ so that onboarding any history still ends with a champion; the set records which
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import polars as pl
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS
+from anomaly_pipeline.model_refs import INFO_FILE, TrainingSetInfo
 
 FEATURES_TABLE = "features.user_day_features"
 SEQUENCES_TABLE = "features.behaviour_sequences"
@@ -28,34 +29,8 @@ STG_EVENTS_TABLE = "features.stg_events"
 CATEGORICAL_COLUMNS = ("channel", "event_type")
 SEQUENCE_COLUMNS = ("tokens", "log_gaps", "category_change")
 SPLITS = ("train", "validation", "holdout")
-INFO_FILE = "training_set.json"
 #: Shares of users in validation and holdout when a short history is split by user.
 USER_SPLIT_SHARES = {"validation": 0.15, "holdout": 0.20}
-
-
-@dataclass(frozen=True)
-class TrainingSetInfo:
-    """Where a training set lives and what it holds (also written as JSON beside the Parquet)."""
-
-    directory: str
-    days: dict[str, list[str]]
-    rows: dict[str, int]
-    labelled_rows: dict[str, int]
-    abnormal_rows: dict[str, int]
-    feature_names: list[str]
-    #: Values of the event-level categorical columns seen in the training days (drift reference).
-    categories: dict[str, list[str]]
-    #: User-days available per split before sampling down to the row cap (= ``rows`` if none).
-    available_rows: dict[str, int] = field(default_factory=dict)
-    #: "time" (days split oldest → newest) or "user" (a history too short for a time split).
-    split_by: str = "time"
-
-    def path(self, split: str) -> Path:
-        return Path(self.directory) / f"{split}.parquet"
-
-    @classmethod
-    def read(cls, directory: str | Path) -> TrainingSetInfo:
-        return cls(**json.loads((Path(directory) / INFO_FILE).read_text()))
 
 
 def feature_days(warehouse_path: Path) -> list[date]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from test_reasons import _population
+from feature_population import population_frame
 
 from anomaly_pipeline.bundle import REFERENCE_FILE, ScoringBundle, write_bundle
 from anomaly_pipeline.detectors.preprocess import feature_matrix
@@ -24,7 +24,7 @@ CATEGORIES = {"channel": ["Ads", "SEO"]}
 
 @pytest.fixture(scope="module")
 def train() -> pl.DataFrame:
-    return _population(n=600, seed=5)
+    return population_frame(n=600, seed=5)
 
 
 def _fitted(kind: str, train: pl.DataFrame):

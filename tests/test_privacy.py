@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from dbt_fixtures import TEST_PSEUDONYM_KEY, build_warehouse, dbt_day_vars, run_dbt
 
 from anomaly_pipeline.dbt_plugin import Plugin
 from anomaly_pipeline.privacy import (
@@ -25,7 +26,6 @@ from anomaly_pipeline.privacy import (
     pseudonymize,
     pseudonymize_many,
 )
-from dbt_fixtures import TEST_PSEUDONYM_KEY, build_warehouse, dbt_day_vars, run_dbt
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

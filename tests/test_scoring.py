@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from test_reasons import _population, _typical
+from feature_population import population_frame, typical_row
 
 from anomaly_pipeline.bundle import ScoringBundle, finalize_bundle
 from anomaly_pipeline.detectors.preprocess import feature_matrix
@@ -44,7 +44,7 @@ ABNORMAL = {
 
 @pytest.fixture(scope="module")
 def population() -> pl.DataFrame:
-    return _population(n=1500, seed=3)
+    return population_frame(n=1500, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def bundle(population: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def day(population: pl.DataFrame) -> pl.DataFrame:
     """A scoring day: fresh normal user-days plus one typical user per abnormal shape."""
-    normal = _population(n=400, seed=4)
+    normal = population_frame(n=400, seed=4)
     odd = [
-        _typical(population, **overrides).with_columns(user_key=pl.lit(name))
+        typical_row(population, **overrides).with_columns(user_key=pl.lit(name))
         for name, (overrides, _) in ABNORMAL.items()
     ]
     return pl.concat(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
+from anomaly_pipeline.model_refs import GateVerdict
 
 from .results import DetectorEvaluation
 
@@ -196,34 +197,6 @@ def pick_challenger(evaluations: Mapping[str, DetectorEvaluation]) -> Challenger
     if unranked:
         reason += f"; skipped without measurable quality: {', '.join(unranked)}"
     return ChallengerChoice(name, reason)
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    """What the gate does with one training run's candidates.
-
-    ``action``: "promote" (``promoted`` becomes the champion), "keep" (the champion stays — a
-    normal outcome, not a failure) or "error" (the gate cannot decide; the run must fail with
-    ``reason``). ``cold_start_default`` names the label-free default when it was promoted
-    because nothing could be measured.
-    """
-
-    action: str
-    promoted: str | None
-    reason: str
-    challenger_reason: str
-    cold_start_default: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "promoted": self.promoted,
-            "reason": self.reason,
-            "challenger_reason": self.challenger_reason,
-            "cold_start_default": self.cold_start_default,
-            "details": self.details,
-        }
 
 
 def gate_verdict(

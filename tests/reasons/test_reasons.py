@@ -3,124 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import numpy as np
 import polars as pl
 import pytest
+from feature_population import population_frame, typical_row
 
-from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, NO_PURCHASE_DELAY_S
-from anomaly_pipeline.features.catalogue import BY_NAME, FEATURES, Check
+from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+from anomaly_pipeline.features.catalogue import BY_NAME
 from anomaly_pipeline.reasons import TEMPLATED_FEATURES, Explanation, ReasonCoder
-
-
-def _population(n: int = 3000, seed: int = 0) -> pl.DataFrame:
-    """Normal user-days with every contract feature and plausible, skewed distributions."""
-    rng = np.random.default_rng(seed)
-    events = rng.poisson(30, n) + 1.0
-    sessions = rng.poisson(1, n) + 1.0
-    views = rng.binomial(events.astype(int), 0.6).astype(float)
-    carts = rng.poisson(1, n).astype(float)
-    purchases = rng.binomial(1, 0.3, n).astype(float)
-    reviews = rng.binomial(1, 0.05, n) * (1.0 + rng.poisson(1, n))
-    extreme = rng.binomial(reviews.astype(int), 0.3) / np.maximum(reviews, 1.0)
-    signups = rng.binomial(1, 0.03, n).astype(float)
-    history = rng.choice(np.arange(8.0), n, p=[0.05, 0.03, 0.03, 0.04, 0.05, 0.1, 0.2, 0.5])
-    interval_mean = rng.lognormal(np.log(60), 0.5, n)
-    cv = rng.uniform(0.8, 2.0, n)
-    amount = purchases * rng.lognormal(np.log(40), 0.6, n)
-    items = np.maximum(np.round(views * 0.7), 1.0)
-    per_device = 1.0 + rng.binomial(1, 0.03, n)
-    per_network = 1.0 + rng.poisson(2, n)
-    columns = {
-        "n_events": events,
-        "n_sessions": sessions,
-        "n_views": views,
-        "n_clicks": rng.binomial(events.astype(int), 0.2).astype(float),
-        "n_searches": rng.poisson(2, n).astype(float),
-        "n_favs": rng.poisson(0.5, n) * 1.0,
-        "n_carts": carts,
-        "n_purchases": purchases,
-        "n_reviews": reviews,
-        "n_refunds": rng.binomial(1, 0.02, n) * 1.0,
-        "n_coupons": rng.binomial(1, 0.05, n) * 1.0,
-        "n_logins": 1.0 + rng.poisson(0.3, n),
-        "n_signups": signups,
-        "cart_or_buy_per_view": (carts + purchases) / np.maximum(views, 1.0),
-        "cart_to_purchase_rate": purchases / np.maximum(carts, 1.0),
-        "views_per_session": views / sessions,
-        "max_views_per_session": np.ceil(views / sessions * 1.3),
-        "dwell_mean_s": rng.lognormal(np.log(30), 0.5, n),
-        "session_duration_mean_s": rng.lognormal(np.log(600), 0.6, n),
-        "views_per_active_minute": rng.lognormal(np.log(2), 0.4, n),
-        "purchase_amount_sum": amount,
-        "purchase_amount_mean": amount,
-        "rating_mean": np.where(reviews > 0, rng.uniform(3, 5, n), 0.0),
-        "extreme_rating_share": extreme,
-        "interval_mean_s": interval_mean,
-        "interval_std_s": interval_mean * cv,
-        "interval_cv": cv,
-        "interval_min_s": rng.lognormal(np.log(3), 0.6, n),
-        "night_share": rng.beta(1, 12, n),
-        "first_purchase_delay_s": np.where(
-            (signups > 0) & (purchases > 0),
-            rng.lognormal(np.log(3600), 0.8, n),
-            NO_PURCHASE_DELAY_S,
-        ),
-        "distinct_items": items,
-        "distinct_categories": np.ceil(items * 0.3),
-        "distinct_shops": np.ceil(items * 0.5),
-        "distinct_devices": 1.0 + rng.binomial(1, 0.05, n),
-        "distinct_ips": 1.0 + rng.binomial(1, 0.1, n),
-        "distinct_ip_networks": np.ones(n),
-        "users_per_device_day": per_device,
-        "users_per_ip_network_day": per_network,
-        "users_per_device_window": per_device + rng.binomial(1, 0.05, n),
-        "users_per_ip_network_window": per_network + rng.poisson(1, n),
-        "history_days": history,
-        "events_vs_7d_median": rng.lognormal(0, 0.3, n),
-        "views_vs_7d_median": rng.lognormal(0, 0.3, n),
-        "purchases_vs_7d_median": rng.lognormal(0, 0.2, n),
-        "new_device": np.where(history > 0, rng.binomial(1, 0.03, n), 1.0),
-        "new_ip_network": np.where(history > 0, rng.binomial(1, 0.05, n), 1.0),
-    }
-    for feature in FEATURES:  # a feature added later: a skewed draw inside its bounds
-        if feature.name not in columns:
-            columns[feature.name] = _within(feature.check, rng, n)
-    return pl.DataFrame({"user_key": [f"u{i}" for i in range(n)], **columns}).with_columns(
-        event_day=pl.lit(date(2026, 11, 1))
-    )
-
-
-def _within(check: Check, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Plausible values of a catalogue feature without a hand-written distribution."""
-    if check.isin is not None:
-        return rng.choice(np.asarray(check.isin), n, p=None)
-    low = check.ge if check.ge is not None else check.gt
-    values = low + rng.lognormal(0.0, 0.5, n)
-    return values if check.le is None else np.minimum(values, check.le)
-
-
-def _typical(population: pl.DataFrame, **overrides: float) -> pl.DataFrame:
-    """One row at the population median of every feature (an established user), then overrides."""
-    row = {c: float(population.get_column(c).median()) for c in FEATURE_COLUMNS}
-    row.update(
-        history_days=7.0,
-        new_device=0.0,
-        new_ip_network=0.0,
-        n_signups=0.0,
-        n_reviews=0.0,
-        rating_mean=0.0,
-        extreme_rating_share=0.0,
-        first_purchase_delay_s=NO_PURCHASE_DELAY_S,
-    )
-    row.update({name: float(value) for name, value in overrides.items()})
-    return pl.DataFrame([{"user_key": "x", **row}])
 
 
 @pytest.fixture(scope="module")
 def population() -> pl.DataFrame:
-    return _population()
+    return population_frame()
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +65,7 @@ def test_every_feature_becomes_a_readable_reason_when_abnormal(
     low = 0.0 if BY_NAME[feature].direction == "low" else high
     value = _LOW_IS_ABNORMAL.get(feature, _BOUNDED.get(feature, low))
     # guards: review features need reviews, order value needs a purchase
-    row = _typical(
+    row = typical_row(
         population,
         **{
             "n_reviews": 3,
@@ -188,14 +84,14 @@ def test_every_feature_becomes_a_readable_reason_when_abnormal(
 
 
 def test_a_typical_user_gets_no_reasons(coder: ReasonCoder, population: pl.DataFrame) -> None:
-    explanation = coder.explain(_typical(population))
+    explanation = coder.explain(typical_row(population))
     assert explanation.texts == [[]] and explanation.codes == [[]]
 
 
 def test_click_bot_is_explained_by_view_rate_and_regularity(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    bot = _typical(
+    bot = typical_row(
         population,
         n_events=120,
         n_views=110,
@@ -210,32 +106,32 @@ def test_click_bot_is_explained_by_view_rate_and_regularity(
     median_rate = coder.stats_["views_per_active_minute"].median
     assert f"47.0 views/min, {47.0 / median_rate:.0f}× the population median" in texts
     assert any(t.startswith("machine-regular clicks: ") for t in texts)
-    cv_only = coder.explain(_typical(population, n_events=40, interval_cv=0.03)).texts[0]
+    cv_only = coder.explain(typical_row(population, n_events=40, interval_cv=0.03)).texts[0]
     assert cv_only[0].startswith("machine-regular clicks: interval CV 0.03 (population median")
 
 
 def test_account_takeover_is_one_new_device_and_network_reason(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    takeover = _typical(population, new_device=1.0, new_ip_network=1.0)
+    takeover = typical_row(population, new_device=1.0, new_ip_network=1.0)
     explanation = coder.explain(takeover)
     assert explanation.codes[0] == ["new_device_and_ip_network"]
     assert explanation.texts[0] == ["new device and new IP network, first seen today"]
     # only the device is new: the reason says just that
-    assert _codes(coder, _typical(population, new_device=1.0)) == ["new_device"]
+    assert _codes(coder, typical_row(population, new_device=1.0)) == ["new_device"]
 
 
 def test_new_device_on_a_first_day_is_not_a_reason(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    newcomer = _typical(population, history_days=0.0, new_device=1.0, new_ip_network=1.0)
+    newcomer = typical_row(population, history_days=0.0, new_device=1.0, new_ip_network=1.0)
     assert "new_device_and_ip_network" not in _codes(coder, newcomer)
 
 
 def test_order_brushing_is_explained_by_purchases_per_view_and_shared_device(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    brushing = _typical(
+    brushing = typical_row(
         population, n_views=10, n_purchases=9, cart_or_buy_per_view=0.9, users_per_device_day=5
     )
     explanation = coder.explain(brushing)
@@ -247,7 +143,7 @@ def test_order_brushing_is_explained_by_purchases_per_view_and_shared_device(
 def test_scraping_is_explained_by_distinct_items_and_view_rate(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    scraper = _typical(population, distinct_items=312, views_per_active_minute=20.0)
+    scraper = typical_row(population, distinct_items=312, views_per_active_minute=20.0)
     explanation = coder.explain(scraper)
     assert {"many_distinct_items", "high_view_rate"} <= set(explanation.codes[0])
     assert any(t.startswith("312 distinct items viewed, ") for t in explanation.texts[0])
@@ -256,7 +152,7 @@ def test_scraping_is_explained_by_distinct_items_and_view_rate(
 def test_coupon_abuse_is_explained_by_signup_delay_and_shared_device(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    abuser = _typical(
+    abuser = typical_row(
         population,
         n_signups=1,
         n_purchases=1,
@@ -273,7 +169,7 @@ def test_coupon_abuse_is_explained_by_signup_delay_and_shared_device(
 def test_fake_reviews_are_explained_by_review_count_and_extreme_ratings(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    reviewer = _typical(population, n_reviews=12, rating_mean=5.0, extreme_rating_share=1.0)
+    reviewer = typical_row(population, n_reviews=12, rating_mean=5.0, extreme_rating_share=1.0)
     explanation = coder.explain(reviewer)
     assert {"many_reviews", "extreme_ratings"} <= set(explanation.codes[0])
     assert any(t.startswith("12 reviews written today") for t in explanation.texts[0])
@@ -283,14 +179,14 @@ def test_fake_reviews_are_explained_by_review_count_and_extreme_ratings(
 def test_night_activity_and_own_history_templates(
     coder: ReasonCoder, population: pl.DataFrame
 ) -> None:
-    night_owl = _typical(population, night_share=0.86, n_events=40, events_vs_7d_median=2.5)
+    night_owl = typical_row(population, night_share=0.86, n_events=40, events_vs_7d_median=2.5)
     texts = coder.explain(night_owl).texts[0]
     assert any(t.startswith("86 % of activity at night (00–05 source local time), ") for t in texts)
     assert "2.5× the user's 7-day median events (40 today)" in texts
 
 
 def test_contributions_rank_the_reasons(coder: ReasonCoder, population: pl.DataFrame) -> None:
-    row = _typical(population, views_per_active_minute=47.0, distinct_items=312)
+    row = typical_row(population, views_per_active_minute=47.0, distinct_items=312)
     contributions = np.zeros((1, len(FEATURE_COLUMNS)))
     contributions[0, FEATURE_COLUMNS.index("distinct_items")] = 0.9
     contributions[0, FEATURE_COLUMNS.index("views_per_active_minute")] = 0.1
@@ -307,7 +203,7 @@ def test_top_k_caps_the_reasons_and_explanation_is_a_sequence_of_texts(
 ) -> None:
     rows = pl.concat(
         [
-            _typical(
+            typical_row(
                 population,
                 n_reviews=12,
                 extreme_rating_share=1.0,
@@ -315,7 +211,7 @@ def test_top_k_caps_the_reasons_and_explanation_is_a_sequence_of_texts(
                 night_share=0.9,
                 users_per_device_day=8,
             ),
-            _typical(population),
+            typical_row(population),
         ]
     )
     explanation = coder.explain(rows, top_k=2)
@@ -338,7 +234,7 @@ def test_unknown_feature_gets_the_generic_template(population: pl.DataFrame) -> 
 
 def test_round_trip_through_json(coder: ReasonCoder, population: pl.DataFrame) -> None:
     restored = ReasonCoder.from_dict(json.loads(json.dumps(coder.to_dict())))
-    row = _typical(population, distinct_items=312, users_per_device_day=5)
+    row = typical_row(population, distinct_items=312, users_per_device_day=5)
     assert restored.explain(row).texts == coder.explain(row).texts
 
 
@@ -350,4 +246,4 @@ def test_bad_input_is_named(coder: ReasonCoder, population: pl.DataFrame) -> Non
     with pytest.raises(ValueError, match=r"must be numeric.*user_key"):
         ReasonCoder().fit(population, feature_names=["user_key"])
     with pytest.raises(ValueError, match=r"contributions has shape \(1, 2\)"):
-        coder.explain(_typical(population), np.zeros((1, 2)))
+        coder.explain(typical_row(population), np.zeros((1, 2)))

@@ -1,12 +1,19 @@
 """model_evaluation, its blocking champion gate, and champion_model (the MLflow alias)."""
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from anomaly_pipeline.defs.resources import WarehouseResource, active_mlflow_run
+from anomaly_pipeline.model_refs import (
+    CandidateModel,
+    EvaluationOutcome,
+    RegisteredModel,
+    TrainingSetInfo,
+)
 from anomaly_pipeline.paths import DataHome
 
 GATE_CHECK = "champion_gate"
@@ -25,10 +32,10 @@ class GateConfig(dg.Config):
 def model_evaluation(
     context: dg.AssetExecutionContext,
     config: GateConfig,
-    training_set: dict[str, Any],
-    baseline_models: list[dict[str, Any]],
-    anomaly_model: list[dict[str, Any]],
-) -> dict[str, Any]:
+    training_set: TrainingSetInfo,
+    baseline_models: list[CandidateModel],
+    anomaly_model: list[CandidateModel],
+) -> EvaluationOutcome:
     """Every candidate and the current champion, scored on the same held-out (newest) days, and
     the gate's verdict on them (promote, keep the champion, or the cold-start default).
 
@@ -50,11 +57,15 @@ def model_evaluation(
         save_evaluations,
         write_report,
     )
-    from anomaly_pipeline.model_registry import gate_tags, register_detector, training_run_tags
+    from anomaly_pipeline.model_registry import (
+        REGISTERED_MODEL,
+        gate_tags,
+        register_detector,
+        training_run_tags,
+    )
     from anomaly_pipeline.scoring import evaluation_frame
-    from anomaly_pipeline.training_set import TrainingSetInfo
 
-    info = TrainingSetInfo.read(training_set["directory"])
+    info = training_set
     holdout = pl.read_parquet(info.path("holdout"))
     home: DataHome = context.resources.warehouse.data_home
     champion = home.champion()
@@ -75,13 +86,13 @@ def model_evaluation(
         )
     evaluations = {}
     for ref in [*baseline_models, *anomaly_model]:
-        bundle = ScoringBundle.load(ref["model_dir"])
+        bundle = ScoringBundle.load(ref.model_dir)
         previous = (
             champion_scores.select("user_key", "event_day", "score")
             if champion_scores is not None
             else None
         )
-        evaluations[ref["kind"]] = evaluate_detector(
+        evaluations[ref.kind] = evaluate_detector(
             evaluation_frame(bundle, holdout), threshold=bundle.threshold_points, previous=previous
         )
     verdict = gate_verdict(
@@ -126,18 +137,20 @@ def model_evaluation(
     # model versions, so a killed or failed training leaves the registry untouched. Each carries
     # the gate's decision about it: the registry reads as a history of decisions.
     by_kind = {
-        ref["kind"]: {
-            **ref,
-            "version": str(
+        ref.kind: RegisteredModel.of(
+            ref,
+            name=REGISTERED_MODEL,
+            version=str(
                 register_detector(
                     context.resources.mlflow.tracking_uri,
-                    ref["source"],
-                    ref["run_id"],
-                    kind=ref["kind"],
+                    ref.artifact_uri,
+                    ref.mlflow_run_id,
+                    kind=ref.kind,
+                    name=REGISTERED_MODEL,
                     tags={
-                        **ref["tags"],
+                        **ref.tags,
                         **gate_tags(
-                            ref["kind"],
+                            ref.kind,
                             action=verdict.action,
                             promoted=verdict.promoted,
                             reason=verdict.reason,
@@ -145,7 +158,7 @@ def model_evaluation(
                     },
                 ).version
             ),
-        }
+        )
         for ref in [*baseline_models, *anomaly_model]
     }
     champion_version = str(champion.ref.version) if champion else None
@@ -163,12 +176,12 @@ def model_evaluation(
             "champion_version": champion_version or "none",
         }
     )
-    return {
-        "report_dir": str(report_dir),
-        "gate": verdict.to_dict(),
-        "promoted": by_kind.get(verdict.promoted),
-        "champion_version": champion_version,
-    }
+    return EvaluationOutcome(
+        report_dir=str(report_dir),
+        gate=verdict,
+        promoted=by_kind.get(verdict.promoted) if verdict.promoted else None,
+        champion_version=champion_version,
+    )
 
 
 @dg.asset_check(
@@ -180,20 +193,20 @@ def model_evaluation(
     "no labels and no champion, promote the label-free default. Keeping "
     "the champion passes; only a gate that cannot decide fails.",
 )
-def champion_gate(model_evaluation: dict[str, Any]) -> dg.AssetCheckResult:
-    gate, promoted = model_evaluation["gate"], model_evaluation["promoted"]
-    metadata = {
-        "decision": gate["action"],
-        "promoted": f"{promoted['kind']} v{promoted['version']}" if promoted else "none",
-        "champion": model_evaluation["champion_version"] or "none",
-        "cold_start_default": gate["cold_start_default"] or "no",
-        "challenger_reason": gate["challenger_reason"],
-        "details": dg.MetadataValue.json(json.loads(json.dumps(gate["details"], default=str))),
+def champion_gate(model_evaluation: EvaluationOutcome) -> dg.AssetCheckResult:
+    gate, promoted = model_evaluation.gate, model_evaluation.promoted
+    metadata: dict[str, Any] = {
+        "decision": gate.action,
+        "promoted": f"{promoted.kind} v{promoted.version}" if promoted else "none",
+        "champion": model_evaluation.champion_version or "none",
+        "cold_start_default": gate.cold_start_default or "no",
+        "challenger_reason": gate.challenger_reason,
+        "details": dg.MetadataValue.json(json.loads(json.dumps(gate.details, default=str))),
     }
-    if gate["action"] == "error":
+    if gate.action == "error":
         # Raised, not a failed result: the step's error (and so the failure alert) is the reason.
-        raise dg.Failure(description=f"champion gate: {gate['reason']}", metadata=metadata)
-    return dg.AssetCheckResult(passed=True, description=gate["reason"], metadata=metadata)
+        raise dg.Failure(description=f"champion gate: {gate.reason}", metadata=metadata)
+    return dg.AssetCheckResult(passed=True, description=gate.reason, metadata=metadata)
 
 
 @dg.asset(
@@ -206,27 +219,25 @@ def champion_gate(model_evaluation: dict[str, Any]) -> dg.AssetCheckResult:
 )
 def champion_model(
     context: dg.AssetExecutionContext,
-    model_evaluation: dict[str, Any],
+    model_evaluation: EvaluationOutcome,
     warehouse: WarehouseResource,
-):
-    from anomaly_pipeline.model_registry import REGISTERED_MODEL, set_champion
+) -> Iterator[dg.Output[RegisteredModel]]:
+    from anomaly_pipeline.model_registry import set_champion
 
-    promoted = model_evaluation["promoted"]
+    promoted, gate = model_evaluation.promoted, model_evaluation.gate
     if promoted is None:
-        context.log.info(
-            f"champion v{model_evaluation['champion_version']} kept: "
-            f"{model_evaluation['gate']['reason']}"
-        )
+        context.log.info(f"champion v{model_evaluation.champion_version} kept: {gate.reason}")
         return
-    set_champion(warehouse.data_home.mlflow_tracking_uri, promoted["version"])
+    set_champion(warehouse.data_home.mlflow_tracking_uri, promoted.version, name=promoted.name)
     yield dg.Output(
-        {"name": REGISTERED_MODEL, **promoted},
+        promoted,
         metadata={
-            "model": REGISTERED_MODEL,
-            "version": promoted["version"],
-            "kind": promoted["kind"],
-            "previous_version": model_evaluation["champion_version"] or "none",
-            "cold_start_default": model_evaluation["gate"]["cold_start_default"] or "no",
-            "reason": model_evaluation["gate"]["reason"],
+            "model": promoted.name,
+            "version": promoted.version,
+            "kind": promoted.kind,
+            "mlflow_run_id": promoted.mlflow_run_id,
+            "previous_version": model_evaluation.champion_version or "none",
+            "cold_start_default": gate.cold_start_default or "no",
+            "reason": gate.reason,
         },
     )

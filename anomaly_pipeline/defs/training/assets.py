@@ -1,9 +1,10 @@
 """training_set, baseline_models and the torchrun-launched anomaly_model."""
 
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import dagster as dg
 from pydantic import Field
@@ -16,11 +17,10 @@ from anomaly_pipeline.defs.resources import (
     mlflow_run_link,
 )
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
+from anomaly_pipeline.model_refs import CandidateModel, TrainingSetInfo
 from anomaly_pipeline.nn.settings import TrainerSettings
+from anomaly_pipeline.paths import DataHome
 from anomaly_pipeline.training_spec import KINDS, SpecError, TrainingSpec
-
-if TYPE_CHECKING:
-    from anomaly_pipeline.training_set import TrainingSetInfo
 
 
 class TrainingSetConfig(dg.Config):
@@ -53,7 +53,7 @@ class TrainingSetConfig(dg.Config):
 )
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, warehouse: WarehouseResource
-) -> dict[str, Any]:
+) -> TrainingSetInfo:
     """Every feature day up to ``window_days`` (newest last), split by time into train /
     validation / holdout Parquet files, each sampled down to ``max_rows`` user-days (a history
     too short for the time split is split by user)."""
@@ -65,7 +65,7 @@ def training_set(
     days = days[-config.window_days :]
     if not days:
         raise dg.Failure("no feature days materialised yet: materialise user_day_features first")
-    out_dir = warehouse.data_home.artifacts / "training_sets" / context.run_id
+    out_dir = warehouse.data_home.training_set_dir(context.run_id)
     info = build_training_set(
         warehouse.path,
         days,
@@ -85,7 +85,7 @@ def training_set(
             "features": len(info.feature_names),
         }
     )
-    return {"directory": info.directory}
+    return info
 
 
 class BaselineConfig(dg.Config):
@@ -103,44 +103,15 @@ class BaselineConfig(dg.Config):
     )
 
 
-def _log_candidate(
-    detector: Any,
-    model_dir: Path,
-    train: Any,
-    categories: dict[str, list[str]],
-    *,
-    run_id: str,
-    tracking_uri: str,
-    tags: dict[str, str],
-) -> dict[str, Any]:
-    """Finish the bundle and log it to the run's artifacts — not registered yet.
-
-    ``model_evaluation`` registers the candidates once every training of the run has succeeded,
-    so a killed or failed training leaves the registry untouched.
-    """
-    from anomaly_pipeline.bundle import finalize_bundle
-    from anomaly_pipeline.model_registry import log_detector_files
-
-    finalize_bundle(detector, model_dir, train, categories)
-    source = log_detector_files(tracking_uri, run_id, model_dir, f"models/{detector.kind}")
-    return {
-        "kind": detector.kind,
-        "run_id": run_id,
-        "source": source,
-        "model_dir": str(model_dir),
-        "tags": tags,
-    }
-
-
 @dg.asset(
     group_name="training",
-    required_resource_keys={"mlflow"},
+    required_resource_keys={"mlflow", "warehouse"},
     pool=TRAINING_POOL,
     kinds={"scikitlearn", "mlflow"},
 )
 def baseline_models(
-    context: dg.AssetExecutionContext, config: BaselineConfig, training_set: dict[str, Any]
-) -> list[dict[str, Any]]:
+    context: dg.AssetExecutionContext, config: BaselineConfig, training_set: TrainingSetInfo
+) -> list[CandidateModel]:
     """Gaussian / IsolationForest / LOF fitted on the training split, each logged to MLflow."""
     import mlflow
     import polars as pl
@@ -148,9 +119,10 @@ def baseline_models(
     from anomaly_pipeline.detectors.preprocess import feature_matrix
     from anomaly_pipeline.detectors.registry import make_detector
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
-    from anomaly_pipeline.training_set import TrainingSetInfo
+    from anomaly_pipeline.model_registry import publish_bundle
 
-    info = TrainingSetInfo.read(training_set["directory"])
+    info = training_set
+    home: DataHome = context.resources.warehouse.data_home
     train = pl.read_parquet(info.path("train"))
     X = feature_matrix(train, FEATURE_COLUMNS)
     refs = []
@@ -163,22 +135,27 @@ def baseline_models(
                 **config.params.get(kind, {}),
             )
             detector.fit(X, feature_names=list(FEATURE_COLUMNS))
-            model_dir = Path(info.directory).parent.parent / "models" / context.run_id / kind
-            detector.save(model_dir)
+            # Logged, not registered: model_evaluation registers once every training succeeded.
+            published = publish_bundle(
+                detector,
+                home.run_models_dir(context.run_id) / kind,
+                train,
+                info.categories,
+                tracking_uri=context.resources.mlflow.tracking_uri,
+                run_id=mlflow_run_id,
+            )
             refs.append(
-                _log_candidate(
-                    detector,
-                    model_dir,
-                    train,
-                    info.categories,
-                    run_id=mlflow_run_id,
-                    tracking_uri=context.resources.mlflow.tracking_uri,
+                CandidateModel(
+                    kind=kind,
+                    mlflow_run_id=mlflow_run_id,
+                    artifact_uri=published.artifact_uri,
+                    model_dir=str(published.model_dir),
                     tags={"dagster_run_id": context.run_id, "training_set": info.directory},
                 )
             )
     context.add_output_metadata(
         {
-            "models": dg.MetadataValue.json(refs),
+            "models": dg.MetadataValue.json([asdict(ref) for ref in refs]),
             "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
         }
     )
@@ -232,7 +209,7 @@ _TRAINER_FIELDS: Final = tuple(
 def training_spec(
     config: AnomalyModelConfig,
     kind: str,
-    info: "TrainingSetInfo",
+    info: TrainingSetInfo,
     kind_dir: Path,
     mlflow: dict[str, Any] | None = None,
 ) -> TrainingSpec:
@@ -300,23 +277,21 @@ def _error_excerpt(log_path: Path, limit: int = 4000) -> str:
 
 @dg.asset(
     group_name="training",
-    required_resource_keys={"mlflow", "pipes_subprocess_client"},
+    required_resource_keys={"mlflow", "pipes_subprocess_client", "warehouse"},
     pool=TRAINING_POOL,
     kinds={"pytorch", "mlflow"},
 )
 def anomaly_model(
-    context: dg.AssetExecutionContext, config: AnomalyModelConfig, training_set: dict[str, Any]
-) -> dg.Output[list[dict[str, Any]]]:
+    context: dg.AssetExecutionContext, config: AnomalyModelConfig, training_set: TrainingSetInfo
+) -> dg.Output[list[CandidateModel]]:
     """Lightning detectors trained in a torchrun process group; rank 0 logs them to MLflow.
 
     DDP never runs inside this process (Lightning would re-execute the Dagster command line on
     rank 1, see STACK.md): the asset writes a spec, starts torchrun through Dagster Pipes, and
     collects what rank 0 reports.
     """
-    from anomaly_pipeline.training_set import TrainingSetInfo
-
-    info = TrainingSetInfo.read(training_set["directory"])
-    run_dir = Path(info.directory).parent.parent / "models" / context.run_id
+    info = training_set
+    run_dir = context.resources.warehouse.data_home.run_models_dir(context.run_id)
     refs, reported = [], {}
     with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
         # registered_model_name None: model_evaluation registers once the whole run trained
@@ -351,19 +326,19 @@ def anomaly_model(
             result = invocation.get_materialize_result()
             reported[kind] = {k: v.value for k, v in (result.metadata or {}).items()}
             refs.append(
-                {
-                    "kind": kind,
-                    "run_id": mlflow_run_id,
-                    "source": str(reported[kind]["artifact_uri"]),
-                    "model_dir": str(reported[kind]["model_dir"]),
-                    "tags": {"dagster_run_id": context.run_id},
-                }
+                CandidateModel(
+                    kind=kind,
+                    mlflow_run_id=mlflow_run_id,
+                    artifact_uri=str(reported[kind]["artifact_uri"]),
+                    model_dir=str(reported[kind]["model_dir"]),
+                    tags={"dagster_run_id": context.run_id},
+                )
             )
     # An explicit Output: with Pipes results in flight, Dagster would read a bare list as events.
     return dg.Output(
         refs,
         metadata={
-            "models": dg.MetadataValue.json(refs),
+            "models": dg.MetadataValue.json([asdict(ref) for ref in refs]),
             "training": dg.MetadataValue.json(reported),
             "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
             "devices": config.devices,
