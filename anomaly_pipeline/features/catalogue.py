@@ -557,6 +557,8 @@ _GENERATED: Final = (
 
 def dbt_macro() -> str:
     """The dbt macro ``catalogue()``: what the SQL needs from this module, as one dict."""
+    from anomaly_pipeline.schema import EVENT_TYPES, LABEL_TYPES
+
     values = {
         "features": [{"name": f.name, "dtype": f.dtype} for f in FEATURES],
         "event_count_columns": EVENT_COUNT_COLUMNS,
@@ -564,6 +566,9 @@ def dbt_macro() -> str:
         "session_gap_minutes": SESSION_GAP_MINUTES,
         "history_days": HISTORY_WINDOW_DAYS,
         "sharing_window_days": SHARING_WINDOW_DAYS,
+        # the values the staging tests accept (schema.py's contract, not restated in yml)
+        "event_types": list(EVENT_TYPES),
+        "label_types": list(LABEL_TYPES),
     }
     body = json.dumps(values, indent=4, ensure_ascii=False)
     return (

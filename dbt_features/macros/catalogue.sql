@@ -207,6 +207,28 @@
     "no_purchase_delay_s": 604800,
     "session_gap_minutes": 30,
     "history_days": 7,
-    "sharing_window_days": 7
+    "sharing_window_days": 7,
+    "event_types": [
+        "signup",
+        "login",
+        "view",
+        "click",
+        "search",
+        "fav",
+        "cart",
+        "purchase",
+        "review",
+        "refund",
+        "coupon"
+    ],
+    "label_types": [
+        "order_brushing",
+        "account_takeover",
+        "click_bot",
+        "scraping",
+        "fake_review",
+        "coupon_abuse",
+        "reported"
+    ]
 }) -}}
 {%- endmacro %}
