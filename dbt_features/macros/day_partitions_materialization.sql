@@ -15,6 +15,11 @@
 
   Schema changes are refused, not silently absorbed: the model's columns must equal the table's
   columns (same names, same order), otherwise the run fails and asks for --full-refresh.
+
+  On Spark (below) the table is Parquet partitioned by event_day and each day of the range is
+  replaced by its own `insert overwrite ... partition (event_day = day)`: atomic per day, and exact
+  for a day that lost all its rows (its partition is overwritten with none). The model's query
+  runs once: over a plain temporary view for one day, over a cached one for a longer range.
 -#}
 {% materialization day_partitions, adapter='duckdb' %}
 
@@ -54,6 +59,67 @@
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do adapter.commit() %}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target]}) }}
+
+{% endmaterialization %}
+
+
+{#- Columns in a partitioned Spark table's order: the partition column event_day last. -#}
+{% macro _spark_table_order(columns) -%}
+    {{- return(columns | reject('equalto', 'event_day') | list + ['event_day']) -}}
+{%- endmacro %}
+
+{% materialization day_partitions, adapter='spark' %}
+
+    {%- set existing = load_cached_relation(this) -%}
+    {%- set target = this.incorporate(type='table') -%}
+    {%- set rebuild = existing is none or should_full_refresh() -%}
+
+    {{ run_hooks(pre_hooks) }}
+
+    {%- if rebuild -%}
+        {%- if existing is not none -%}
+            {{ adapter.drop_relation(existing) }}
+        {%- endif -%}
+        {% call statement('main') -%}
+            create table {{ target }} using parquet partitioned by (event_day) as
+            {{ sql }}
+        {%- endcall %}
+    {%- else -%}
+        {%- set model_columns = get_columns_in_query(sql) -%}
+        {%- set table_columns = adapter.get_columns_in_relation(existing)
+            | map(attribute='name') | list -%}
+        {%- set columns = _spark_table_order(model_columns) -%}
+        {%- if columns != table_columns -%}
+            {{ exceptions.raise_compiler_error(
+                "The columns of model " ~ this ~ " " ~ model_columns ~ " differ from the table's "
+                ~ table_columns ~ ": rebuild it with --full-refresh") }}
+        {%- endif -%}
+        {%- set days = partition_days() -%}
+        {%- set result = this.identifier ~ '__range' -%}
+        {%- set cache = days | length > 1 -%}
+        {% call statement('model_result') -%}
+            create or replace temporary view {{ result }} as {{ sql }}
+        {%- endcall %}
+        {%- if cache %}
+            {% call statement('cache_model_result') -%} cache table {{ result }} {%- endcall %}
+        {%- endif %}
+        {%- for day in days %}
+            {% call statement('main' if loop.last else 'day_' ~ loop.index) -%}
+                insert overwrite table {{ target }} partition (event_day = '{{ day }}')
+                select {{ columns[:-1] | join(', ') }}
+                from {{ result }}
+                where event_day = date '{{ day }}'
+            {%- endcall %}
+        {%- endfor %}
+        {%- if cache %}
+            {% call statement('uncache_model_result') -%} uncache table {{ result }} {%- endcall %}
+        {%- endif %}
+        {% call statement('drop_model_result') -%} drop view {{ result }} {%- endcall %}
+    {%- endif -%}
+
+    {{ run_hooks(post_hooks) }}
 
     {{ return({'relations': [target]}) }}
 

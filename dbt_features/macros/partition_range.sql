@@ -1,6 +1,6 @@
 {#-
   The partition range a run (re)builds, from the required vars start_day / end_day (inclusive ISO
-  dates), as DuckDB date literals. Parsing (`dbt parse`, the Dagster manifest) renders models
+  dates), as SQL date literals. Parsing (`dbt parse`, the Dagster manifest) renders models
   without the vars, so they are only required when SQL is really executed.
 -#}
 {% macro _partition_day_text(name) -%}
@@ -34,7 +34,18 @@
     {{- return("date '" ~ end ~ "'") -}}
 {%- endmacro %}
 
+{#- The ISO dates of every day of the range, in order. -#}
+{% macro partition_days() -%}
+    {%- set start = modules.datetime.date.fromisoformat(_partition_day_text('start_day')) -%}
+    {%- set end = modules.datetime.date.fromisoformat(_partition_day_text('end_day')) -%}
+    {%- set days = [] -%}
+    {%- for offset in range((end - start).days + 1) -%}
+        {%- do days.append((start + modules.datetime.timedelta(days=offset)).isoformat()) -%}
+    {%- endfor -%}
+    {{- return(days) -}}
+{%- endmacro %}
+
 {#- The first day that the history features of the range look back to. -#}
 {% macro history_start_day() -%}
-    {{- return("(" ~ start_day() ~ " - " ~ catalogue().history_days ~ ")") -}}
+    {{- return(add_days(start_day(), -catalogue().history_days)) -}}
 {%- endmacro %}

@@ -27,7 +27,7 @@ gaps as (
         event_time,
         event_type,
         row_number() over user_day as event_seq,
-        (epoch_us(event_time) - lag(epoch_us(event_time)) over user_day) / 1e6 as gap_s,
+        ({{ epoch_us('event_time') }} - lag({{ epoch_us('event_time') }}) over user_day) / 1e6 as gap_s,
         lag(event_type) over user_day as previous_type
     from events
     window user_day as (partition by user_key, event_day order by event_time, event_id)
@@ -38,36 +38,37 @@ numbered as (
 
     select
         *,
-        sum(starts_session::integer) over (
+        sum(cast(starts_session as integer)) over (
             partition by user_key, event_day order by event_seq
             rows between unbounded preceding and current row
         ) as session_index
     from (
         select *, coalesce(gap_s > {{ gap_limit_s }}, true) as starts_session
         from gaps
-    )
+    ) as flagged
 
 )
 
 select
     user_key,
     event_day,
-    session_index::integer as session_index,
+    cast(session_index as integer) as session_index,
     min(event_time) as session_start,
     max(event_time) as session_end,
-    coalesce(sum(gap_s) filter (where not starts_session), 0) as duration_s,
+    coalesce({{ agg_where('sum', 'gap_s', 'not starts_session') }}, 0) as duration_s,
     count(*) as n_events,
-    count(*) filter (where event_type = 'view') as n_views,
-    count(*) filter (where event_type = 'cart') as n_carts,
-    count(*) filter (where event_type = 'purchase') as n_purchases,
+    {{ count_where("event_type = 'view'") }} as n_views,
+    {{ count_where("event_type = 'cart'") }} as n_carts,
+    {{ count_where("event_type = 'purchase'") }} as n_purchases,
     -- Seconds since the user's previous session ended; NULL for the day's first session.
-    max(gap_s) filter (where starts_session) as gap_before_s,
-    coalesce(sum(gap_s * gap_s) filter (where not starts_session), 0) as inner_gap_sq_sum_s2,
+    {{ agg_where('max', 'gap_s', 'starts_session') }} as gap_before_s,
+    coalesce({{ agg_where('sum', 'gap_s * gap_s', 'not starts_session') }}, 0) as inner_gap_sq_sum_s2,
     -- Smallest gap inside the session; NULL for a one-event session.
-    min(gap_s) filter (where not starts_session) as inner_gap_min_s,
+    {{ agg_where('min', 'gap_s', 'not starts_session') }} as inner_gap_min_s,
     -- Dwell: time from a view to the next event of the same session.
-    coalesce(sum(gap_s) filter (where not starts_session and previous_type = 'view'), 0)
-        as view_dwell_sum_s,
-    count(*) filter (where not starts_session and previous_type = 'view') as n_view_dwells
+    coalesce(
+        {{ agg_where('sum', 'gap_s', "not starts_session and previous_type = 'view'") }}, 0
+    ) as view_dwell_sum_s,
+    {{ count_where("not starts_session and previous_type = 'view'") }} as n_view_dwells
 from numbered
 group by user_key, event_day, session_index

@@ -39,18 +39,19 @@ with event_days as (
         event_day,
         count(*) as n_events,
         {%- for event_type, column in count_columns.items() %}
-        count(*) filter (where event_type = '{{ event_type }}') as {{ column }},
+        {{ count_where("event_type = '" ~ event_type ~ "'") }} as {{ column }},
         {%- endfor %}
-        coalesce(sum(amount) filter (where event_type = 'purchase'), 0) as purchase_amount_sum,
-        coalesce(avg(amount) filter (where event_type = 'purchase'), 0) as purchase_amount_mean,
-        coalesce(avg(rating) filter (where event_type = 'review'), 0) as rating_mean,
+        coalesce({{ agg_where('sum', 'amount', "event_type = 'purchase'") }}, 0) as purchase_amount_sum,
+        coalesce({{ agg_where('avg', 'amount', "event_type = 'purchase'") }}, 0) as purchase_amount_mean,
+        coalesce({{ agg_where('avg', 'rating', "event_type = 'review'") }}, 0) as rating_mean,
         coalesce(
-            avg((rating in (1, 5))::integer) filter (where event_type = 'review' and rating is not null),
+            {{ agg_where('avg', 'cast(rating in (1, 5) as integer)',
+                         "event_type = 'review' and rating is not null") }},
             0
         ) as extreme_rating_share,
-        avg(({{ local_hour('event_time') }} < 5)::integer) as night_share,
-        (epoch_us(min(event_time) filter (where event_type = 'purchase'))
-            - epoch_us(min(event_time) filter (where event_type = 'signup'))) / 1e6
+        avg(cast({{ local_hour('event_time') }} < 5 as integer)) as night_share,
+        ({{ epoch_us(agg_where('min', 'event_time', "event_type = 'purchase'")) }}
+            - {{ epoch_us(agg_where('min', 'event_time', "event_type = 'signup'")) }}) / 1e6
             as first_purchase_delay_raw_s,
         count(distinct item_id) as distinct_items,
         count(distinct category_id) as distinct_categories,
@@ -96,13 +97,14 @@ history as (
         -- the gap is capped at history_days + 1 ("none in the window"), so a one-day run and a
         -- range run agree although the range sees further back
         coalesce(
-            least(event_day - lag(event_day) over (partition by user_key order by event_day),
+            least({{ days_between('event_day',
+                                  'lag(event_day) over (partition by user_key order by event_day)') }},
                   {{ history_days + 1 }}),
             {{ history_days + 1 }}
         ) as days_since_last_active,
-        median(n_events) over previous_days as events_median,
-        median(n_views) over previous_days as views_median,
-        median(n_purchases) over previous_days as purchases_median
+        {{ median('n_events') }} over previous_days as events_median,
+        {{ median('n_views') }} over previous_days as views_median,
+        {{ median('n_purchases') }} over previous_days as purchases_median
     from session_days
     window previous_days as (
         partition by user_key order by event_day
@@ -159,7 +161,8 @@ breadth as (
     from {{ entity }}_users_day as range_days
     inner join {{ entity }}_days as window_days
         on window_days.entity_key = range_days.entity_key
-        and window_days.event_day between range_days.event_day - {{ sharing_window_days - 1 }}
+        and window_days.event_day
+            between {{ add_days('range_days.event_day', 1 - sharing_window_days) }}
             and range_days.event_day
     group by range_days.entity_key, range_days.event_day
 
@@ -172,9 +175,9 @@ breadth as (
         uses.event_day,
         max(day_users.n_users) as users_per_{{ entity }}_day,
         max(window_users.n_users) as users_per_{{ entity }}_window,
-        max((uses.previous_day is null
-            or uses.event_day - uses.previous_day > {{ history_days }})::integer)
-            as unseen_{{ entity }}
+        max(cast(uses.previous_day is null
+            or {{ days_between('uses.event_day', 'uses.previous_day') }} > {{ history_days }}
+            as integer)) as unseen_{{ entity }}
     from (
         select
             *,
@@ -236,12 +239,13 @@ assembled as (
         coalesce(ip_network_features.users_per_ip_network_window, 0) as users_per_ip_network_window,
         history.history_days,
         history.days_since_last_active,
-        {%- for measure, median in [('n_events', 'events_median'), ('n_views', 'views_median'),
-                                    ('n_purchases', 'purchases_median')] %}
+        {%- for measure, median_column in [('n_events', 'events_median'),
+                                           ('n_views', 'views_median'),
+                                           ('n_purchases', 'purchases_median')] %}
         case when history.history_days > 0
-            then (events.{{ measure }} + 1) / (history.{{ median }} + 1)
+            then (events.{{ measure }} + 1) / (history.{{ median_column }} + 1)
             else 1
-        end as {{ median | replace('_median', '') }}_vs_7d_median,
+        end as {{ median_column | replace('_median', '') }}_vs_7d_median,
         {%- endfor %}
         case when history.history_days > 0
             then coalesce(device_features.unseen_device, 0) else 0 end as new_device,
@@ -261,9 +265,9 @@ select
     event_day,
     {%- for feature in spec.features %}
     {%- if feature.name == 'interval_cv' %}
-    coalesce(interval_std_s / nullif(interval_mean_s, 0), 0)::{{ feature.dtype }} as interval_cv
+    cast(coalesce(interval_std_s / nullif(interval_mean_s, 0), 0) as {{ feature.dtype }}) as interval_cv
     {%- else %}
-    {{ feature.name }}::{{ feature.dtype }} as {{ feature.name }}
+    cast({{ feature.name }} as {{ feature.dtype }}) as {{ feature.name }}
     {%- endif %}{{ "," if not loop.last }}
     {%- endfor %}
 from assembled
