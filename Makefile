@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,spark]'
 	touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' | grep -v target/)

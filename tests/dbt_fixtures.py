@@ -3,7 +3,8 @@
 ``build_warehouse`` lays down the raw tables exactly as the Dagster raw_events / event_labels
 assets do (README "Data contracts"); ``run_dbt`` runs the project's dbt CLI against it in a
 subprocess, as dagster-dbt does, with its target/ and logs/ beside the warehouse so that
-concurrent test runs never share dbt's working files.
+concurrent test runs never share dbt's working files. ``run_dbt_spark`` does the same on the
+``spark`` target.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_features"
 DBT_PROFILES_DIR = REPO_ROOT / "resources" / "dbt"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+#: dbt with the Spark session prepared (anomaly_pipeline/dbt_spark.py).
+SPARK_DBT_EXECUTABLE = Path(sys.executable).parent / "anomaly-pipeline-dbt"
 
 #: Pseudonym key of test warehouses (a real key, not the demo one, so tests take the prod path).
 TEST_PSEUDONYM_KEY = "test-pseudonym-key-0123456789abcdef"
@@ -84,18 +87,59 @@ def run_dbt(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dbt <args>`` on the project against ``warehouse``; raise with dbt's output if it
     fails and ``check`` is set."""
-    work_dir = warehouse.parent / "dbt"
+    return _run(
+        DBT_EXECUTABLE,
+        args,
+        warehouse.parent / "dbt",
+        {"ANOMALY_PIPELINE_WAREHOUSE": str(warehouse.resolve())},
+        pseudonym_key=pseudonym_key,
+        check=check,
+    )
+
+
+def run_dbt_spark(
+    args: Sequence[str], spark_dir: Path, raw_parquet: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dbt <args>`` on the project's ``spark`` target: a local Spark session (through
+    ``anomaly-pipeline-dbt``) keeping its tables under ``spark_dir``, the sources over the
+    Parquet folders ``raw_parquet/raw_events`` and ``raw_parquet/event_labels``."""
+    return _run(
+        SPARK_DBT_EXECUTABLE,
+        args,
+        spark_dir.parent / "dbt",
+        {
+            "ANOMALY_PIPELINE_DBT_TARGET": "spark",
+            "ANOMALY_PIPELINE_SPARK_DIR": str(spark_dir.resolve()),
+            "ANOMALY_PIPELINE_RAW_PARQUET": str(raw_parquet.resolve()),
+        },
+    )
+
+
+def _run(
+    executable: Path,
+    args: Sequence[str],
+    work_dir: Path,
+    target_env: dict[str, str],
+    *,
+    pseudonym_key: str = TEST_PSEUDONYM_KEY,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """``executable ARGS`` on the project with only ``target_env`` choosing the engine (the
+    caller's demo flag and dbt target are dropped), dbt's files under ``work_dir``."""
     env = {
-        **os.environ,
-        "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse.resolve()),
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("ANOMALY_PIPELINE_DEMO", "ANOMALY_PIPELINE_DBT_TARGET")
+    }
+    env |= {
+        **target_env,
         "ANOMALY_PIPELINE_PSEUDONYM_KEY": pseudonym_key,
         "DBT_TARGET_PATH": str(work_dir / "target"),
         "DBT_LOG_PATH": str(work_dir / "logs"),
     }
-    env.pop("ANOMALY_PIPELINE_DEMO", None)
     result = subprocess.run(
         [
-            str(DBT_EXECUTABLE),
+            str(executable),
             *args,
             "--project-dir",
             str(DBT_PROJECT_DIR),

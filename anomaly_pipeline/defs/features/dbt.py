@@ -17,6 +17,7 @@ from dagster_dbt import (
 )
 from pydantic import Field
 
+from anomaly_pipeline.dbt_spark import SPARK_DIR_ENV, dbt_target
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
     daily_partitions,
@@ -30,8 +31,12 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_features"
 DBT_PROFILES_DIR = REPO_ROOT / "resources" / "dbt"
 #: The dbt profile reads the DuckDB path from this variable (set per step from the resource).
 WAREHOUSE_ENV = "ANOMALY_PIPELINE_WAREHOUSE"
-#: The dbt of this interpreter's environment (the venv's bin is not always on PATH).
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+#: The dbt of this interpreter's environment (the venv's bin is not always on PATH); on the spark
+#: target (ANOMALY_PIPELINE_DBT_TARGET=spark), dbt with its Spark session prepared
+#: (anomaly_pipeline/dbt_spark.py).
+DBT_EXECUTABLE = str(
+    Path(sys.executable).parent / ("anomaly-pipeline-dbt" if dbt_target() == "spark" else "dbt")
+)
 
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR)
@@ -94,6 +99,8 @@ def dbt_feature_models(
 
     days = partition_days(context)
     os.environ[WAREHOUSE_ENV] = str(warehouse.path)
+    if dbt_target() == "spark":  # a local session keeps its tables in the data directory
+        os.environ.setdefault(SPARK_DIR_ENV, str(warehouse.data_home.root / "spark"))
     timezone = (
         SourceSettings(timezone=config.source_timezone).timezone
         if config.source_timezone
@@ -115,7 +122,8 @@ def dbt_feature_models(
         error = err
     tables = _model_tables(dbt_project.manifest_path)
     for event in events:
-        if isinstance(event, dg.Output):
+        # On Spark the relations live in Spark's warehouse, not in the DuckDB file.
+        if isinstance(event, dg.Output) and dbt_target() == "duckdb":
             key = context.assets_def.keys_by_output_name[event.output_name]
             counts = warehouse.count_by_day(tables[key.path[-1]], days)
             add_metadata_per_day(
