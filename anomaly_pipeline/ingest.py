@@ -29,6 +29,7 @@ from anomaly_pipeline.delivery import (
     require_day_files,
     wait_until_settled,
 )
+from anomaly_pipeline.labels import source_precedence
 from anomaly_pipeline.schema import (
     DEFAULT_BOUNDS,
     LABEL_SCHEMA,
@@ -221,14 +222,17 @@ def load_labels(
     labels_dir: Path,
     days: list[date],
     *,
-    pattern: str = "labels_{day}.parquet",
+    pattern: str = "labels_{day}*.parquet",
     settle_s: float = DEFAULT_SETTLE_S,
 ) -> dict[date, int | None]:
     """Store the label files of ``days``; return labels per day (None = day not labelled).
 
     A day without a label file is *unlabelled* (quality cannot be measured on it), which is not the
     same as a labelled day without abnormal users; ``raw.label_coverage`` records the difference.
-    Files follow the same delivery convention as events (``anomaly_pipeline.delivery``).
+    Files follow the same delivery convention as events (``anomaly_pipeline.delivery``). Several
+    sources may deliver a day (``labels_<day>.parquet``, ``labels_<day>.<source>.parquet``): each
+    file must hold a user once, and a user-day two files label is stored once, by
+    ``labels.source_precedence``.
     """
     files_by_day = {day: day_files(labels_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
@@ -238,28 +242,24 @@ def load_labels(
         if not matches:
             coverage.append({"event_day": day, "labelled": False, "n_labels": 0})
             continue
-        parts = [_read_labels(path) for path in matches]
-        day_labels = pl.concat(parts)
-        context = pl.DataFrame(
-            {
-                "source_file": [
-                    path.name
-                    for path, part in zip(matches, parts, strict=True)
-                    for _ in range(part.height)
-                ],
-                "event_day": [day] * day_labels.height,
-            },
-            schema={"source_file": pl.String(), "event_day": pl.Date()},
-        )
-        day_labels = validate_or_explain(
-            LabelsModel.to_schema(), day_labels, table=LABELS_TABLE, context=context
-        )
-        wrong_day = day_labels.filter(pl.col("event_day") != day)
-        if wrong_day.height:
-            raise ValueError(
-                f"label file(s) {[p.name for p in matches]} hold {wrong_day.height} "
-                f"rows for other days than {day}"
+        parts = []
+        for path in matches:
+            part = _read_labels(path)
+            context = pl.DataFrame(
+                {"source_file": [path.name] * part.height, "event_day": [day] * part.height},
+                schema={"source_file": pl.String(), "event_day": pl.Date()},
             )
+            part = validate_or_explain(
+                LabelsModel.to_schema(), part, table=LABELS_TABLE, context=context
+            )
+            wrong_day = part.filter(pl.col("event_day") != day)
+            if wrong_day.height:
+                raise ValueError(
+                    f"label file {path.name} holds {wrong_day.height} rows for other days "
+                    f"than {day}"
+                )
+            parts.append(part.with_columns(source_file=pl.lit(path.name)))
+        day_labels = source_precedence(pl.concat(parts)).drop("source_file")
         frames.append(day_labels)
         coverage.append({"event_day": day, "labelled": True, "n_labels": day_labels.height})
     labels = pl.concat(frames) if frames else pl.DataFrame(schema=LABEL_SCHEMA)

@@ -18,6 +18,8 @@ import polars as pl
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS
+from anomaly_pipeline.feedback import FEEDBACK_SCHEMA, FEEDBACK_TABLE
+from anomaly_pipeline.labels import user_day_labels
 from anomaly_pipeline.model_refs import INFO_FILE, TrainingSetInfo
 
 FEATURES_TABLE = "features.user_day_features"
@@ -86,8 +88,10 @@ def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
     """Features + sequences + label columns for ``days``.
 
-    ``label`` is 1 for a labelled abnormal user-day, 0 for a user-day of a labelled day without a
-    label, and null on days with no ground truth at all.
+    ``label`` comes from ``labels.user_day_labels`` (source labels and analyst verdicts, with
+    their precedence) where a user-day has one; else it is 0 on a day a label file covers
+    (labelled, no abnormal user) and null on days with no ground truth. A verdict labels its
+    user-day even on a day without a label file. ``label_source`` says which kind decided.
     """
     features = warehouse.read_days(
         warehouse_path, FEATURES_TABLE, days, columns=[*KEY_COLUMNS, *FEATURE_COLUMNS]
@@ -95,9 +99,10 @@ def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
     sequences = warehouse.read_days(
         warehouse_path, SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS]
     )
-    labels = warehouse.read_days(
+    source = warehouse.read_days(
         warehouse_path, LABELS_TABLE, days, columns=[*KEY_COLUMNS, "anomaly_type"]
     )
+    verdicts = warehouse.read_days(warehouse_path, FEEDBACK_TABLE, days)
     coverage = warehouse.read_days(
         warehouse_path, COVERAGE_TABLE, days, columns=["event_day", "labelled"]
     )
@@ -108,18 +113,20 @@ def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
         if not sequences.is_empty()
         else features
     )
-    if labels.is_empty():
-        labels = pl.DataFrame(
+    if source.is_empty():
+        source = pl.DataFrame(
             schema={"user_key": pl.String, "event_day": pl.Date, "anomaly_type": pl.String}
         )
+    if verdicts.is_empty():
+        verdicts = pl.DataFrame(schema=FEEDBACK_SCHEMA)
     if coverage.is_empty():
         coverage = pl.DataFrame(schema={"event_day": pl.Date, "labelled": pl.Boolean})
     frame = (
-        frame.join(labels, on=list(KEY_COLUMNS), how="left")
+        frame.join(user_day_labels(source, verdicts), on=list(KEY_COLUMNS), how="left")
         .join(coverage, on="event_day", how="left")
         .with_columns(
-            label=pl.when(pl.col("anomaly_type").is_not_null())
-            .then(1)
+            label=pl.when(pl.col("label").is_not_null())
+            .then(pl.col("label"))
             .when(pl.col("labelled"))
             .then(0)
             .otherwise(None)

@@ -172,9 +172,10 @@ def _daily_operation_lines(args: argparse.Namespace, home: DataHome) -> list[str
         f"re-delivered day file in {home.landing_events} runs daily_job for its day)",
         "  schedule: turn on daily_scoring_schedule (daily_job for yesterday at "
         "$ANOMALY_PIPELINE_SCHEDULE_HOUR, default 02:00 UTC)",
-        "Adding labels later: put labels_YYYY-MM-DD.parquet (user_id, event_day, anomaly_type) in "
-        f"{home.landing_labels}, or re-onboard with --labels-column COLUMN; then run "
-        "ingest_features_job for those days and training_job",
+        "Adding labels later: put labels_YYYY-MM-DD[.SOURCE].parquet (user_id, event_day, "
+        f"anomaly_type) in {home.landing_labels}, or re-onboard with --labels-column COLUMN, "
+        "or judge alerts (anomaly-pipeline feedback-template DAY → feedback_DAY.csv there); "
+        "then run ingest_features_job for those days and training_job",
     ]
 
 

@@ -86,9 +86,10 @@ def undated_file(landing_events: Path, day: date, source: str) -> Path:
     return landing_events / f"events_{day.isoformat()}.{source}.undated.parquet"
 
 
-def label_file(landing_labels: Path, day: date) -> Path:
-    """The file ``ingest.load_labels`` reads for ``day`` (its default pattern)."""
-    return landing_labels / f"labels_{day.isoformat()}.parquet"
+def label_file(landing_labels: Path, day: date, source: str) -> Path:
+    """The source's label file of ``day``; named per source, so that two sources' labels of a
+    day never overwrite each other (``ingest.load_labels`` reads every ``labels_<day>*``)."""
+    return landing_labels / f"labels_{day.isoformat()}.{source}.parquet"
 
 
 def _label_flag(column: str) -> pl.Expr:
@@ -146,9 +147,9 @@ def split_history(
     """Write ``path``'s events as day files (see the module docstring); return what was written.
 
     With ``labels_column`` that source column (0/1 per row) becomes labels: one
-    ``labels_<day>.parquet`` per day of the data, listing the users with a 1 on the days of that
-    row's events (type ``reported``); a day without such users gets an empty file — labelled,
-    no abnormal user — which is not the same as no file (unlabelled).
+    ``labels_<day>.<source>.parquet`` per day of the data, listing the users with a 1 on the days
+    of that row's events (type ``reported``); a day without such users gets an empty file —
+    labelled, no abnormal user — which is not the same as no file (unlabelled).
     """
     now = now or datetime.now(UTC)
     latest = now + DEFAULT_MAX_FUTURE
@@ -247,10 +248,12 @@ def _write_day_files(
     else:
         target.unlink(missing_ok=True)  # left by an earlier onboarding with a wrong time format
     if labels_column is not None:
-        _write_labels(report, labels, landing_labels)
+        _write_labels(report, labels, landing_labels, source)
 
 
-def _write_labels(report: SplitReport, labels: list[pl.DataFrame], landing_labels: Path) -> None:
+def _write_labels(
+    report: SplitReport, labels: list[pl.DataFrame], landing_labels: Path, source: str
+) -> None:
     landing_labels.mkdir(parents=True, exist_ok=True)
     every = (
         pl.concat(labels)
@@ -263,7 +266,7 @@ def _write_labels(report: SplitReport, labels: list[pl.DataFrame], landing_label
         _record(
             report,
             write_parquet_atomic(
-                every.filter(pl.col("event_day") == day), label_file(landing_labels, day)
+                every.filter(pl.col("event_day") == day), label_file(landing_labels, day, source)
             ),
         )
 

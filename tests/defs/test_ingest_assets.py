@@ -162,3 +162,30 @@ def test_launchpad_time_options_read_a_daily_fraud_log(bare_home: Pipeline) -> N
     assert raw.sort("event_time")["event_time"].dt.hour().to_list() == [7, 23]
     assert bad["rule"].to_list() == ["bad_event_time", "out_of_partition"]
     assert "time format '%m/%d/%Y %H:%M' in Europe/Berlin" in bad["reason"][0]
+
+
+def test_event_labels_loads_a_days_feedback_and_checks_its_accounting(bare_home: Pipeline) -> None:
+    """The asset stores verdicts and quarantines bad rows, with the day's figures and one
+    accounting check per day; selectable without dbt's source tests."""
+    from anomaly_pipeline.defs.ingest.assets import FEEDBACK_ACCOUNTING_CHECK
+    from anomaly_pipeline.feedback import FEEDBACK_QUARANTINE_TABLE, FEEDBACK_TABLE, SCORES_TABLE
+
+    scored = pl.DataFrame({"user_key": ["k1", "k2"], "event_day": [DAY, DAY]})
+    warehouse.replace_partitions(bare_home.warehouse, SCORES_TABLE, scored, [DAY])
+    (data_home(bare_home.root).landing_labels / f"feedback_{DAY}.csv").write_text(
+        f"user_key,event_day,verdict\nk1,{DAY},confirmed\nk2,{DAY},unsure\n"
+    )
+    check = dg.AssetCheckKey(dg.AssetKey("event_labels"), FEEDBACK_ACCOUNTING_CHECK)
+    selection = dg.AssetSelection.assets("event_labels").without_checks() | (
+        dg.AssetSelection.checks(check)
+    )
+    for _ in range(2):  # a re-run replaces the day's rows
+        result = materialize(bare_home, selection, partition_key=DAY.isoformat())
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.passed and evaluation.partition == DAY.isoformat()
+        assert evaluation.metadata["input_rows"].value == 2
+        (event,) = result.asset_materializations_for_node("event_labels")
+        assert event.metadata["feedback_rows"].value == 1
+        assert event.metadata["feedback_quarantined"].value == 1
+        assert _counts(bare_home.warehouse, FEEDBACK_TABLE) == 1
+        assert _counts(bare_home.warehouse, FEEDBACK_QUARANTINE_TABLE) == 1

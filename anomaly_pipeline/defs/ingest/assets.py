@@ -7,7 +7,7 @@ Both read raw identifiers, so both refuse to start without a pseudonym key outsi
 import dagster as dg
 from pydantic import Field
 
-from anomaly_pipeline import ingest
+from anomaly_pipeline import feedback, ingest
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
     check_results_per_day,
@@ -22,6 +22,7 @@ from anomaly_pipeline.privacy import pseudonym_key
 from anomaly_pipeline.schema import DEFAULT_BOUNDS, NumericBounds
 
 ACCOUNTING_CHECK = "accepted_plus_quarantined_equals_input"
+FEEDBACK_ACCOUNTING_CHECK = "feedback_accepted_plus_quarantined_equals_input"
 
 
 class RawEventsConfig(dg.Config):
@@ -181,27 +182,69 @@ def _rules_table(rules: dict[str, int]) -> dg.MetadataValue:
     )
 
 
-@dg.asset(
-    group_name="ingest",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "event_labels",
+            group_name="ingest",
+            kinds={"duckdb", "polars"},
+            description="Ground truth of a day: source labels (user, day, anomaly_type; a day "
+            "without a label file is unlabelled, not all-normal) and analysts' verdicts on alerts "
+            "(feedback_<day>*.csv → raw.analyst_feedback; bad rows → raw.quarantined_feedback).",
+        )
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            FEEDBACK_ACCOUNTING_CHECK,
+            asset="event_labels",
+            partitions_def=daily_partitions,
+            description="Every row of the day's feedback files is either accepted or "
+            "quarantined (raw.quarantined_feedback).",
+        )
+    ],
+    # selectable without its check, like every asset whose only other checks are dbt's tests
+    can_subset=True,
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
     pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "polars"},
-    description="Ground truth (user, day, anomaly_type) from a separate source; a day without a "
-    "label file is recorded as unlabelled, not as all-normal.",
 )
-def event_labels(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def event_labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Load the range's label files and feedback files; training reads both per user-day with
+    the precedence of ``anomaly_pipeline.labels`` (an analyst's verdict beats a source label)."""
     pseudonym_key()  # no key outside demo mode: fail before reading any raw id
-    per_day = ingest.load_labels(
-        warehouse.path, warehouse.data_home.landing_labels, partition_days(context)
-    )
+    days = partition_days(context)
+    labels_dir = warehouse.data_home.landing_labels
+    per_day = ingest.load_labels(warehouse.path, labels_dir, days)
+    verdicts = feedback.load_feedback(warehouse.path, labels_dir, days)
     add_metadata_per_day(
         context,
         {
-            day: {"dagster/row_count": n or 0, "labelled": n is not None}
+            day: {
+                "dagster/row_count": n or 0,
+                "labelled": n is not None,
+                "feedback_rows": verdicts.per_day[day][1],
+                "feedback_quarantined": verdicts.per_day[day][2],
+            }
             for day, n in per_day.items()
         },
     )
-    return dg.MaterializeResult()
+    yield dg.MaterializeResult(asset_key="event_labels")
+    check_key = dg.AssetCheckKey(dg.AssetKey("event_labels"), FEEDBACK_ACCOUNTING_CHECK)
+    if check_key not in context.selected_asset_check_keys:
+        return
+    stored = feedback.stored_counts(warehouse.path, days)
+    yield from check_results_per_day(
+        context,
+        check_key,
+        {
+            day: dg.AssetCheckResult(
+                passed=sum(stored[day]) == read[0],
+                metadata={
+                    "input_rows": read[0],
+                    "accepted_rows": stored[day][0],
+                    "quarantined_rows": stored[day][1],
+                },
+            )
+            for day, read in verdicts.per_day.items()
+        },
+    )
