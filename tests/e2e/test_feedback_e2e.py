@@ -29,7 +29,7 @@ from anomaly_pipeline.evaluation import evaluate_detector
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.privacy import pseudonym_key, pseudonymize_many
 from anomaly_pipeline.scoring import evaluation_frame
-from anomaly_pipeline.training_set import TrainingSetInfo, load_user_days
+from anomaly_pipeline.training_set import load_user_days
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def _train(pipeline: Pipeline) -> dg.ExecuteInProcessResult:
 def _week_2_pr_auc(pipeline: Pipeline, training: dg.ExecuteInProcessResult) -> float:
     """PR-AUC of the run's autoencoder on week 2 against the simulator's truth."""
     (model,) = training.output_for_node("anomaly_model")
-    bundle = ScoringBundle.load(model["model_dir"])
+    bundle = ScoringBundle.load(model.model_dir)
     frame = (
         load_user_days(pipeline.warehouse, WEEK_2)
         .drop("label", "anomaly_type", "label_source")
@@ -160,7 +160,7 @@ def test_feedback_on_week_1_raises_week_2_pr_auc(
     with_feedback = _train(pipeline)
 
     # The training set carries the verdicts as labels; the gate measured quality with them.
-    info = TrainingSetInfo.read(with_feedback.output_for_node("training_set")["directory"])
+    info = with_feedback.output_for_node("training_set")
     assert (
         info.abnormal_rows["train"] > 0
         and info.labelled_rows["train"] > info.abnormal_rows["train"]
