@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 #: The dbt profile's target; ``spark`` selects Spark, anything else (default) DuckDB.
 DBT_TARGET_ENV: Final = "ANOMALY_PIPELINE_DBT_TARGET"
+#: The spark target's dbt-spark method (resources/dbt/profiles.yml): ``session`` (default) runs
+#: Spark here; ``thrift`` / ``http`` reach a cluster, which needs no local session.
+SPARK_METHOD_ENV: Final = "ANOMALY_PIPELINE_SPARK_METHOD"
 #: Directory of the local session's metastore and tables (``session`` method).
 SPARK_DIR_ENV: Final = "ANOMALY_PIPELINE_SPARK_DIR"
 #: Folder or URI of the raw Parquet the Spark sources read (``raw_events/``, ``event_labels/``).
@@ -131,11 +134,12 @@ def local_session(spark_dir: Path) -> SparkSession:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``anomaly-pipeline-dbt ARGS``: ``dbt ARGS``, on a prepared local Spark session when the
-    target is spark (``$ANOMALY_PIPELINE_DBT_TARGET``); plain dbt otherwise."""
+    target is spark (``$ANOMALY_PIPELINE_DBT_TARGET``) with the session method; plain dbt
+    otherwise."""
     from dbt.cli.main import cli
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if dbt_target() == "spark":
+    if dbt_target() == "spark" and os.environ.get(SPARK_METHOD_ENV, "session") == "session":
         key = pseudonym_key()  # fails before Spark starts when the key is missing
         spark_dir = os.environ.get(SPARK_DIR_ENV)
         if not spark_dir:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from anomaly_pipeline.dbt_spark import DBT_TARGET_ENV, SPARK_DIR_ENV, dbt_target, main
+from anomaly_pipeline.dbt_spark import (
+    DBT_TARGET_ENV,
+    SPARK_DIR_ENV,
+    SPARK_METHOD_ENV,
+    dbt_target,
+    main,
+)
 from anomaly_pipeline.privacy import DEMO_ENV, PSEUDONYM_KEY_ENV, PseudonymKeyError
 
 
@@ -22,14 +28,24 @@ def test_spark_without_a_session_folder_stops_with_its_name(
     monkeypatch.setenv(DBT_TARGET_ENV, "spark")
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "a-real-secret-of-enough-length")
     monkeypatch.delenv(SPARK_DIR_ENV, raising=False)
+    monkeypatch.delenv(SPARK_METHOD_ENV, raising=False)
     with pytest.raises(SystemExit, match=SPARK_DIR_ENV):
         main(["build"])
+
+
+def test_a_cluster_method_starts_no_local_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """thrift / http reach a cluster: no session folder is asked for, dbt itself runs."""
+    monkeypatch.setenv(DBT_TARGET_ENV, "spark")
+    monkeypatch.setenv(SPARK_METHOD_ENV, "thrift")
+    monkeypatch.delenv(SPARK_DIR_ENV, raising=False)
+    assert main(["--version"]) == 0
 
 
 def test_spark_without_a_pseudonym_key_stops_before_spark(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(DBT_TARGET_ENV, "spark")
+    monkeypatch.delenv(SPARK_METHOD_ENV, raising=False)
     monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
     monkeypatch.delenv(DEMO_ENV, raising=False)
     with pytest.raises(PseudonymKeyError, match=PSEUDONYM_KEY_ENV):
