@@ -128,6 +128,8 @@ def test_pid_liveness_survives_reuse_and_zombies() -> None:
 NOT_OPENING_THE_FILE = {
     "model_evaluation": "the data home's MLflow store and artifacts",
     "champion_model": "the data home's MLflow store (moves the alias)",
+    "baseline_models": "the data home's artifacts folder (the run's model bundles)",
+    "anomaly_model": "the data home's artifacts folder (the run's model bundles)",
 }
 
 
