@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import torch
 from pytorch_lightning import seed_everything as pl_seed_everything
 
+from anomaly_pipeline.defs.training.assets import AnomalyModelConfig, torchrun_command
 from anomaly_pipeline.detectors.registry import load_detector
 from anomaly_pipeline.nn.autoencoder import AutoencoderModule
 from anomaly_pipeline.train import SpecError, TrainingSpec, train
@@ -64,29 +67,34 @@ def _spec(directory: Path, batch_size: int, **overrides: Any) -> dict[str, Any]:
 
 
 def _launch(
-    spec: dict[str, Any], directory: Path, ranks: int | None
-) -> subprocess.CompletedProcess:
-    """Run the entry point: under torchrun with ``ranks`` processes, or plain python (None)."""
+    spec: dict[str, Any],
+    directory: Path,
+    config: AnomalyModelConfig | None = None,
+    launchers: int = 1,
+) -> list[subprocess.CompletedProcess]:
+    """Run the entry point: plain python (``config`` None), or ``launchers`` copies of the
+    anomaly_model asset's torchrun command for ``config`` (one per node; here all on 127.0.0.1)."""
     spec_path = directory / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    launcher = (
-        [
-            str(Path(sys.executable).with_name("torchrun")),
-            "--standalone",
-            f"--nproc_per_node={ranks}",
-        ]
-        if ranks
-        else [sys.executable]
+    command = (
+        torchrun_command(config, spec_path)
+        if config
+        else [sys.executable, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)]
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run(
-        [*launcher, "-m", "anomaly_pipeline.train", "--spec", str(spec_path)],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    logs = [directory / f"launcher{i}.log" for i in range(launchers)]
+    processes = []
+    for log in logs:  # to files: a launcher blocked on a full pipe would stall the rendezvous
+        with open(log, "w") as out:
+            processes.append(
+                subprocess.Popen(command, cwd=directory, env=env, stdout=out, stderr=out)
+            )
+    return [
+        subprocess.CompletedProcess(
+            command, process.wait(timeout=300), stderr=log.read_text(errors="replace")
+        )
+        for process, log in zip(processes, logs, strict=True)
+    ]
 
 
 def _registered_versions(tracking_uri: str) -> list[Any]:
@@ -99,19 +107,14 @@ def _registered_versions(tracking_uri: str) -> list[Any]:
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     directory = tmp_path_factory.mktemp("ddp")
     spec = _spec(directory, batch_size=N_TRAIN // 2)
-    result = _launch(spec, directory, ranks=2)
+    (result,) = _launch(spec, directory, AnomalyModelConfig(devices=2))
     assert result.returncode == 0, result.stderr[-4000:]
     return spec, directory
 
 
-@pytest.mark.slow
-def test_two_ranks_match_one_rank_on_the_same_global_batch(ddp_run, tmp_path: Path) -> None:
-    spec, _ = ddp_run
-    ddp = load_detector(spec["output_dir"])
-    assert ddp.training_report_.world_size == 2
-    assert ddp.training_report_.epochs_run == EPOCHS
-    assert ddp.trainer_settings.strategy == "auto"  # the spec's settings, not torchrun's layout
-
+def _assert_matches_one_process(spec: dict[str, Any], distributed: Any, tmp_path: Path) -> None:
+    """``distributed`` (trained by 2 ranks on batches of N_TRAIN / 2) has the weights of one
+    process trained on the same global batch, and training moved them well beyond the tolerance."""
     single_spec = {
         **spec,
         "trainer": {**spec["trainer"], "batch_size": N_TRAIN},
@@ -121,14 +124,45 @@ def test_two_ranks_match_one_rank_on_the_same_global_batch(ddp_run, tmp_path: Pa
     single = train(TrainingSpec.from_dict(single_spec), environ={}).detector
     assert single.training_report_.world_size == 1
 
-    ddp_state, single_state = ddp.module_.state_dict(), single.module_.state_dict()
+    ddp_state, single_state = distributed.module_.state_dict(), single.module_.state_dict()
     assert ddp_state.keys() == single_state.keys()
     for name in ddp_state:
         torch.testing.assert_close(ddp_state[name], single_state[name], atol=2e-5, rtol=1e-4)
-    # …and training moved the weights far beyond that tolerance from the seeded initialisation.
     pl_seed_everything(spec["trainer"]["seed"], verbose=False)
-    initial = AutoencoderModule(**ddp.module_config_).state_dict()
+    initial = AutoencoderModule(**distributed.module_config_).state_dict()
     assert max(float((ddp_state[n] - initial[n]).abs().max()) for n in initial) > 1e-2
+
+
+@pytest.mark.slow
+def test_two_ranks_match_one_rank_on_the_same_global_batch(ddp_run, tmp_path: Path) -> None:
+    spec, _ = ddp_run
+    ddp = load_detector(spec["output_dir"])
+    assert ddp.training_report_.world_size == 2
+    assert ddp.training_report_.epochs_run == EPOCHS
+    assert ddp.trainer_settings.strategy == "auto"  # the spec's settings, not torchrun's layout
+    _assert_matches_one_process(spec, ddp, tmp_path)
+
+
+@pytest.mark.slow
+def test_two_launchers_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
+    """Two torchrun launchers (two "nodes", both on 127.0.0.1) meet at a c10d rendezvous, as the
+    anomaly_model asset launches them for ``num_nodes: 2``; one rank each."""
+    with socket.socket() as probe:  # a free port for the rendezvous store
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = AnomalyModelConfig(num_nodes=2, rdzv_endpoint=f"127.0.0.1:{port}")
+    spec = _spec(tmp_path, batch_size=N_TRAIN // 2, mlflow=None)
+    results = _launch(spec, tmp_path, config, launchers=2)
+    for result in results:
+        assert result.returncode == 0, result.stderr[-4000:]
+    assert {"--nnodes=2", "--rdzv-backend=c10d", "--nproc_per_node=1"} <= set(results[0].args)
+    # each launcher ran one rank of the two (Lightning logs every rank joining the group)
+    ranks = [re.findall(r"GLOBAL_RANK: (\d+), MEMBER: \d+/2", r.stderr) for r in results]
+    assert sorted(ranks) == [["0"], ["1"]]
+    distributed = load_detector(spec["output_dir"])
+    assert distributed.training_report_.world_size == 2
+    assert distributed.trainer_settings.num_nodes == 1  # the spec's settings are persisted
+    _assert_matches_one_process(spec, distributed, tmp_path)
 
 
 @pytest.mark.slow
@@ -183,7 +217,7 @@ def test_crashing_spec_exits_nonzero_and_registers_nothing(
     breakage: dict[str, Any], error_text: str, tmp_path: Path
 ) -> None:
     spec = _spec(tmp_path, batch_size=32, **breakage)
-    result = _launch(spec, tmp_path, ranks=None)
+    (result,) = _launch(spec, tmp_path)
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr
     assert error_text in result.stderr
