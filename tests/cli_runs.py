@@ -66,15 +66,19 @@ class Home:
     def create(cls, root: Path) -> Home:
         home = cls(root)
         home.dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", home.dagster_home / "dagster.yaml")
-        # Create the instance's databases now: a run and a test polling it must not both create
-        # them at the same moment (sqlite storage stamps its schema version on creation).
+        home.configure_instance()
+        return home
+
+    def configure_instance(self) -> None:
+        """Configure the instance with resources/dagster.yaml and create its databases now: two
+        processes of a run must not both create them at the same moment (sqlite storage stamps
+        its schema version on creation)."""
+        shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", self.dagster_home / "dagster.yaml")
         import dagster as dg
 
-        with home.instance() as instance:
+        with self.instance() as instance:
             instance.get_runs(limit=1)
             instance.get_latest_materialization_event(dg.AssetKey("raw_events"))
-        return home
 
     def copy_to(self, root: Path) -> Home:
         """A snapshot of this directory (DuckDB, MLflow, artifacts, Dagster instance)."""
@@ -94,15 +98,19 @@ def start_job(
     days: list[date] | None = None,
     ops: dict[str, Any] | None = None,
     in_process: bool = True,
+    executor: dict[str, Any] | None = None,
     log_name: str | None = None,
 ) -> subprocess.Popen:
     """Start ``dagster job execute`` for ``job`` in a new process group (output to a log file).
 
     ``in_process`` runs every step in the run's process (one import of the code location instead
-    of one per step); the default multiprocess executor is what a deployment uses.
+    of one per step); the default multiprocess executor is what a deployment uses. ``executor``
+    names another executor choice of the code location with its config (``{"celery": {...}}``).
     """
     config: dict[str, Any] = {"ops": ops or {}}
-    if in_process:
+    if executor is not None:
+        config["execution"] = {"config": executor}
+    elif in_process:
         config["execution"] = {"config": {"in_process": {}}}
     config_path = home.root / f"{job}-{time.monotonic_ns()}.json"
     config_path.write_text(json.dumps(config))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import free_port
 from pytorch_lightning import seed_everything as pl_seed_everything
 
 from anomaly_pipeline.defs.training.assets import AnomalyModelConfig, torchrun_command
@@ -147,10 +147,7 @@ def test_two_ranks_match_one_rank_on_the_same_global_batch(ddp_run, tmp_path: Pa
 def test_two_launchers_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
     """Two torchrun launchers (two "nodes", both on 127.0.0.1) meet at a c10d rendezvous, as the
     anomaly_model asset launches them for ``num_nodes: 2``; one rank each."""
-    with socket.socket() as probe:  # a free port for the rendezvous store
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = AnomalyModelConfig(num_nodes=2, rdzv_endpoint=f"127.0.0.1:{port}")
+    config = AnomalyModelConfig(num_nodes=2, rdzv_endpoint=f"127.0.0.1:{free_port()}")
     spec = _spec(tmp_path, batch_size=N_TRAIN // 2, mlflow=None)
     results = _launch(spec, tmp_path, config, launchers=2)
     for result in results:

@@ -19,11 +19,16 @@ but still holds slots (its worker died after the failure was reported) is freed 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
 import dagster as dg
+from dagster._core.definitions.executor_definition import ExecutorRequirement
+
+# The executor's config schema and creation function only: celery itself is imported when a run
+# chooses it.
+from dagster_celery.executor import CELERY_CONFIG, celery_executor
 
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.processes import host_name, is_alive
@@ -142,7 +147,8 @@ def _kill_mlflow_runs(dagster_run_id: str, tracking_uri: str | None) -> list[str
 
 
 class RecoveringExecutor(dg.Executor):
-    """The multiprocess / in-process executor, preceded by the run's tags and the recovery.
+    """The multiprocess / in-process / Celery executor, preceded by the run's tags and the
+    recovery (in the run's orchestrating process; Celery workers only execute steps).
 
     Why inside the executor: it is the one place every launch path (CLI, UI, schedule, sensor,
     backfill) passes through in the run's own process, after the run exists and before any step
@@ -160,6 +166,10 @@ class RecoveringExecutor(dg.Executor):
     def step_dependency_config(self) -> Any:
         return self._inner.step_dependency_config
 
+    def __getattr__(self, name: str) -> Any:
+        """The rest is the inner executor's (Celery's execution loop reads its ``app_args``)."""
+        return getattr(self._inner, name)
+
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[dg.DagsterEvent]:
         instance = plan_context.instance
         instance.add_run_tags(plan_context.run_id, process_tags())
@@ -176,17 +186,35 @@ class RecoveringExecutor(dg.Executor):
         yield from self._inner.execute(plan_context, execution_plan)
 
 
-@dg.executor(
-    name="multi_or_in_process_with_recovery",
-    config_schema=dg.multi_or_in_process_executor.config_schema.as_field(),
-    requirements=dg.multi_or_in_process_executor.get_requirements,
+#: Dagster's default executor choices (``multiprocess``, the default, and ``in_process``) plus
+#: ``celery``: steps as tasks on a Celery broker, executed by ``dagster-celery`` workers that load
+#: this code location (README, "Running beyond one machine"). Run config picks one:
+#: ``execution: {config: {celery: {broker: …, backend: …}}}``.
+_LOCAL_CHOICES: Final = dg.multi_or_in_process_executor.config_schema.as_field()
+EXECUTOR_CONFIG: Final = dg.Field(
+    dg.Selector({**cast(dg.Selector, _LOCAL_CHOICES.config_type).fields, "celery": CELERY_CONFIG}),
+    default_value=_LOCAL_CHOICES.default_value,
 )
+
+
+def _requirements(config: Mapping[str, Any]) -> Sequence[ExecutorRequirement]:
+    if "celery" in config:
+        return celery_executor.get_requirements(config["celery"])
+    return dg.multi_or_in_process_executor.get_requirements(config)
+
+
+@dg.executor(name="recovering_executor", config_schema=EXECUTOR_CONFIG, requirements=_requirements)
 def recovering_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """Dagster's default executor (same config) wrapped in ``RecoveringExecutor``."""
-    create = dg.multi_or_in_process_executor.executor_creation_fn
-    if create is None:  # Dagster's default executor always has one; a clear error if not
-        raise dg.DagsterInvariantViolationError("multi_or_in_process_executor has no creation fn")
-    return RecoveringExecutor(create(init_context))
+    """The chosen executor (Dagster's default ones, or Celery) wrapped in ``RecoveringExecutor``."""
+    config = init_context.executor_config
+    chosen, context = dg.multi_or_in_process_executor, init_context
+    if "celery" in config:
+        celery_config = cast(Mapping[str, object], config["celery"])
+        chosen, context = celery_executor, init_context._replace(executor_config=celery_config)
+    create = chosen.executor_creation_fn
+    if create is None:  # both always have one; a clear error if not
+        raise dg.DagsterInvariantViolationError(f"{chosen.name} has no creation fn")
+    return RecoveringExecutor(create(context))
 
 
 @dg.definitions

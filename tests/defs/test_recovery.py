@@ -162,3 +162,38 @@ def test_every_job_runs_on_the_recovering_executor() -> None:
 
     for job in defs.jobs:
         assert defs.resolve_job_def(job.name).executor_def is recovering_executor, job.name
+
+
+@pytest.mark.parametrize(
+    ("choice", "multiprocess"),
+    [
+        (None, True),  # Dagster's default: multiprocess
+        ({"in_process": {}}, False),
+        (
+            {
+                "celery": {
+                    "broker": "redis://127.0.0.1:6379/0",
+                    "backend": "redis://127.0.0.1:6379/1",
+                }
+            },
+            True,
+        ),
+    ],
+)
+def test_the_executor_is_a_run_config_choice(choice: dict | None, multiprocess: bool) -> None:
+    """Celery is one more choice of the same executor; a run that names none gets the default.
+    Celery and multiprocess need what every cross-process executor needs (a persistent
+    instance, a reconstructable job)."""
+    from dagster._core.definitions.executor_definition import ExecutorRequirement
+
+    from anomaly_pipeline.definitions import defs
+    from anomaly_pipeline.defs.recovery import recovering_executor
+
+    job = defs.resolve_job_def("daily_job")
+    run_config = {"execution": {"config": choice}} if choice else {}
+    resolved = dg.validate_run_config(job, run_config)["execution"][recovering_executor.name]
+    assert set(resolved) == set(choice or {"multiprocess": {}})
+    required = recovering_executor.get_requirements(resolved)
+    assert (ExecutorRequirement.NON_EPHEMERAL_INSTANCE in required) is multiprocess
+    with pytest.raises(dg.DagsterInvalidConfigError, match="kubernetes"):
+        dg.validate_run_config(job, {"execution": {"config": {"kubernetes": {}}}})

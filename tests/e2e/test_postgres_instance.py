@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 
 from anomaly_pipeline.defs.ingest.assets import ACCOUNTING_CHECK
 
@@ -48,12 +47,6 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_server() -> Iterator[dict[str, str]]:
     """A throwaway PostgreSQL 15 cluster on 127.0.0.1 (trust auth); DAGSTER_PG_* values for it."""
@@ -62,7 +55,7 @@ def postgres_server() -> Iterator[dict[str, str]]:
     root = Path(tempfile.mkdtemp(prefix="anomaly_pg_"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     subprocess.run(
         _as_postgres(
             [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]
