@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 REDIS_SERVER = Path("/usr/bin/redis-server")
 #: The worker's config file; a run takes the same block as its executor choice ``celery``.
 CELERY_FILE = REPO_ROOT / "resources" / "celery.yaml"
+CELERY_CONFIG = yaml.safe_load(CELERY_FILE.read_text())["execution"]["config"]
 BIN = Path(sys.executable).parent
 WORKER = "pipeline"
 
@@ -68,8 +69,9 @@ def celery_worker(
     trained_pipeline: Pipeline, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Home, subprocess.Popen]]:
     """A copy of the trained data directory and a worker serving it (its own process group)."""
-    monkeypatch.setenv("ANOMALY_PIPELINE_CELERY_BROKER", f"{redis_url}/0")
-    monkeypatch.setenv("ANOMALY_PIPELINE_CELERY_BACKEND", f"{redis_url}/1")
+    # the variables resources/celery.yaml reads: Redis databases 0 (broker) and 1 (results)
+    for database, key in enumerate(("broker", "backend")):
+        monkeypatch.setenv(CELERY_CONFIG[key]["env"], f"{redis_url}/{database}")
     home = Home(trained_pipeline.root).copy_to(tmp_path / "home")
     home.configure_instance()  # the session's instance has no dagster.yaml (pools)
     log_path = home.root / "worker.log"
@@ -110,7 +112,7 @@ def test_daily_job_steps_execute_on_a_celery_worker(
     day = trained_pipeline.days[-1]
     warehouse = home.root / "warehouse.duckdb"
     before = table_fingerprints(warehouse)
-    executor = {"celery": yaml.safe_load(CELERY_FILE.read_text())["execution"]["config"]}
+    executor = {"celery": CELERY_CONFIG}
 
     started = time.perf_counter()
     run_job(home, "daily_job", days=[day], executor=executor, timeout=300)
