@@ -11,7 +11,7 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
 .PHONY: install demo onboard dev docs lint test test-fast bench-features bench-train bench-sensors \
-        bench-cold-start mlflow-ui clean
+        bench-cold-start bench-fraud-log mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -84,6 +84,9 @@ bench-sensors: install
 
 bench-cold-start: install
 	$(BIN)/python benchmarks/bench_cold_start.py
+
+bench-fraud-log: install
+	$(BIN)/python benchmarks/bench_fraud_log.py
 
 ## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
 mlflow-ui: install

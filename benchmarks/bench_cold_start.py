@@ -36,11 +36,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from anomaly_pipeline.detectors.preprocess import feature_matrix
 from anomaly_pipeline.detectors.registry import COLD_START_KIND, make_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
+from anomaly_pipeline.features.catalogue import REPO_ROOT as PROJECT
 from anomaly_pipeline.ingest import load_events, load_labels
 from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing
 from anomaly_pipeline.training_set import load_user_days
 
-REPO = Path(__file__).resolve().parents[1]
 START = date(2026, 10, 1)
 HOLDOUT_DAYS = 2
 THRESHOLD_PERCENTILE = 97.0
@@ -79,12 +79,21 @@ def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
         pattern="events_{day}.parquet",
     )
     load_labels(warehouse, landing / "labels", days)
+    build_dbt_features(warehouse, days, root / "dbt")
+    return load_user_days(warehouse, days)
+
+
+def build_dbt_features(
+    warehouse: Path, days: list[date], work_dir: Path, pseudonym_key: str = "bench-cold-start-key"
+) -> None:
+    """``dbt run`` of user_day_features and its parents, and stg_labels, over ``days`` (the dbt
+    project of the imported package, so a checkout on PYTHONPATH measures its own SQL)."""
     env = {
         **os.environ,
         "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
-        "ANOMALY_PIPELINE_PSEUDONYM_KEY": "bench-cold-start-key",
-        "DBT_TARGET_PATH": str(root / "dbt" / "target"),
-        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+        "ANOMALY_PIPELINE_PSEUDONYM_KEY": pseudonym_key,
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
     }
     env.pop("ANOMALY_PIPELINE_DEMO", None)
     result = subprocess.run(
@@ -97,9 +106,9 @@ def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
             "--vars",
             json.dumps({"start_day": days[0].isoformat(), "end_day": days[-1].isoformat()}),
             "--project-dir",
-            str(REPO / "dbt_features"),
+            str(PROJECT / "dbt_features"),
             "--profiles-dir",
-            str(REPO / "resources" / "dbt"),
+            str(PROJECT / "resources" / "dbt"),
         ],
         env=env,
         capture_output=True,
@@ -108,11 +117,11 @@ def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
     )
     if result.returncode != 0:
         raise RuntimeError(f"dbt run failed:\n{result.stdout[-5000:]}")
-    return load_user_days(warehouse, days)
 
 
 def evaluate(frame: pl.DataFrame, holdout_from: date) -> dict[str, dict[str, Any]]:
-    """Fit every candidate on the days before ``holdout_from`` (labels unused), score the rest."""
+    """Fit every candidate on the days before ``holdout_from`` (labels unused), score the rest
+    (each result keeps its fitted ``detector`` and test ``scores`` for callers that explain)."""
     train = frame.filter(pl.col("event_day") < holdout_from)
     test = frame.filter(pl.col("event_day") >= holdout_from)
     X_train, X_test = (feature_matrix(f, FEATURE_COLUMNS) for f in (train, test))
@@ -134,6 +143,8 @@ def evaluate(frame: pl.DataFrame, holdout_from: date) -> dict[str, dict[str, Any
             "roc_auc": float(roc_auc_score(truth, scores)),
             "recall": recall,
             "seconds": time.perf_counter() - started,
+            "detector": detector,
+            "scores": scores,
         }
     return results
 

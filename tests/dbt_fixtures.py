@@ -36,6 +36,7 @@ FEATURE_MODELS = (
     "stg_labels",
     "int_sessions",
     "int_user_day_access",
+    "int_user_day_milestones",
     "user_day_features",
 )
 

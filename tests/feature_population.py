@@ -9,7 +9,13 @@ import numpy as np
 import polars as pl
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, NO_PURCHASE_DELAY_S
-from anomaly_pipeline.features.catalogue import FEATURES, Check
+from anomaly_pipeline.features.catalogue import (
+    ACCOUNT_WINDOW_DAYS,
+    FEATURES,
+    NO_ACCOUNT_AGE_DAYS,
+    SECONDS_PER_DAY,
+    Check,
+)
 
 
 def population_frame(n: int = 3000, seed: int = 0) -> pl.DataFrame:
@@ -30,6 +36,10 @@ def population_frame(n: int = 3000, seed: int = 0) -> pl.DataFrame:
     items = np.maximum(np.round(views * 0.7), 1.0)
     per_device = 1.0 + rng.binomial(1, 0.03, n)
     per_network = 1.0 + rng.poisson(2, n)
+    # a third of the user-days belong to accounts that signed up within the account window
+    age = np.where(
+        rng.random(n) < 0.3, rng.integers(0, ACCOUNT_WINDOW_DAYS, n), NO_ACCOUNT_AGE_DAYS
+    ).astype(float)
     columns = {
         "n_events": events,
         "n_sessions": sessions,
@@ -61,10 +71,14 @@ def population_frame(n: int = 3000, seed: int = 0) -> pl.DataFrame:
         "interval_min_s": rng.lognormal(np.log(3), 0.6, n),
         "night_share": rng.beta(1, 12, n),
         "first_purchase_delay_s": np.where(
-            (signups > 0) & (purchases > 0),
-            rng.lognormal(np.log(3600), 0.8, n),
+            (age < NO_ACCOUNT_AGE_DAYS) & (purchases > 0),
+            np.minimum(
+                age * SECONDS_PER_DAY + rng.lognormal(np.log(3600), 0.8, n),
+                NO_PURCHASE_DELAY_S - 1,
+            ),
             NO_PURCHASE_DELAY_S,
         ),
+        "account_age_days": age,
         "distinct_items": items,
         "distinct_categories": np.ceil(items * 0.3),
         "distinct_shops": np.ceil(items * 0.5),
@@ -111,6 +125,7 @@ def typical_row(population: pl.DataFrame, **overrides: float) -> pl.DataFrame:
         rating_mean=0.0,
         extreme_rating_share=0.0,
         first_purchase_delay_s=NO_PURCHASE_DELAY_S,
+        account_age_days=float(NO_ACCOUNT_AGE_DAYS),
     )
     row.update({name: float(value) for name, value in overrides.items()})
     return pl.DataFrame([{"user_key": "x", **row}])

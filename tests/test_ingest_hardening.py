@@ -150,7 +150,11 @@ def test_ids_repeating_across_days_keep_distinct_keys_downstream(bare_home: Pipe
         days=[DAY, NEXT_DAY],
         selection=RAW
         | dg.AssetSelection.assets(
-            "stg_events", "int_sessions", "int_user_day_access", "user_day_features"
+            "stg_events",
+            "int_sessions",
+            "int_user_day_access",
+            "int_user_day_milestones",
+            "user_day_features",
         ),
     )
     assert result.success

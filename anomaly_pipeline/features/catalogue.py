@@ -34,8 +34,15 @@ Direction = Literal["high", "low", "both"]
 
 # -- constants shared by the SQL, the contract, the reasons and the benchmark -----------------
 SECONDS_PER_DAY: Final = 86_400.0
-#: first_purchase_delay_s when the user did not sign up and buy the same day (one week).
-NO_PURCHASE_DELAY_S: Final = 604_800.0
+#: Days (ending on the day) over which the account features look for the user's signup: a
+#: bounded look-back, so a day's build reads a fixed number of earlier days however long the
+#: history grows, and a re-run or an out-of-order backfill of a day gives the same rows.
+ACCOUNT_WINDOW_DAYS: Final = 90
+#: first_purchase_delay_s when the user bought nothing that day or has no signup in the account
+#: window ("never": the whole window).
+NO_PURCHASE_DELAY_S: Final = ACCOUNT_WINDOW_DAYS * SECONDS_PER_DAY
+#: account_age_days when the user has no signup in the account window (older, or unknown).
+NO_ACCOUNT_AGE_DAYS: Final = ACCOUNT_WINDOW_DAYS + 1
 #: A user's session ends after this long without an event.
 SESSION_GAP_MINUTES: Final = 30
 #: Trailing days before the partition day that the history features look back over.
@@ -154,6 +161,7 @@ _REVIEWS = When("n_reviews", ">", 0)
 #: on a user's first active day every device is new: only established accounts count
 _HISTORY = When("history_days", ">", 0)
 _H = HISTORY_WINDOW_DAYS
+_A = ACCOUNT_WINDOW_DAYS
 
 
 def _count(name: str, event: str, text: str, code: str) -> Feature:
@@ -365,15 +373,30 @@ FEATURES: Final[tuple[Feature, ...]] = (
     ),
     Feature(
         "first_purchase_delay_s",
-        "Timing",
-        f"Seconds from the day's first signup to its "
-        f"first purchase, clipped to [0, {NO_PURCHASE_DELAY_S:.0f}]; "
-        f'{NO_PURCHASE_DELAY_S:.0f} (one week, "never") unless the user both signed up '
-        f"and bought that day.",
+        "Account",
+        f"Seconds from the user's first signup in the {_A} days ending on the day (that day "
+        f"or earlier) to the day's first purchase, clipped to [0, {NO_PURCHASE_DELAY_S:.0f}]; "
+        f'{NO_PURCHASE_DELAY_S:.0f} ({_A} days, "never") when the user bought nothing that '
+        f"day or has no signup in those days.",
         Check(ge=0, le=NO_PURCHASE_DELAY_S),
         "low",
         "signup_delay",
         applies=When("first_purchase_delay_s", "<", NO_PURCHASE_DELAY_S),
+        windowed=True,
+    ),
+    Feature(
+        "account_age_days",
+        "Account",
+        f"Days from the user's first signup in the {_A} days ending on the day to the day (0: "
+        f"signed up that day), on a day with any event besides signups; {NO_ACCOUNT_AGE_DAYS} "
+        f"when none in those days (an older account, or a source without signups) or the user "
+        f"only signed up (every account's first day: as a value it only added noise, measured "
+        f"on the fraud log). Fresh accounts that act carry most fraud.",
+        Check(ge=0, le=NO_ACCOUNT_AGE_DAYS),
+        "low",
+        "account_age",
+        applies=When("account_age_days", "<", NO_ACCOUNT_AGE_DAYS),
+        windowed=True,
     ),
     # -- breadth / sharing
     Feature(
@@ -423,6 +446,24 @@ FEATURES: Final[tuple[Feature, ...]] = (
         COUNT,
         "high",
         Phrase("many_ip_networks", "{value} IP network{s} today"),
+    ),
+    Feature(
+        "users_per_device_hour",
+        "Breadth / sharing",
+        "Most users sharing any one of the user's devices within one UTC clock hour in which "
+        "the user used it (0 without a device): a burst of accounts on one device.",
+        COUNT,
+        "high",
+        "shared_device",
+    ),
+    Feature(
+        "users_per_ip_network_hour",
+        "Breadth / sharing",
+        "Most users sharing any one of the user's IP networks within one UTC clock hour in "
+        "which the user used it (0 without one).",
+        COUNT,
+        "high",
+        "shared_ip_network",
     ),
     Feature(
         "users_per_device_day",
@@ -569,6 +610,8 @@ def dbt_macro() -> str:
         # the values the staging tests accept (schema.py's contract, not restated in yml)
         "event_types": list(EVENT_TYPES),
         "label_types": list(LABEL_TYPES),
+        "account_window_days": ACCOUNT_WINDOW_DAYS,
+        "no_account_age_days": NO_ACCOUNT_AGE_DAYS,
     }
     body = json.dumps(values, indent=4, ensure_ascii=False)
     return (

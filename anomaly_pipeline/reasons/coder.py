@@ -4,9 +4,14 @@ An analyst deciding on a review queue needs "47.0 views/min, 6× the population 
 "feature 45 contributed 0.31". ``ReasonCoder`` learns robust population statistics per feature
 (``statistics.FeatureStats``) on the training window and then, for each scored row:
 
-1. gives every feature a *strength*: the detector's per-feature contribution when available, else
-   a robust z-score ``(x - median) / scale`` signed so that positive means "towards abnormal"
-   (the catalogue's ``direction``: many views is abnormal, a tiny interval CV is abnormal, ...);
+1. gives every feature a robust z-score ``(x - median) / scale`` signed so that positive means
+   "towards abnormal" (the catalogue's ``direction``: many views is abnormal, a tiny interval CV
+   is abnormal, ...); the scale of a zero-inflated feature is floored by the population's own
+   tail (``statistics``), so a 2-minute session among one-event days is not "many sigmas" out
+   while a purchase 40 s after signup, days below the median delay, is — the decisive signal;
+   candidates are the features at least ``min_z`` towards abnormal or, given the detector's
+   per-feature contributions, those the detector pushed (contribution > 0 on the abnormal
+   side): the detector says which features made the score, the population which is decisive;
 2. keeps only features that apply (the catalogue's ``applies``: an interval CV needs enough
    events, a 7-day ratio needs history) and that lie on the abnormal side;
 3. groups features that describe one fact into one reason (``templates``), phrased by its
@@ -117,7 +122,8 @@ class ReasonCoder:
             values = features.get_column(name).cast(pl.Float64).to_numpy()
             values = values[applies[:, j] & np.isfinite(values)]
             if values.size:
-                self.stats_[name] = FeatureStats.of(values, _rule(name).log)
+                rule = _rule(name)
+                self.stats_[name] = FeatureStats.of(values, rule.log, rule.direction)
         self.feature_names_ = names
         return self
 
@@ -131,10 +137,9 @@ class ReasonCoder:
         """For each row, up to ``top_k`` reasons, strongest first (texts; ``.codes`` alongside).
 
         With ``contributions`` (n_rows × n_features, columns ``contribution_names``, default the
-        fitted feature order) reasons are ranked by the detector's contribution; features the
-        detector did not push (contribution <= 0) or that sit on the normal side of the
-        population median are skipped. Without, ranking uses the robust z-score and keeps only
-        features at least ``min_z`` towards abnormal.
+        fitted feature order) the features the detector pushed are candidates: those with a
+        contribution <= 0 or on the normal side of the population median are skipped. Without,
+        candidates are the features at least ``min_z`` towards abnormal. Candidates rank by z.
         """
         if not self.stats_:
             raise RuntimeError("ReasonCoder is not fitted; call fit(training features) first")
@@ -144,11 +149,10 @@ class ReasonCoder:
         _require_numeric(features, names, "features")
         z = self._z_scores(features, names)
         if contributions is None:
-            strength = np.where(z >= self.min_z, z, -np.inf)
+            candidates = z >= self.min_z
         else:
-            strength = self._contribution_strength(
-                features, names, z, contributions, contribution_names
-            )
+            candidates = self._pushed(features, names, z, contributions, contribution_names)
+        strength = np.where(candidates, z, -np.inf)
         templates = [template_for(n) for n in names]
         # one entry per fact (a template's feature tuple), member columns by position
         grouped: dict[tuple[str, ...], list[int]] = {}
@@ -219,14 +223,18 @@ class ReasonCoder:
                 applies[:, j] = features.select(guard.fill_null(False)).to_series().to_numpy()
         return applies
 
+    def _compared(self, features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
+        """The values of ``names`` on each feature's comparison scale (n_rows × len(names))."""
+        values = features.select(pl.col(names).cast(pl.Float64)).to_numpy()
+        logged = np.array([self.stats_[n].log for n in names])
+        return np.where(logged, comparison_scale(values, log=True), values)
+
     def _z_scores(self, features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
         """Robust z towards abnormal (n_rows × len(names)); -inf where not applicable."""
         if not names:
             return np.empty((features.height, 0))
-        values = features.select(pl.col(names).cast(pl.Float64)).to_numpy()
+        values = self._compared(features, names)
         stats = [self.stats_[n] for n in names]
-        logged = np.array([s.log for s in stats])
-        values = np.where(logged, comparison_scale(values, log=True), values)
         center = np.array([s.center for s in stats])
         scale = np.array([s.scale for s in stats])
         signed = (values - center) / scale
@@ -238,7 +246,7 @@ class ReasonCoder:
         usable = self._applicability(features, names) & np.isfinite(z)
         return np.where(usable, z, -np.inf)
 
-    def _contribution_strength(
+    def _pushed(
         self,
         features: pl.DataFrame,
         names: Sequence[str],
@@ -254,12 +262,12 @@ class ReasonCoder:
                 f"({features.height}, {len(given)}) = (rows, contribution_names)"
             )
         index = {n: j for j, n in enumerate(given)}
-        strength = np.full_like(z, -np.inf)
+        pushed = np.zeros(z.shape, dtype=bool)
         for j, name in enumerate(names):
             if name in index:
                 c = contributions[:, index[name]]
-                strength[:, j] = np.where((c > 0) & (z[:, j] > 0) & np.isfinite(c), c, -np.inf)
-        return strength
+                pushed[:, j] = (c > 0) & (z[:, j] > 0) & np.isfinite(c)
+        return pushed
 
 
 def _require_numeric(frame: pl.DataFrame, names: Sequence[str], label: str) -> None:

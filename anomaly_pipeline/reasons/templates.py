@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from anomaly_pipeline.features.catalogue import FEATURES, Feature, Phrase
+from anomaly_pipeline.features.catalogue import FEATURES, SHARING_WINDOW_DAYS, Feature, Phrase
 from anomaly_pipeline.reasons.statistics import FeatureStats
 
 Row = Mapping[str, float]
@@ -57,7 +57,9 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.0f} days"
 
 
 def _money(value: float) -> str:
@@ -117,16 +119,19 @@ def _volume(count: str, history_ratio: str, code: str, noun: str) -> ReasonTempl
     return ReasonTemplate((count, history_ratio), render)
 
 
-def _shared(day: str, window: str, code: str, thing: str) -> ReasonTemplate:
-    """Sharing today, or over the trailing window when that is the unusual part."""
+def _shared(hour: str, day: str, window: str, code: str, thing: str) -> ReasonTemplate:
+    """Sharing within an hour, today, or over the trailing window: whichever is the unusual
+    part."""
 
     def render(row: Row, trigger: str, _stats: Stats) -> tuple[str, str]:
+        if trigger == hour:
+            return code, f"{thing} shared by {_int(row[hour])} users within one hour"
         if trigger == day:
             return code, f"{thing} shared by {_int(row[day])} users today"
         today = "" if row.get(day) is None else f" ({_int(row[day])} today)"
         return code, f"{thing} shared by {_int(row[window])} users over the trailing window{today}"
 
-    return ReasonTemplate((day, window), render)
+    return ReasonTemplate((hour, day, window), render)
 
 
 def _new_access(row: Row, _trigger: str, _stats: Stats) -> tuple[str, str]:
@@ -187,11 +192,32 @@ def _regularity(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
     return "machine_regular_intervals", text
 
 
+def _on_shared_device(row: Row) -> str:
+    """`` on a device used by 12 accounts in 7 days`` when the user's device is shared (the
+    context that makes a fast purchase a ring's), else nothing."""
+    for column, scope in (
+        ("users_per_device_window", f" in {SHARING_WINDOW_DAYS} days"),
+        ("users_per_device_day", " today"),
+    ):
+        accounts = row.get(column)
+        if accounts is not None:
+            return f" on a device used by {_int(accounts)} accounts{scope}" if accounts >= 2 else ""
+    return ""
+
+
 def _signup_delay(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
     return "purchase_right_after_signup", (
-        f"purchase {_duration(row['first_purchase_delay_s'])} after signup (population median "
+        f"purchase {_duration(row['first_purchase_delay_s'])} after signup"
+        f"{_on_shared_device(row)} (population median "
         f"{_duration(stats['first_purchase_delay_s'].median)})"
     )
+
+
+def _account_age(row: Row, _trigger: str, stats: Stats) -> tuple[str, str]:
+    days = row["account_age_days"]
+    age = "created today" if days < 1 else f"{_plural(days, 'day')} old"
+    median = stats["account_age_days"].median
+    return "new_account", f"account {age} (population median {_plural(median, 'day')})"
 
 
 #: Templates named by the catalogue's ``Feature.reason`` strings.
@@ -206,11 +232,20 @@ COMPOSITES: Final[dict[str, ReasonTemplate]] = {
     "extreme_ratings": ReasonTemplate(("extreme_rating_share",), _extreme),
     "regularity": ReasonTemplate(("interval_cv", "interval_std_s"), _regularity),
     "signup_delay": ReasonTemplate(("first_purchase_delay_s",), _signup_delay),
+    "account_age": ReasonTemplate(("account_age_days",), _account_age),
     "shared_device": _shared(
-        "users_per_device_day", "users_per_device_window", "shared_device", "device"
+        "users_per_device_hour",
+        "users_per_device_day",
+        "users_per_device_window",
+        "shared_device",
+        "device",
     ),
     "shared_ip_network": _shared(
-        "users_per_ip_network_day", "users_per_ip_network_window", "shared_ip_network", "IP network"
+        "users_per_ip_network_hour",
+        "users_per_ip_network_day",
+        "users_per_ip_network_window",
+        "shared_ip_network",
+        "IP network",
     ),
     "history": ReasonTemplate(("history_days",), _history),
     "new_access": ReasonTemplate(("new_device", "new_ip_network"), _new_access),

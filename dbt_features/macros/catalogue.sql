@@ -123,6 +123,10 @@
             "dtype": "double"
         },
         {
+            "name": "account_age_days",
+            "dtype": "double"
+        },
+        {
             "name": "distinct_items",
             "dtype": "double"
         },
@@ -144,6 +148,14 @@
         },
         {
             "name": "distinct_ip_networks",
+            "dtype": "double"
+        },
+        {
+            "name": "users_per_device_hour",
+            "dtype": "double"
+        },
+        {
+            "name": "users_per_ip_network_hour",
             "dtype": "double"
         },
         {
@@ -204,7 +216,7 @@
         "refund": "n_refunds",
         "coupon": "n_coupons"
     },
-    "no_purchase_delay_s": 604800,
+    "no_purchase_delay_s": 7776000,
     "session_gap_minutes": 30,
     "history_days": 7,
     "sharing_window_days": 7,
@@ -229,6 +241,8 @@
         "fake_review",
         "coupon_abuse",
         "reported"
-    ]
+    ],
+    "account_window_days": 90,
+    "no_account_age_days": 91
 }) -}}
 {%- endmacro %}

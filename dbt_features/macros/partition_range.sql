@@ -49,3 +49,8 @@
 {% macro history_start_day() -%}
     {{- return(add_days(start_day(), -catalogue().history_days)) -}}
 {%- endmacro %}
+
+{#- The first day that the account features of the range look back to. -#}
+{% macro account_start_day() -%}
+    {{- return(add_days(start_day(), -catalogue().account_window_days)) -}}
+{%- endmacro %}

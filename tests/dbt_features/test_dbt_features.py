@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS, validate_features
+from anomaly_pipeline.features.catalogue import NO_ACCOUNT_AGE_DAYS, NO_PURCHASE_DELAY_S
 from anomaly_pipeline.privacy import pseudonymize
 from dbt_fixtures import (
     FEATURE_MODELS,
@@ -228,7 +229,26 @@ def test_night_share_and_purchase_delay(features: pl.DataFrame) -> None:
     bob1 = _row(features, "bob", DAY1)
     assert bob1["night_share"] == 1.0
     assert bob1["first_purchase_delay_s"] == 1200.0
-    assert _row(features, "alice", DAY1)["first_purchase_delay_s"] == 604800.0  # no signup
+    assert (
+        _row(features, "alice", DAY1)["first_purchase_delay_s"] == NO_PURCHASE_DELAY_S
+    )  # no signup
+
+
+def test_account_features_read_the_signup_of_an_earlier_day(features: pl.DataFrame) -> None:
+    assert _row(features, "bob", DAY1)["account_age_days"] == 0  # signed up that day
+    bob2 = _row(features, "bob", DAY2)
+    assert bob2["account_age_days"] == 1  # the day-1 signup, read from the built history
+    assert bob2["first_purchase_delay_s"] == NO_PURCHASE_DELAY_S  # no purchase on day 2
+    for user, day in (("alice", DAY1), ("alice", DAY2), ("carol", DAY2)):  # never signed up
+        assert _row(features, user, day)["account_age_days"] == NO_ACCOUNT_AGE_DAYS
+
+
+def test_users_per_device_hour(features: pl.DataFrame) -> None:
+    # dev-A1: alice at 01:00 and 09:00, bob at 02:00-03:00 of day 1: never two within an hour
+    assert _row(features, "alice", DAY1)["users_per_device_hour"] == 1
+    # dev-A2 on day 2: alice at 12:00-12:40 and carol at 12:01
+    assert _row(features, "alice", DAY2)["users_per_device_hour"] == 2
+    assert _row(features, "carol", DAY2)["users_per_device_hour"] == 2
 
 
 def test_device_and_network_sharing(features: pl.DataFrame) -> None:
@@ -397,8 +417,9 @@ def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
 
 
 def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
-    """The given/expect unit tests (int_sessions, first_purchase_delay_s, night_share) run
-    through the real dbt on DuckDB, as `dbt build` runs them before each model."""
+    """The given/expect unit tests (int_sessions, account features, hourly sharing,
+    night_share) run through the real dbt on DuckDB, as `dbt build` runs them before each
+    model."""
     run_dbt(["test", "--select", "test_type:unit"], warehouse)
     run_results = json.loads((warehouse.parent / "dbt" / "target" / "run_results.json").read_text())
     statuses = {  # (the on-run-start hook, a no-op on DuckDB, is a result too)
@@ -408,6 +429,8 @@ def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
     }
     assert statuses == {
         "sessions_split_at_the_inactivity_gap": "pass",
-        "first_purchase_delay_is_clipped_and_one_week_when_never": "pass",
+        "first_purchase_delay_is_clipped_and_never_without_a_signup": "pass",
+        "account_features_read_signups_of_earlier_days_in_the_window_only": "pass",
+        "users_per_device_hour_counts_accounts_within_one_hour": "pass",
         "night_share_counts_events_before_five_local": "pass",
     }

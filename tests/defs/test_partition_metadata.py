@@ -26,6 +26,7 @@ INGEST_TABLES = {
     "stg_events": "features.stg_events",
     "int_sessions": "features.int_sessions",
     "int_user_day_access": "features.int_user_day_access",
+    "int_user_day_milestones": "features.int_user_day_milestones",
     "user_day_features": "features.user_day_features",
     "behaviour_sequences": "features.behaviour_sequences",
 }

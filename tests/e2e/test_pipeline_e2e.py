@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from anomaly_signatures import SIGNATURES
 from conftest import FAST_TRAINING, Pipeline, materialize
 
 from anomaly_pipeline import warehouse
@@ -21,62 +22,6 @@ SCORE_TABLES = (
     "scoring.anomaly_alerts",
     "monitoring.feature_drift",
 )
-
-#: Reason codes that describe each simulated anomaly type's behavioural signature.
-SIGNATURES: dict[str, set[str]] = {
-    "click_bot": {
-        "high_view_rate",
-        "machine_regular_intervals",
-        "rapid_events",
-        "rapid_fire_events",
-        "high_event_volume",
-        "high_view_count",
-        "high_click_count",
-        "high_views_per_session",
-        "long_view_burst",
-        "night_activity",
-    },
-    "account_takeover": {
-        "new_device_and_ip_network",
-        "new_device",
-        "new_ip_network",
-        "high_purchase_count",
-        "high_spend",
-        "high_order_value",
-        "high_purchase_per_view",
-        "many_devices",
-        "many_ip_networks",
-    },
-    "order_brushing": {
-        "high_purchase_per_view",
-        "shared_device",
-        "shared_ip_network",
-        "high_purchase_count",
-        "high_cart_to_purchase",
-        "many_reviews",
-        "extreme_ratings",
-    },
-    "scraping": {
-        "many_distinct_items",
-        "many_distinct_categories",
-        "high_view_rate",
-        "high_view_count",
-        "high_event_volume",
-        "long_view_burst",
-        "high_views_per_session",
-        "rapid_events",
-        "machine_regular_intervals",
-    },
-    "coupon_abuse": {
-        "purchase_right_after_signup",
-        "shared_device",
-        "shared_ip_network",
-        "many_coupons",
-        "repeated_signups",
-        "high_purchase_per_view",
-    },
-    "fake_review": {"many_reviews", "extreme_ratings", "unusual_rating"},
-}
 
 
 def _count(path: Path, table: str) -> int:

@@ -5,9 +5,10 @@
 
   Sources: the range's events (counts, money, ratings, night share, breadth), its sessions
   (depth, dwell, durations, gaps between consecutive events) and, for the history and sharing
-  features, int_sessions and int_user_day_access of the history days before the range:
-  earlier days come from those already-built tables, days inside the range from this run, so a
-  whole week builds in one invocation.
+  features, int_sessions and int_user_day_access of the history days before the range, and for
+  the account features int_user_day_milestones of the account window before it: earlier days
+  come from those already-built tables, days inside the range from this run, so a whole week
+  builds in one invocation.
 
   Conventions (so that every value is defined):
   * a ratio whose denominator is 0 is 0 (cart_or_buy_per_view and cart_to_purchase_rate divide by
@@ -15,22 +16,28 @@
   * gaps ("intervals") are between a user's consecutive events of the day; std is the population
     std; all interval features are 0 for a one-event day;
   * views_per_active_minute counts each session as at least one minute of activity;
-  * first_purchase_delay_s: seconds from the day's first signup to the day's first purchase,
-    clipped to [0, never]; never (no_purchase_delay_s, one week) when the user did not both sign
-    up and buy that day;
+  * account features look back over the catalogue's account_window_days (90) of
+    int_user_day_milestones, days <= the day only (a bounded look-back: the same rows whatever
+    order days are built in): first_purchase_delay_s = seconds from the user's first signup in
+    the window to the day's first purchase, clipped to [0, never]; never (no_purchase_delay_s,
+    the window in seconds) when the user bought nothing that day or has no signup in the window;
+    account_age_days = days from that signup to the day, no_account_age_days when none or when
+    the user did nothing but sign up that day;
   * history (the catalogue's history_days before the day, active days only): *_vs_7d_median
     = (value + 1) / (median + 1), smoothed because a median of purchases is usually 0; 1 (no
     change) when the user has no history;
   * new_device / new_ip_network: 1 when the user has history and used a device / network that
     day not seen in that history;
-  * users_per_*: the most users sharing any one of the user's devices / networks on the day and
-    over the 7 days ending on the day (0 when the user has none).
+  * users_per_*: the most users sharing any one of the user's devices / networks within one hour
+    of the day (int_user_day_access' hour_of_day), on the day and over the 7 days ending on the
+    day (0 when the user has none).
 -#}
 {%- set spec = catalogue() -%}
 {%- set count_columns = spec.event_count_columns -%}
 {%- set history_days = spec.history_days -%}
 {%- set sharing_window_days = spec.sharing_window_days -%}
 {%- set never_s = spec.no_purchase_delay_s -%}
+{%- set no_age_days = spec.no_account_age_days -%}
 
 with event_days as (
 
@@ -50,9 +57,6 @@ with event_days as (
             0
         ) as extreme_rating_share,
         avg(cast({{ local_hour('event_time') }} < 5 as integer)) as night_share,
-        ({{ epoch_us(agg_where('min', 'event_time', "event_type = 'purchase'")) }}
-            - {{ epoch_us(agg_where('min', 'event_time', "event_type = 'signup'")) }}) / 1e6
-            as first_purchase_delay_raw_s,
         count(distinct item_id) as distinct_items,
         count(distinct category_id) as distinct_categories,
         count(distinct shop_id) as distinct_shops
@@ -113,9 +117,39 @@ history as (
 
 ),
 
+milestones as (
+
+    select user_key, event_day, first_signup_at, first_purchase_at
+    from {{ ref('int_user_day_milestones') }}
+    where event_day between {{ account_start_day() }} and {{ end_day() }}
+
+),
+
+account as (
+
+    -- Per range user-day: the user's first signup in the account window ending on the day, and
+    -- the day's first purchase (a user-day without either has no row: "never" / no age).
+    select
+        days.user_key,
+        days.event_day,
+        min(window_days.first_signup_at) as signup_at,
+        min(case when window_days.first_signup_at is not null
+            then window_days.event_day end) as signup_day,
+        max(case when window_days.event_day = days.event_day
+            then window_days.first_purchase_at end) as purchase_at
+    from event_days as days
+    inner join milestones as window_days
+        on window_days.user_key = days.user_key
+        and window_days.event_day
+            between {{ add_days('days.event_day', -spec.account_window_days) }}
+            and days.event_day
+    group by days.user_key, days.event_day
+
+),
+
 access as (
 
-    select user_key, event_day, device_key, ip_key, ip_network_key
+    select user_key, event_day, hour_of_day, device_key, ip_key, ip_network_key
     from {{ ref('int_user_day_access') }}
     where event_day between {{ history_start_day() }} and {{ end_day() }}
 
@@ -142,6 +176,29 @@ breadth as (
     select distinct user_key, event_day, {{ entity }}_key as entity_key
     from access
     where {{ entity }}_key is not null
+
+),
+
+{{ entity }}_hours as (
+
+    select distinct user_key, event_day, hour_of_day, {{ entity }}_key as entity_key
+    from access
+    where {{ entity }}_key is not null
+        and event_day between {{ start_day() }} and {{ end_day() }}
+
+),
+
+{{ entity }}_hour_features as (
+
+    -- The most users on one of the user's entities within an hour the user used it.
+    select uses.user_key, uses.event_day, max(hour_users.n_users) as users_per_{{ entity }}_hour
+    from {{ entity }}_hours as uses
+    inner join (
+        select entity_key, event_day, hour_of_day, count(*) as n_users
+        from {{ entity }}_hours
+        group by entity_key, event_day, hour_of_day
+    ) as hour_users using (entity_key, event_day, hour_of_day)
+    group by uses.user_key, uses.event_day
 
 ),
 
@@ -224,15 +281,26 @@ assembled as (
         coalesce(sessions.interval_min_s, 0) as interval_min_s,
         events.night_share,
         -- (DuckDB's least/greatest skip NULLs, hence the explicit case)
-        case when events.first_purchase_delay_raw_s is null then {{ never_s }}
-            else least(greatest(events.first_purchase_delay_raw_s, 0), {{ never_s }})
+        case when account.purchase_at is null or account.signup_at is null then {{ never_s }}
+            else least(greatest(
+                ({{ epoch_us('account.purchase_at') }} - {{ epoch_us('account.signup_at') }}) / 1e6,
+                0), {{ never_s }})
         end as first_purchase_delay_s,
+        -- a day of signing up and nothing else is every account's first day, not a sign
+        case when events.n_events > events.n_signups
+            then coalesce({{ days_between('events.event_day', 'account.signup_day') }},
+                {{ no_age_days }})
+            else {{ no_age_days }}
+        end as account_age_days,
         events.distinct_items,
         events.distinct_categories,
         events.distinct_shops,
         coalesce(breadth.distinct_devices, 0) as distinct_devices,
         coalesce(breadth.distinct_ips, 0) as distinct_ips,
         coalesce(breadth.distinct_ip_networks, 0) as distinct_ip_networks,
+        coalesce(device_hour_features.users_per_device_hour, 0) as users_per_device_hour,
+        coalesce(ip_network_hour_features.users_per_ip_network_hour, 0)
+            as users_per_ip_network_hour,
         coalesce(device_features.users_per_device_day, 0) as users_per_device_day,
         coalesce(ip_network_features.users_per_ip_network_day, 0) as users_per_ip_network_day,
         coalesce(device_features.users_per_device_window, 0) as users_per_device_window,
@@ -255,8 +323,11 @@ assembled as (
     inner join session_days as sessions using (user_key, event_day)
     inner join history using (user_key, event_day)
     left join breadth using (user_key, event_day)
+    left join account using (user_key, event_day)
     left join device_features using (user_key, event_day)
     left join ip_network_features using (user_key, event_day)
+    left join device_hour_features using (user_key, event_day)
+    left join ip_network_hour_features using (user_key, event_day)
 
 )
 
