@@ -16,7 +16,8 @@ It prints ROC-AUC / PR-AUC per candidate and of the one-line rule "−log(signup
 the best candidate's 1,000 highest held-out user-days (reasons as scoring gives them: the
 training window's ``ReasonCoder`` with the detector's contributions). The last line::
 
-    bench-fraud-log best=<name> roc_auc=<x> pr_auc=<x> rule_roc_auc=<x> rule_pr_auc=<x> top_reason=<code>:<share>
+    bench-fraud-log best=<name> roc_auc=<x> pr_auc=<x> rule_roc_auc=<x> rule_pr_auc=<x>
+    top_reason=<code>:<share> fraud_top_reason=<code>:<share>
 
 Run it from another checkout on PYTHONPATH to measure that checkout's features (the dbt project
 is the imported package's).
@@ -46,7 +47,7 @@ from anomaly_pipeline.reasons import ReasonCoder
 from anomaly_pipeline.training_set import load_user_days
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fraud_log_history import write_fraud_log  # noqa: E402  (the tests' generator)
+from fraud_log_history import write_fraud_log  # the tests' generator
 
 START = datetime(2025, 11, 1)
 TIME_FORMAT = "%m/%d/%Y %H:%M"
@@ -54,7 +55,7 @@ PSEUDONYM_KEY = "bench-fraud-log-key"
 TOP_USER_DAYS = 1000
 RESULT_FORMAT = (
     "bench-fraud-log best={best} roc_auc={roc:.3f} pr_auc={pr:.3f} rule_roc_auc={rule_roc:.3f} "
-    "rule_pr_auc={rule_pr:.3f} top_reason={top}"
+    "rule_pr_auc={rule_pr:.3f} top_reason={top} fraud_top_reason={fraud_top}"
 )
 
 
@@ -90,9 +91,9 @@ def rule_scores(test: pl.DataFrame, log: pl.DataFrame) -> np.ndarray:
     """−log(1 + signup→purchase gap in seconds) of each user-day's user, from the raw file."""
     key = PSEUDONYM_KEY.encode()
     gaps = log.select(
-        user_key=pl.col("user_id").cast(pl.String).map_elements(
-            lambda user: pseudonymize(user, key), return_dtype=pl.String
-        ),
+        user_key=pl.col("user_id")
+        .cast(pl.String)
+        .map_elements(lambda user: pseudonymize(user, key), return_dtype=pl.String),
         gap_s=(
             pl.col("purchase_time").str.strptime(pl.Datetime, TIME_FORMAT)
             - pl.col("signup_time").str.strptime(pl.Datetime, TIME_FORMAT)
@@ -102,15 +103,19 @@ def rule_scores(test: pl.DataFrame, log: pl.DataFrame) -> np.ndarray:
     return -np.log1p(joined["gap_s"].fill_null(np.inf).clip(0).to_numpy().astype(float))
 
 
-def top_reasons(train: pl.DataFrame, test: pl.DataFrame, result: dict) -> Counter[str]:
-    """Top reason code of each of the ``TOP_USER_DAYS`` highest-scored test user-days."""
-    top = np.argsort(-result["scores"], kind="stable")[:TOP_USER_DAYS]
-    rows = test[top].select(FEATURE_COLUMNS)
+def top_reasons(
+    train: pl.DataFrame, test: pl.DataFrame, result: dict
+) -> tuple[Counter[str], Counter[str]]:
+    """Top reason code of each of the ``TOP_USER_DAYS`` highest-scored test user-days, and of
+    the labelled fraud among them."""
+    top = test[np.argsort(-result["scores"], kind="stable")[:TOP_USER_DAYS]]
+    rows = top.select(FEATURE_COLUMNS)
     coder = ReasonCoder().fit(train.select(FEATURE_COLUMNS), FEATURE_COLUMNS)
     detector = result["detector"]
     contributions = detector.feature_contributions(feature_matrix(rows, FEATURE_COLUMNS))
-    codes = coder.explain(rows, contributions).codes
-    return Counter(row[0] if row else "(none)" for row in codes)
+    codes = [row[0] if row else "(none)" for row in coder.explain(rows, contributions).codes]
+    fraud = top["label"].fill_null(0).to_list()
+    return Counter(codes), Counter(c for c, f in zip(codes, fraud, strict=True) if f)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,11 +146,16 @@ def main(argv: list[str] | None = None) -> None:
     rule_roc, rule_pr = roc_auc_score(truth, rule), average_precision_score(truth, rule)
     print(f"  rule -log(signup→purchase gap): ROC-AUC {rule_roc:.3f} PR-AUC {rule_pr:.3f}")
     best = max(results, key=lambda n: (results[n]["pr_auc"], results[n]["roc_auc"]))
-    reasons = top_reasons(train, test, results[best])
+    reasons, fraud_reasons = top_reasons(train, test, results[best])
+    n_fraud = sum(fraud_reasons.values())
     print(f"top reason of the {TOP_USER_DAYS:,} highest held-out user-days ({best}):")
     for code, count in reasons.most_common(6):
         print(f"  {code}: {count / TOP_USER_DAYS:.1%}")
+    print(f"top reason of the {n_fraud:,} labelled fraud user-days among them:")
+    for code, count in fraud_reasons.most_common(4):
+        print(f"  {code}: {count / max(n_fraud, 1):.1%}")
     code, count = reasons.most_common(1)[0]
+    fraud_code, fraud_count = fraud_reasons.most_common(1)[0] if n_fraud else ("(none)", 0)
     print(
         RESULT_FORMAT.format(
             best=best,
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             rule_roc=rule_roc,
             rule_pr=rule_pr,
             top=f"{code}:{count / TOP_USER_DAYS:.2f}",
+            fraud_top=f"{fraud_code}:{fraud_count / max(n_fraud, 1):.2f}",
         )
     )
 
