@@ -356,10 +356,12 @@ RULE_CODES: Final[tuple[str, ...]] = (
 )
 
 
-def _duplicate_reason() -> pl.Expr:
+def _duplicate_reason(source_file: str) -> pl.Expr:
+    """Why a copy of an accepted id is quarantined; an id accepted from an earlier batch of the
+    same file (``accepted_earlier`` of a file read in batches) reads as one from this file."""
     event_id = _shown(pl.col("event_id"))
     return (
-        pl.when(pl.col(_FIRST_FILE).is_not_null())
+        pl.when(pl.col(_FIRST_FILE).is_not_null() & (pl.col(_FIRST_FILE) != source_file))
         .then(
             _format(
                 "event_id '{}' was already accepted from file {} of this day",
@@ -414,7 +416,8 @@ def clean(
     ``partition_day`` is the UTC day being loaded, ``now`` the (timezone-aware) load time used
     for the future-time rule and as ``quarantined_at``, ``source_file`` the landing file named
     in the quarantine table, ``bounds`` the numeric bounds, ``accepted_earlier`` the ids
-    (``event_id``, ``source_file``) already accepted from earlier files of the same day,
+    (``event_id``, ``source_file``) already accepted from earlier files of the same day (or from
+    earlier batches of this file: a file may be cleaned in batches with the same result),
     ``time_format_description`` the source's time format in words
     (``SourceReader.time_description``) for the reason of an unparsable time. Rows keep their
     input order in both outputs.
@@ -440,7 +443,7 @@ def clean(
     )
 
     reasons = [(rule.code, rule.reason) for rule in rules]
-    reasons.append((DUPLICATE_EVENT_ID, _duplicate_reason()))
+    reasons.append((DUPLICATE_EVENT_ID, _duplicate_reason(source_file)))
     quarantined = failed.select(
         pl.lit(partition_day, pl.Date).alias("event_day"),
         pl.lit(source_file, pl.String).alias("source_file"),

@@ -69,6 +69,19 @@ class IngestReport:
     files: list[str] = field(default_factory=list)
     rules: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: IngestReport) -> None:
+        """Add another (a file's) report to this one."""
+        self.input_rows += other.input_rows
+        self.accepted_rows += other.accepted_rows
+        self.quarantined_rows += other.quarantined_rows
+        self.files.extend(other.files)
+        self.rules.update(other.rules)
+
+
+#: Rows read, cleaned, validated and written at a time: a 10 M-event day never sits in memory
+#: whole (the staged text and ``raw_record`` of a row take several times its stored size).
+INGEST_BATCH_ROWS = 500_000
+
 
 def load_events(
     warehouse_path: Path,
@@ -84,106 +97,110 @@ def load_events(
     allow_empty_day: bool = False,
     settle_s: float = DEFAULT_SETTLE_S,
     now: datetime | None = None,
+    batch_rows: int | None = INGEST_BATCH_ROWS,
 ) -> IngestReport:
     """Read, clean and store the landing files of ``days``; replace those partitions atomically.
 
     ``time_format`` / ``time_zone`` override the format's own (see ``adapters.source_reader``).
-    Every file is read and cleaned before anything is written, so a malformed file, a file still
-    being written (``delivery``), or a day whose files hold no rows while the warehouse holds rows
-    for it (unless ``allow_empty_day``) fails the whole range and changes no table.
+    Files are read, cleaned, validated and written ``batch_rows`` rows at a time (``None``: each
+    file whole) inside one transaction, which commits only after the last batch: a malformed
+    file, a contract violation, a file still being written (``delivery``), or a day whose files
+    hold no rows while the warehouse holds rows for it (unless ``allow_empty_day``) fails the
+    whole range and changes no table. The stored rows do not depend on ``batch_rows``.
     """
     reader = source_reader(source_format, mapping, time_format=time_format, time_zone=time_zone)
     files_by_day = {day: require_day_files(landing_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
     now = now or datetime.now(UTC)
+    contract = raw_events_schema(bounds)
     report = IngestReport()
-    accepted_parts, quarantined_parts, log_rows = [], [], []
-    for day, files in files_by_day.items():
-        accepted_today = pl.DataFrame(schema={"event_id": pl.String(), "source_file": pl.String()})
-        for path in files:
-            staged = reader.read(path)
-            result = clean(
-                staged,
-                partition_day=day,
-                now=now,
-                source_file=path.name,
-                bounds=bounds,
-                accepted_earlier=accepted_today,
-                time_format_description=reader.time_description,
+    log_rows = []
+    tables = {
+        RAW_EVENTS_TABLE: RAW_TABLE_SCHEMA,
+        QUARANTINE_TABLE: QUARANTINE_SCHEMA,
+        INGEST_LOG_TABLE: INGEST_LOG_SCHEMA,
+    }
+    with warehouse.partition_writer(warehouse_path, tables, days) as writer:
+        for day, files in files_by_day.items():
+            accepted_today = pl.DataFrame(
+                schema={"event_id": pl.String(), "source_file": pl.String()}
             )
-            accepted_today = pl.concat(
-                [
-                    accepted_today,
-                    result.accepted.select("event_id", source_file=pl.lit(path.name, pl.String)),
-                ]
-            )
-            accepted_parts.append(
-                result.accepted.with_columns(
-                    event_day=pl.lit(day),
-                    source_file=pl.lit(path.name),
-                    loaded_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
+            for path in files:
+                file_report = IngestReport(files=[path.name])
+                for frame in reader.frames(path, batch_rows):
+                    staged = reader.stage(frame, path)
+                    result = clean(
+                        staged,
+                        partition_day=day,
+                        now=now,
+                        source_file=path.name,
+                        bounds=bounds,
+                        accepted_earlier=accepted_today,
+                        time_format_description=reader.time_description,
+                    )
+                    accepted_today = pl.concat(
+                        [
+                            accepted_today,
+                            result.accepted.select(
+                                "event_id", source_file=pl.lit(path.name, pl.String)
+                            ),
+                        ]
+                    )
+                    accepted = result.accepted.with_columns(
+                        event_day=pl.lit(day),
+                        source_file=pl.lit(path.name),
+                        loaded_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
+                    )
+                    validate_or_explain(
+                        contract, accepted, table=RAW_EVENTS_TABLE, context=accepted
+                    )
+                    writer.insert(RAW_EVENTS_TABLE, accepted)
+                    writer.insert(QUARANTINE_TABLE, result.quarantined)
+                    file_report.input_rows += staged.height
+                    file_report.accepted_rows += result.accepted.height
+                    file_report.quarantined_rows += result.quarantined.height
+                    file_report.rules.update(result.quarantined["rule"].to_list())
+                log_rows.append(
+                    {
+                        "event_day": day,
+                        "source_file": path.name,
+                        "input_rows": file_report.input_rows,
+                        "accepted_rows": file_report.accepted_rows,
+                        "quarantined_rows": file_report.quarantined_rows,
+                        "loaded_at": now,
+                    }
                 )
-            )
-            quarantined_parts.append(result.quarantined)
-            log_rows.append(
-                {
-                    "event_day": day,
-                    "source_file": path.name,
-                    "input_rows": staged.height,
-                    "accepted_rows": result.accepted.height,
-                    "quarantined_rows": result.quarantined.height,
-                    "loaded_at": now,
-                }
-            )
-            report.files.append(path.name)
-            report.input_rows += staged.height
-            report.accepted_rows += result.accepted.height
-            report.quarantined_rows += result.quarantined.height
-            report.rules.update(result.quarantined["rule"].to_list())
-    if not allow_empty_day:
-        _refuse_empty_redelivery(warehouse_path, log_rows)
-    accepted = (
-        pl.concat(accepted_parts) if accepted_parts else pl.DataFrame(schema=RAW_TABLE_SCHEMA)
-    )
-    validate_or_explain(
-        raw_events_schema(bounds), accepted, table=RAW_EVENTS_TABLE, context=accepted
-    )
-    quarantined = (
-        pl.concat(quarantined_parts)
-        if quarantined_parts
-        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    )
-    log = pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA)
-    warehouse.replace_partitions(warehouse_path, RAW_EVENTS_TABLE, accepted, days)
-    warehouse.replace_partitions(warehouse_path, QUARANTINE_TABLE, quarantined, days)
-    warehouse.replace_partitions(warehouse_path, INGEST_LOG_TABLE, log, days)
+                report.add(file_report)
+        if not allow_empty_day:
+            _refuse_empty_redelivery(writer.stored_before, log_rows)
+        writer.insert(INGEST_LOG_TABLE, pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA))
     return report
 
 
-def _refuse_empty_redelivery(warehouse_path: Path, log_rows: list[dict]) -> None:
-    """Raise when a day's files hold no rows but the warehouse holds rows for that day.
+def _refuse_empty_redelivery(stored: dict[str, dict[date, int]], log_rows: list[dict]) -> None:
+    """Raise when a day's files hold no rows but the warehouse held rows for that day.
 
-    Why: a header-only re-delivery (an export that failed upstream) would otherwise replace a
-    day's events with nothing, and every check downstream would pass on the empty day.
+    ``stored``: the rows each table held per day before this load (``PartitionWriter``). Why: a
+    header-only re-delivery (an export that failed upstream) would otherwise replace a day's
+    events with nothing, and every check downstream would pass on the empty day.
     """
     inputs: Counter[date] = Counter()
     files: dict[date, list[str]] = {}
     for row in log_rows:
         inputs[row["event_day"]] += row["input_rows"]
         files.setdefault(row["event_day"], []).append(row["source_file"])
-    empty = [day for day in files if inputs[day] == 0]
-    if not empty:
-        return
-    accepted = warehouse.count_by_day(warehouse_path, RAW_EVENTS_TABLE, empty)
-    quarantined = warehouse.count_by_day(warehouse_path, QUARANTINE_TABLE, empty)
-    totals = {day: accepted[day] + quarantined[day] for day in empty}
-    stored = {day: total for day, total in totals.items() if total}
-    if stored:
+    totals = {
+        day: stored[RAW_EVENTS_TABLE][day] + stored[QUARANTINE_TABLE][day]
+        for day in files
+        if inputs[day] == 0
+    }
+    held = {day: total for day, total in totals.items() if total}
+    if held:
         raise EmptyRedeliveryError(
             "; ".join(
                 f"day {day}: landing file(s) {files[day]} hold no rows, "
                 f"but {n} row(s) are stored for that day"
-                for day, n in stored.items()
+                for day, n in held.items()
             )
             + ". Nothing was replaced. Re-deliver the day's events, or set allow_empty_day: true "
             "(raw_events config) if the day really has none"

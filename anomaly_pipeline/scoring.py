@@ -5,8 +5,9 @@ Plain functions so that the daily asset, the demo and the tests score the same w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
@@ -90,6 +91,71 @@ def score_user_days(
         model_kind=pl.lit(model.kind),
         scored_at=pl.lit(scored_at).cast(pl.Datetime("us", "UTC")),
     ).select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items())
+
+
+#: User-days scored at a time: the reasons, outcomes and score rows of one batch are what a day's
+#: scoring holds in memory beyond its features.
+SCORING_BATCH_ROWS = 100_000
+
+
+def score_batches(
+    bundle: ScoringBundle,
+    frame: pl.DataFrame,
+    policy: Policy,
+    model: ModelIdentity,
+    *,
+    scored_at: datetime | None = None,
+    batch_rows: int = SCORING_BATCH_ROWS,
+) -> Iterator[pl.DataFrame]:
+    """``score_user_days`` over consecutive slices of ``batch_rows`` rows of ``frame``.
+
+    Every step of scoring is per row (the detector, the fitted scale, the reason coder's fitted
+    statistics, the policy), so the batches concatenated are the rows of one call over the whole
+    frame; only the memory of one batch's reasons and outcomes is held at a time.
+    """
+    scored_at = scored_at or datetime.now(UTC)
+    for start in range(0, frame.height, batch_rows):
+        yield score_user_days(
+            bundle, frame.slice(start, batch_rows), policy, model, scored_at=scored_at
+        )
+
+
+@dataclass
+class DayTally:
+    """What each day's alert guard and summary need from its score rows, gathered batch by
+    batch: every row's raw score, flag and outcome (a few bytes a row), and the day's
+    ``top_n`` highest-scored rows with their reasons."""
+
+    top_n: int = 10
+    _rows: list[pl.DataFrame] = field(default_factory=list)
+    _top: list[pl.DataFrame] = field(default_factory=list)
+
+    ROW_COLUMNS = ("event_day", "raw_score", "flagged", "outcome")
+    TOP_COLUMNS = ("user_key", "event_day", "score", "outcome", "reasons")
+
+    def add(self, scores: pl.DataFrame) -> None:
+        self._rows.append(scores.select(self.ROW_COLUMNS))
+        self._top.append(
+            scores.select(self.TOP_COLUMNS)
+            .sort("score", descending=True)
+            .group_by("event_day", maintain_order=True)
+            .head(self.top_n)
+            .select(self.TOP_COLUMNS)
+        )
+
+    def rows(self, day: date) -> pl.DataFrame:
+        """The day's raw score, flag and outcome of every row."""
+        return _of_day(self._rows, day, self.ROW_COLUMNS)
+
+    def top(self, day: date) -> pl.DataFrame:
+        """The day's ``top_n`` rows by score, highest first."""
+        top = _of_day(self._top, day, self.TOP_COLUMNS)
+        return top.sort("score", descending=True).head(self.top_n)
+
+
+def _of_day(parts: list[pl.DataFrame], day: date, columns: tuple[str, ...]) -> pl.DataFrame:
+    empty = pl.DataFrame(schema={c: SCORE_SCHEMA[c] for c in columns})
+    return pl.concat([empty, *parts]).filter(pl.col("event_day") == day)
 
 
 def evaluation_frame(bundle: ScoringBundle, frame: pl.DataFrame) -> pl.DataFrame:

@@ -85,19 +85,27 @@ def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     }
 
 
-def load_user_days(warehouse_path: Path, days: list[date]) -> pl.DataFrame:
+def load_user_days(
+    warehouse_path: Path, days: list[date], *, with_sequences: bool = True
+) -> pl.DataFrame:
     """Features + sequences + label columns for ``days``.
 
     ``label`` comes from ``labels.user_day_labels`` (source labels and analyst verdicts, with
     their precedence) where a user-day has one; else it is 0 on a day a label file covers
     (labelled, no abnormal user) and null on days with no ground truth. A verdict labels its
     user-day even on a day without a label file. ``label_source`` says which kind decided.
+    ``with_sequences=False`` leaves the sequence columns out (only sequence models read them;
+    they are the largest columns).
     """
     features = warehouse.read_days(
         warehouse_path, FEATURES_TABLE, days, columns=[*KEY_COLUMNS, *FEATURE_COLUMNS]
     )
-    sequences = warehouse.read_days(
-        warehouse_path, SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS]
+    sequences = (
+        warehouse.read_days(
+            warehouse_path, SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS]
+        )
+        if with_sequences
+        else pl.DataFrame()
     )
     source = warehouse.read_days(
         warehouse_path, LABELS_TABLE, days, columns=[*KEY_COLUMNS, "anomaly_type"]

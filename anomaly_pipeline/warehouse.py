@@ -18,7 +18,7 @@ such an outside process is waited out for ``LOCK_WAIT_S`` before the error is ra
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -106,6 +106,78 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
+class PartitionWriter:
+    """Inserts into tables whose ``days`` were emptied at the start of an open transaction.
+
+    Made by ``partition_writer``; frames may come in any number of batches, so a day need not be
+    whole in memory to be replaced atomically.
+    """
+
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        tables: Mapping[str, Mapping[str, pl.DataType]],
+        days: Sequence[date],
+        day_column: str,
+    ) -> None:
+        self._conn = conn
+        self._tables = tables
+        self._days = list(days)
+        self._day_column = day_column
+        #: Rows each table held for each day before they were deleted (table → day → rows).
+        self.stored_before: dict[str, dict[date, int]] = {}
+        for table, schema in tables.items():
+            ensure_table(conn, table, dict(schema))
+            counts = dict.fromkeys(self._days, 0)
+            counts.update(
+                conn.execute(
+                    f"SELECT {day_column}, count(*) FROM {table} "
+                    f"WHERE {day_column} = ANY(?) GROUP BY 1",
+                    [self._days],
+                ).fetchall()
+            )
+            self.stored_before[table] = counts
+            conn.execute(f"DELETE FROM {table} WHERE {day_column} = ANY(?)", [self._days])
+
+    def insert(self, table: str, frame: pl.DataFrame) -> int:
+        """Append ``frame`` to ``table``; rows outside the days are a caller bug and raise."""
+        if table not in self._tables:
+            raise ValueError(f"{table} was not opened for writing (opened: {list(self._tables)})")
+        if not frame.height:
+            return 0
+        stray = frame.filter(~pl.col(self._day_column).is_in(self._days))
+        if stray.height:
+            raise ValueError(
+                f"{stray.height} rows for {table} fall outside the partitions {self._days}"
+            )
+        self._conn.register("incoming", frame.to_arrow())
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        self._conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
+        self._conn.unregister("incoming")
+        return frame.height
+
+
+@contextmanager
+def partition_writer(
+    path: str | Path,
+    tables: Mapping[str, Mapping[str, pl.DataType]],
+    days: Sequence[date],
+    *,
+    day_column: str = "event_day",
+) -> Iterator[PartitionWriter]:
+    """One transaction that empties ``days`` of every table in ``tables`` (name → polars schema,
+    created if missing) and takes their new rows in batches: committed when the block ends,
+    rolled back (the previous rows stay) when it raises."""
+    with connect(path) as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            yield PartitionWriter(conn, tables, days, day_column)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
 def replace_partitions(
     path: str | Path,
     table: str,
@@ -116,27 +188,10 @@ def replace_partitions(
 ) -> int:
     """Atomically replace the rows of ``days`` in ``table`` with ``frame``; return rows inserted.
 
-    Rows of ``frame`` outside ``days`` are a caller bug and raise before anything is written.
+    Rows of ``frame`` outside ``days`` are a caller bug and raise; nothing is changed then.
     """
-    if frame.height:
-        stray = frame.filter(~pl.col(day_column).is_in(list(days)))
-        if stray.height:
-            raise ValueError(f"{stray.height} rows for {table} fall outside the partitions {days}")
-    with connect(path) as conn:
-        ensure_table(conn, table, dict(frame.schema))
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(f"DELETE FROM {table} WHERE {day_column} = ANY(?)", [list(days)])
-            if frame.height:
-                conn.register("incoming", frame.to_arrow())
-                columns = ", ".join(f'"{c}"' for c in frame.columns)
-                conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
-                conn.unregister("incoming")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return frame.height
+    with partition_writer(path, {table: frame.schema}, days, day_column=day_column) as writer:
+        return writer.insert(table, frame)
 
 
 def read_days(

@@ -86,16 +86,14 @@ BENCH_PSEUDONYM_KEY = "bench-pseudonym-key-0123456789abcdef"
 # --------------------------------------------------------------------------------------------
 
 
-def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE) -> pl.DataFrame:
-    """``n_events`` canonical events of BENCH_DAY replicated from the Taobao sample."""
+def make_events(n_events: int, sample: Path = TAOBAO_SAMPLE, day: date = BENCH_DAY) -> pl.DataFrame:
+    """``n_events`` canonical events of ``day`` replicated from the Taobao sample."""
     taobao = pl.read_csv(
         sample, has_header=False, new_columns=["user", "item", "category", "behaviour", "ts"]
     )
     copies = -(-n_events // taobao.height)
     step_s = 86_400 // copies
-    day_start = int(
-        datetime(BENCH_DAY.year, BENCH_DAY.month, BENCH_DAY.day, tzinfo=UTC).timestamp()
-    )
+    day_start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     ts_min = taobao["ts"].min()
     users_per_copy = int(taobao["user"].max()) + 1
     replicated = (

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 import yaml
 from feature_population import population_frame, typical_row
+from polars.testing import assert_frame_equal
 
 from anomaly_pipeline.bundle import ScoringBundle, finalize_bundle
 from anomaly_pipeline.detectors.preprocess import feature_matrix
@@ -22,7 +23,13 @@ from anomaly_pipeline.detectors.registry import make_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
 from anomaly_pipeline.paths import repo_path
 from anomaly_pipeline.policy import Policy, load_policy
-from anomaly_pipeline.scoring import SCORE_SCHEMA, ModelIdentity, score_user_days
+from anomaly_pipeline.scoring import (
+    SCORE_SCHEMA,
+    DayTally,
+    ModelIdentity,
+    score_batches,
+    score_user_days,
+)
 
 MODEL = ModelIdentity(name="anomaly_detector", version="7", kind="gaussian")
 SCORED_AT = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
@@ -183,3 +190,41 @@ def test_scores_do_not_depend_on_the_rest_of_the_day(
     assert alone.drop("scored_at", *floats).rows() == together.drop("scored_at", *floats).rows()
     for column in floats:
         assert alone[column].to_list() == pytest.approx(together[column].to_list(), rel=1e-12)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 50, 401, 10_000])
+def test_scoring_in_batches_gives_the_rows_of_one_call(
+    bundle: ScoringBundle, day: pl.DataFrame, scored: pl.DataFrame, batch_rows: int
+) -> None:
+    """Bounded memory changes no row: batches of any size, concatenated, are the whole day's
+    score table — flags, outcomes, reasons and every other column exactly; the raw score and
+    points to 1e-12, as a row alone does (BLAS rounds the last bit by the matrix's shape, which
+    the whole day's row count decides just as much). One batch is the one call, bit for bit."""
+    tally = DayTally(top_n=5)
+    batches = []
+    for batch in score_batches(
+        bundle,
+        day,
+        load_policy(DEFAULT_POLICY, FEATURE_COLUMNS),
+        MODEL,
+        scored_at=SCORED_AT,
+        batch_rows=batch_rows,
+    ):
+        tally.add(batch)
+        batches.append(batch)
+    assert len(batches) == -(-day.height // batch_rows)
+    batched = pl.concat(batches)
+    floats = ["raw_score", "score"]
+    exact = batch_rows >= day.height
+    assert_frame_equal(batched.drop(*floats), scored.drop(*floats), check_exact=True)
+    assert_frame_equal(
+        batched.select(floats), scored.select(floats), check_exact=exact, rel_tol=1e-12
+    )
+    (event_day,) = scored["event_day"].unique().to_list()
+    assert_frame_equal(
+        tally.rows(event_day),
+        batched.select(DayTally.ROW_COLUMNS),
+        check_exact=True,
+    )
+    top = batched.sort("score", descending=True).head(5)
+    assert tally.top(event_day)["user_key"].to_list() == top["user_key"].to_list()

@@ -186,14 +186,22 @@ class RecoveringExecutor(dg.Executor):
         yield from self._inner.execute(plan_context, execution_plan)
 
 
-#: Dagster's default executor choices (``multiprocess``, the default, and ``in_process``) plus
+#: The executor config every run gets unless its run config says otherwise: one process.
+#: Every day-level step sits in the ``duckdb_warehouse`` pool and every training step in
+#: ``model_training`` (limit 1 each), so a run's steps execute one at a time whatever the executor;
+#: the multiprocess executor only added a fresh process per step that imports the code location
+#: again (measured in the README, "Benchmarks"). ``multiprocess`` (with ``start_method:
+#: forkserver``) and ``celery`` stay selectable per run.
+DEFAULT_EXECUTION: Final[dict[str, Any]] = {"in_process": {}}
+
+#: Dagster's executor choices (``in_process``, our default, and ``multiprocess``) plus
 #: ``celery``: steps as tasks on a Celery broker, executed by ``dagster-celery`` workers that load
 #: this code location (README, "Running beyond one machine"). Run config picks one:
 #: ``execution: {config: {celery: {broker: …, backend: …}}}``.
 _LOCAL_CHOICES: Final = dg.multi_or_in_process_executor.config_schema.as_field()
 EXECUTOR_CONFIG: Final = dg.Field(
     dg.Selector({**cast(dg.Selector, _LOCAL_CHOICES.config_type).fields, "celery": CELERY_CONFIG}),
-    default_value=_LOCAL_CHOICES.default_value,
+    default_value=DEFAULT_EXECUTION,
 )
 
 

@@ -162,10 +162,15 @@ class ReasonCoder:
         if not members:  # none of the fitted features is in the frame: nothing to say
             return Explanation([[] for _ in range(features.height)])
         unique = [templates[m[0]] for m in members]
-        # per template: strongest member feature and its strength
+        # per template: strongest member feature and its strength. Ranked on strengths rounded
+        # to float32, so equal facts (one purchase: its amount is the day's spend) rank in
+        # feature order rather than by the last bit of a matrix product, which BLAS rounds by
+        # the batch's shape: a row's reasons do not depend on the rows scored with it.
+        ranked = strength.astype(np.float32)
         member_strength = np.stack([strength[:, m].max(axis=1) for m in members], axis=1)
-        member_pick = [np.asarray(m)[strength[:, m].argmax(axis=1)] for m in members]
-        order = np.argsort(-member_strength, axis=1, kind="stable")[:, :top_k]
+        member_pick = [np.asarray(m)[ranked[:, m].argmax(axis=1)] for m in members]
+        member_rank = np.stack([ranked[:, m].max(axis=1) for m in members], axis=1)
+        order = np.argsort(-member_rank, axis=1, kind="stable")[:, :top_k]
         result: list[list[Reason]] = []
         columns = features.columns
         for i, row_values in enumerate(features.iter_rows()):

@@ -24,6 +24,17 @@ from anomaly_pipeline.paths import config_file
 ALERTS_TABLE = "scoring.anomaly_alerts"
 GUARD_TABLE = "scoring.alert_guard"
 GUARD_CHECK = "alert_guard"
+#: One verdict of the alert guard per day (``alert_guard.judge_day``) and the model it judged.
+GUARD_SCHEMA: dict[str, pl.DataType] = {
+    "event_day": pl.Date(),
+    "passed": pl.Boolean(),
+    "user_days": pl.Int64(),
+    "flagged_share": pl.Float64(),
+    "expected_share": pl.Float64(),
+    "score_psi": pl.Float64(),
+    "reason": pl.String(),
+    "model_version": pl.String(),
+}
 
 
 class ScoringConfig(dg.Config):
@@ -82,12 +93,20 @@ class ScoringConfig(dg.Config):
 def daily_anomaly_scores(
     context: dg.AssetExecutionContext, config: ScoringConfig, warehouse: WarehouseResource
 ):
+    from anomaly_pipeline import warehouse as tables
     from anomaly_pipeline.alert_guard import judge_day
     from anomaly_pipeline.bundle import ScoringBundle
+    from anomaly_pipeline.detectors.registry import SEQUENCE_KINDS
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.policy import load_policy
-    from anomaly_pipeline.scoring import SCORES_TABLE, ModelIdentity, score_user_days
+    from anomaly_pipeline.scoring import (
+        SCORE_SCHEMA,
+        SCORES_TABLE,
+        DayTally,
+        ModelIdentity,
+        score_batches,
+    )
     from anomaly_pipeline.training_set import load_user_days
 
     champion = warehouse.data_home.champion()
@@ -102,51 +121,61 @@ def daily_anomaly_scores(
         config_file(config.policy_file, setting="policy_file"), feature_names=FEATURE_COLUMNS
     )
     days = partition_days(context)
-    frame = load_user_days(warehouse.path, days)
-    scores = score_user_days(
-        bundle, frame, policy, ModelIdentity(REGISTERED_MODEL, str(ref.version), ref.kind)
+    frame = load_user_days(
+        warehouse.path, days, with_sequences=bundle.detector.kind in SEQUENCE_KINDS
     )
-    warehouse.replace_partitions(SCORES_TABLE, scores, days)
+    model = ModelIdentity(REGISTERED_MODEL, str(ref.version), ref.kind)
     limits = GuardLimits(
         max_flag_multiple=config.max_flag_multiple,
         max_score_psi=config.max_score_psi,
         min_user_days=config.guard_min_user_days,
     )
     reference = ScoringBundle.reference(bundle_dir)[0]["raw_score"].to_numpy()
-    verdicts = []
-    for day in days:
-        today = scores.filter(pl.col("event_day") == day)
-        verdicts.append(
-            judge_day(
-                day,
-                today["flagged"].to_numpy(),
-                today["raw_score"].to_numpy(),
-                reference,
-                limits=limits,
-                threshold_percentile=bundle.detector.threshold_percentile,
+    tally = DayTally()
+    # Scores are written batch by batch, the guard's verdicts after them, in one transaction.
+    with tables.partition_writer(
+        warehouse.path, {SCORES_TABLE: SCORE_SCHEMA, GUARD_TABLE: GUARD_SCHEMA}, days
+    ) as writer:
+        for scores in score_batches(bundle, frame, policy, model):
+            writer.insert(SCORES_TABLE, scores)
+            tally.add(scores)
+        verdicts = []
+        for day in days:
+            rows = tally.rows(day)
+            verdicts.append(
+                judge_day(
+                    day,
+                    rows["flagged"].to_numpy(),
+                    rows["raw_score"].to_numpy(),
+                    reference,
+                    limits=limits,
+                    threshold_percentile=bundle.detector.threshold_percentile,
+                )
             )
+        writer.insert(
+            GUARD_TABLE,
+            pl.DataFrame(
+                [
+                    {
+                        "event_day": v.day,
+                        "passed": v.passed,
+                        "user_days": v.user_days,
+                        "flagged_share": v.flagged_share,
+                        "expected_share": v.expected_share,
+                        "score_psi": v.score_psi,
+                        "reason": v.reason,
+                        "model_version": str(ref.version),
+                    }
+                    for v in verdicts
+                ],
+                schema=GUARD_SCHEMA,
+            ),
         )
-    guard = pl.DataFrame(
-        [
-            {
-                "event_day": v.day,
-                "passed": v.passed,
-                "user_days": v.user_days,
-                "flagged_share": v.flagged_share,
-                "expected_share": v.expected_share,
-                "score_psi": v.score_psi,
-                "reason": v.reason,
-                "model_version": str(ref.version),
-            }
-            for v in verdicts
-        ]
-    )
-    warehouse.replace_partitions(GUARD_TABLE, guard, days)
     add_metadata_per_day(
         context,
         {
             day: {
-                **_day_summary(scores.filter(pl.col("event_day") == day)),
+                **_day_summary(tally.rows(day), tally.top(day)),
                 "alerts_withheld": not v.passed,
             }
             for day, v in zip(days, verdicts, strict=True)
@@ -176,23 +205,22 @@ def daily_anomaly_scores(
     )
 
 
-def _day_summary(scores: pl.DataFrame) -> dict[str, object]:
+def _day_summary(rows: pl.DataFrame, top: pl.DataFrame) -> dict[str, object]:
     """One day's figures: rows, flagged user-days, outcomes and its own top users."""
     return {
-        "dagster/row_count": scores.height,
-        "flagged": int(scores["flagged"].sum()),
-        "outcomes": dg.MetadataValue.json(dict(scores.group_by("outcome").len().iter_rows())),
-        "top_users": dg.MetadataValue.md(_top_table(scores)),
+        "dagster/row_count": rows.height,
+        "flagged": int(rows["flagged"].sum()),
+        "outcomes": dg.MetadataValue.json(dict(rows.group_by("outcome").len().iter_rows())),
+        "top_users": dg.MetadataValue.md(_top_table(top)),
     }
 
 
-def _top_table(scores: pl.DataFrame, n: int = 10) -> str:
-    rows = scores.sort("score", descending=True).head(n)
+def _top_table(top: pl.DataFrame) -> str:
     lines = ["| user_key | day | score | outcome | reasons |", "|---|---|---|---|---|"]
     lines += [
         f"| {r['user_key'][:12]}… | {r['event_day']} | {r['score']:.0f} | {r['outcome']} | "
         f"{'; '.join(r['reasons'])} |"
-        for r in rows.iter_rows(named=True)
+        for r in top.iter_rows(named=True)
     ]
     return "\n".join(lines)
 
