@@ -11,7 +11,7 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
 .PHONY: install demo onboard dev docs lint test test-fast bench-features bench-train bench-sensors \
-        bench-cold-start bench-fraud-log mlflow-ui clean
+        bench-cold-start bench-fraud-log bench-day bench-backfill mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -87,6 +87,14 @@ bench-cold-start: install
 
 bench-fraud-log: install
 	$(BIN)/python benchmarks/bench_fraud_log.py
+
+## bench-day: daily_job over one 10 M-event day end to end (CLI process), then its re-run.
+bench-day: install
+	$(BIN)/python benchmarks/bench_day.py
+
+## bench-backfill: 30 days × 200,000 events as single-run backfills, then 5 days re-run.
+bench-backfill: install
+	$(BIN)/python benchmarks/bench_backfill.py
 
 ## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
 mlflow-ui: install
