@@ -25,7 +25,7 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 MODULE = "anomaly_pipeline.definitions"
 #: The champion's training history: simulated days before the benchmark's first day.
 TRAIN_DAYS = 7
-TRAIN_USERS = 600
+TRAIN_USERS = 400
 #: Baselines only (no torchrun): the benchmarks time the daily path, not training.
 TRAINING_CONFIG = {
     "ops": {
