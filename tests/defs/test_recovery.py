@@ -167,8 +167,9 @@ def test_every_job_runs_on_the_recovering_executor() -> None:
 @pytest.mark.parametrize(
     ("choice", "multiprocess"),
     [
-        (None, True),  # Dagster's default: multiprocess
+        (None, False),  # the code location's default: in_process (DEFAULT_EXECUTION)
         ({"in_process": {}}, False),
+        ({"multiprocess": {}}, True),
         (
             {
                 "celery": {
@@ -187,12 +188,12 @@ def test_the_executor_is_a_run_config_choice(choice: dict | None, multiprocess: 
     from dagster._core.definitions.executor_definition import ExecutorRequirement
 
     from anomaly_pipeline.definitions import defs
-    from anomaly_pipeline.defs.recovery import recovering_executor
+    from anomaly_pipeline.defs.recovery import DEFAULT_EXECUTION, recovering_executor
 
     job = defs.resolve_job_def("daily_job")
     run_config = {"execution": {"config": choice}} if choice else {}
     resolved = dg.validate_run_config(job, run_config)["execution"][recovering_executor.name]
-    assert set(resolved) == set(choice or {"multiprocess": {}})
+    assert set(resolved) == set(choice or DEFAULT_EXECUTION)
     required = recovering_executor.get_requirements(resolved)
     assert (ExecutorRequirement.NON_EPHEMERAL_INSTANCE in required) is multiprocess
     with pytest.raises(dg.DagsterInvalidConfigError, match="kubernetes"):
