@@ -24,6 +24,9 @@ DETECTOR_KINDS: Final[Mapping[str, str]] = MappingProxyType(
         "lof": "anomaly_pipeline.detectors.lof:LOFDetector",
         "autoencoder": "anomaly_pipeline.detectors.autoencoder:AutoencoderDetector",
         "sequence": "anomaly_pipeline.detectors.sequence:SequenceDetector",
+        "hbos": "anomaly_pipeline.detectors.pyod_detectors:HBOSDetector",
+        "ecod": "anomaly_pipeline.detectors.pyod_detectors:ECODDetector",
+        "copod": "anomaly_pipeline.detectors.pyod_detectors:COPODDetector",
         "rank_ensemble": "anomaly_pipeline.detectors.rank_ensemble:RankEnsembleDetector",
     }
 )
@@ -34,6 +37,9 @@ TABULAR_KINDS: Final[tuple[str, ...]] = (
     "isolation_forest",
     "lof",
     "autoencoder",
+    "hbos",
+    "ecod",
+    "copod",
     "rank_ensemble",
 )
 #: The kind the champion gate promotes when there is no champion and no labelled held-out

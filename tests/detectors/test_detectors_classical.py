@@ -55,8 +55,16 @@ CONFIGS = {
     "gaussian_full": ("gaussian", {"covariance": "full"}),
     "isolation_forest": ("isolation_forest", {"n_estimators": 200, "random_state": 0}),
     "lof": ("lof", {"n_neighbors": 20}),
+    "hbos": ("hbos", {}),
+    "ecod": ("ecod", {}),
+    "copod": ("copod", {}),
     "rank_ensemble": ("rank_ensemble", {"member_params": {"lof": {"n_neighbors": 20}}}),
 }
+
+#: The per-feature detectors cannot see the broken correlation (each of its columns is ordinary on
+#: its own: ROC-AUC 0.55 HBOS, 0.58 COPOD on that shape); HBOS's ten equal-width bins also blur the
+#: click bot (0.76). Everything else must clear 0.9.
+MIN_ROC_AUC = {"hbos": 0.8, "copod": 0.85}
 
 
 def _user_days(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -126,7 +134,7 @@ def fitted(data: dict[str, np.ndarray]) -> dict[str, Detector]:
 def test_detector_ranks_outliers_above_inliers(name: str, fitted, data) -> None:
     scores = fitted[name].decision_function(data["test"])
     assert scores.shape == (len(data["test"]),) and np.isfinite(scores).all()
-    assert roc_auc_score(data["labels"], scores) > 0.9
+    assert roc_auc_score(data["labels"], scores) > MIN_ROC_AUC.get(name, 0.9)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
