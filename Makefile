@@ -11,7 +11,7 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
 .PHONY: install demo onboard dev docs lint test test-fast bench-features bench-train bench-sensors \
-        bench-cold-start bench-fraud-log bench-day bench-backfill mlflow-ui clean
+        bench-cold-start bench-fraud-log bench-day bench-backfill bench-quality mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -95,6 +95,11 @@ bench-day: install
 ## bench-backfill: 30 days × 200,000 events as single-run backfills, then 5 days re-run.
 bench-backfill: install
 	$(BIN)/python benchmarks/bench_backfill.py
+
+## bench-quality: every detector and the ensemble, with and without labels, PR-AUC per anomaly type
+## (≈15 min on 2 cores; not run in CI — tests/e2e/test_bench_quality.py runs its code path).
+bench-quality: install
+	$(BIN)/python benchmarks/bench_quality.py
 
 ## mlflow-ui: the MLflow UI on http://127.0.0.1:5000 over the data directory's tracking store.
 mlflow-ui: install

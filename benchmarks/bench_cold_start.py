@@ -4,11 +4,11 @@
 
 For each simulator difficulty level (``SimulationConfig.difficulty``: 0 = blatant anomalies,
 1 = almost like normal users) and seed, it simulates days with every anomaly type, runs the real
-path into features (landing files → ``ingest.load_events`` / ``load_labels`` → the project's dbt
-models), fits every candidate on the older days **without labels**, and scores the newest days
-against the simulator's truth. Candidates: each classical detector alone and label-free rank
-ensembles of them (``rank_ensemble``). The Lightning detectors are left out: they need torchrun
-and minutes per fit, more than a cold start should wait for.
+path into features (``sim_features``: landing files → ``ingest.load_events`` / ``load_labels``
+→ the project's dbt models), fits every candidate on the older days **without labels**, and
+scores the newest days against the simulator's truth. Candidates: each classical detector alone
+and label-free rank ensembles of them (``rank_ensemble``). The Lightning detectors are left out:
+they need torchrun and minutes per fit, more than a cold start should wait for.
 
 It prints PR-AUC / ROC-AUC per candidate, difficulty and seed, recall per anomaly type at the
 97th-percentile threshold averaged over runs, and the mean over all runs; the pick is the best
@@ -18,31 +18,18 @@ mean PR-AUC (ties: ROC-AUC). The last line is machine-readable (``RESULT_FORMAT`
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sim_features import HOLDOUT_DAYS, DaySplit, build_features, pr_roc, simulation, split_days
 
-from anomaly_pipeline.detectors.preprocess import feature_matrix
 from anomaly_pipeline.detectors.registry import COLD_START_KIND, make_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
-from anomaly_pipeline.features.catalogue import REPO_ROOT as PROJECT
-from anomaly_pipeline.ingest import load_events, load_labels
-from anomaly_pipeline.simulate import SimulationConfig, simulate, write_landing
-from anomaly_pipeline.training_set import load_user_days
 
-START = date(2026, 10, 1)
-HOLDOUT_DAYS = 2
 THRESHOLD_PERCENTILE = 97.0
 RESULT_FORMAT = "bench-cold-start pick={pick} pr_auc={pr_auc:.3f} roc_auc={roc_auc:.3f}"
 
@@ -64,87 +51,29 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:
-    """Simulated days → landing files → raw tables → dbt features; user-days with labels."""
-    sim = simulate(config)
-    landing = root / "landing"
-    write_landing(sim, landing / "events", landing / "labels")
-    warehouse = root / "warehouse.duckdb"
-    days = list(config.days)
-    load_events(
-        warehouse,
-        landing / "events",
-        days,
-        source_format="canonical",
-        pattern="events_{day}.parquet",
-    )
-    load_labels(warehouse, landing / "labels", days)
-    build_dbt_features(warehouse, days, root / "dbt")
-    return load_user_days(warehouse, days)
-
-
-def build_dbt_features(
-    warehouse: Path, days: list[date], work_dir: Path, pseudonym_key: str = "bench-cold-start-key"
-) -> None:
-    """``dbt run`` of user_day_features and its parents, and stg_labels, over ``days`` (the dbt
-    project of the imported package, so a checkout on PYTHONPATH measures its own SQL)."""
-    env = {
-        **os.environ,
-        "ANOMALY_PIPELINE_WAREHOUSE": str(warehouse),
-        "ANOMALY_PIPELINE_PSEUDONYM_KEY": pseudonym_key,
-        "DBT_TARGET_PATH": str(work_dir / "target"),
-        "DBT_LOG_PATH": str(work_dir / "logs"),
-    }
-    env.pop("ANOMALY_PIPELINE_DEMO", None)
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "run",
-            "--select",
-            "+user_day_features",
-            "stg_labels",
-            "--vars",
-            json.dumps({"start_day": days[0].isoformat(), "end_day": days[-1].isoformat()}),
-            "--project-dir",
-            str(PROJECT / "dbt_features"),
-            "--profiles-dir",
-            str(PROJECT / "resources" / "dbt"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"dbt run failed:\n{result.stdout[-5000:]}")
-
-
-def evaluate(frame: pl.DataFrame, holdout_from: date) -> dict[str, dict[str, Any]]:
-    """Fit every candidate on the days before ``holdout_from`` (labels unused), score the rest
-    (each result keeps its fitted ``detector`` and test ``scores`` for callers that explain)."""
-    train = frame.filter(pl.col("event_day") < holdout_from)
-    test = frame.filter(pl.col("event_day") >= holdout_from)
-    X_train, X_test = (feature_matrix(f, FEATURE_COLUMNS) for f in (train, test))
-    truth = test["label"].fill_null(0).to_numpy()
-    types = test["anomaly_type"].to_list()
+def evaluate(split: DaySplit) -> dict[str, dict[str, Any]]:
+    """Fit every candidate on the training days (labels unused), score the held-out ones (each
+    result keeps its fitted ``detector`` and test ``scores`` for callers that explain)."""
+    truth, types = split.truth, split.types
     results = {}
     for name, (kind, params) in CANDIDATES.items():
         started = time.perf_counter()
         detector = make_detector(kind, threshold_percentile=THRESHOLD_PERCENTILE, **params)
-        detector.fit(X_train, feature_names=list(FEATURE_COLUMNS))
-        scores = detector.decision_function(X_test)
+        detector.fit(split.X_train, feature_names=list(FEATURE_COLUMNS))
+        scores = detector.decision_function(split.X_test)
         flagged = scores > detector.threshold_
         recall = {
             t: float(np.mean([f for f, tt in zip(flagged, types, strict=True) if tt == t]))
             for t in sorted({t for t in types if t is not None})
         }
+        pr_auc, roc_auc = pr_roc(truth, scores)
         results[name] = {
-            "pr_auc": float(average_precision_score(truth, scores)),
-            "roc_auc": float(roc_auc_score(truth, scores)),
+            "pr_auc": pr_auc,
+            "roc_auc": roc_auc,
             "recall": recall,
-            "seconds": time.perf_counter() - started,
             "detector": detector,
             "scores": scores,
+            "seconds": time.perf_counter() - started,
         }
     return results
 
@@ -163,16 +92,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_cold_start_") as tmp:
         for difficulty in args.difficulties:
             for seed in args.seeds:
-                config = SimulationConfig(
-                    start_day=START,
-                    n_days=args.days,
-                    n_users=args.users,
+                config = simulation(
+                    difficulty,
+                    seed,
+                    days=args.days,
+                    users=args.users,
                     anomaly_share=args.anomaly_share,
-                    difficulty=difficulty,
-                    seed=seed,
                 )
                 frame = build_features(config, Path(tmp) / f"d{difficulty}_s{seed}")
-                results = evaluate(frame, config.days[-HOLDOUT_DAYS])
+                results = evaluate(split_days(frame, config.days[-HOLDOUT_DAYS]))
                 for name, result in results.items():
                     runs[name].append(result)
                     by_difficulty[(name, difficulty)].append(result["pr_auc"])

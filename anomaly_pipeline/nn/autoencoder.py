@@ -10,6 +10,10 @@ so that the code also separates the *known* abnormal shapes, which plain reconst
 learn as "normal" once they are frequent enough in the training window. ``pos_weight`` keeps a few
 hundred labelled rows among millions from being ignored by the loss. Rows whose label is unknown
 (NaN: days without ground truth) count in the reconstruction term only.
+
+``input_noise`` makes it a denoising autoencoder: in training the encoder sees ``x + ε``
+(ε ~ N(0, input_noise²), in scaled units) and the loss is against the clean ``x``, so copying the
+input through is never the answer; validation and scoring see clean rows.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class AutoencoderModule(LossModule):
         learning_rate: float,
         alpha: float = 0.0,
         pos_weight: float | None = None,
+        input_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if pos_weight is not None and not alpha > 0:
@@ -62,6 +67,7 @@ class AutoencoderModule(LossModule):
         self.head = nn.Linear(latent_dim, 1) if pos_weight is not None else None
         self.learning_rate = learning_rate
         self.alpha = alpha
+        self.input_noise = input_noise
         self.register_buffer("pos_weight", torch.tensor([pos_weight or 1.0]))
 
     @property
@@ -76,7 +82,10 @@ class AutoencoderModule(LossModule):
 
     def _loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x = batch[0]
-        reconstruction, logit = self(x)
+        noisy = (
+            x + self.input_noise * torch.randn_like(x) if self.training and self.input_noise else x
+        )
+        reconstruction, logit = self(noisy)
         loss = F.mse_loss(reconstruction, x)
         if logit is not None:
             labels = batch[1]

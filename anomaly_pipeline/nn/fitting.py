@@ -154,7 +154,12 @@ def train_module(
             callbacks=[
                 history,
                 checkpoint,
-                EarlyStopping(monitor="val_loss", mode="min", patience=settings.patience),
+                EarlyStopping(
+                    monitor="val_loss",
+                    mode="min",
+                    patience=settings.patience,
+                    min_delta=settings.min_delta,
+                ),
             ],
             logger=False,
             enable_progress_bar=False,

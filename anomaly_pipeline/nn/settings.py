@@ -49,11 +49,22 @@ class TrainerSettings(ConfigModel):
         "auto", description=" | ".join(get_args(Strategy)) + " (ddp only under torchrun)"
     )
     precision: Precision = Field("32-true", description=" | ".join(get_args(Precision)))
-    max_epochs: int = Field(20, ge=1)
+    max_epochs: int = Field(
+        200,
+        ge=1,
+        description="Cap on epochs: early stopping (patience, min_delta) normally ends "
+        "training first.",
+    )
     batch_size: int = Field(512, ge=1, description="Per device.")
     learning_rate: float = Field(1e-3, gt=0, lt=1e3)
     patience: int = Field(
         3, ge=0, description="Epochs without a better validation loss before early stopping."
+    )
+    min_delta: float = Field(
+        1e-3,
+        ge=0,
+        description="Smallest fall of the validation loss that counts as better for early stopping "
+        "(without one a loss still creeping down never stops it).",
     )
     seed: int = Field(7, ge=0)
     num_workers: int = Field(0, ge=0)

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from anomaly_pipeline.detectors.base import META_FILE, Detector, flag_threshold
 from anomaly_pipeline.detectors.gaussian import GaussianDetector
 from anomaly_pipeline.detectors.isolation_forest import IsolationForestDetector
-from anomaly_pipeline.detectors.lof import LOFDetector
+from anomaly_pipeline.detectors.lof import LOFDetector, default_neighbours
 from anomaly_pipeline.detectors.preprocess import FeatureScaler, feature_matrix
 from anomaly_pipeline.detectors.rank_ensemble import RankEnsembleDetector
 from anomaly_pipeline.detectors.registry import (
@@ -490,3 +490,30 @@ def test_registry_import_is_lazy() -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root, timeout=60)
+
+
+# -- LOF's neighbourhood ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n_rows", "expected"), [(5, 4), (12, 10), (300, 10), (1_000, 25), (3_000, 75), (10**6, 100)]
+)
+def test_lof_neighbours_are_a_fortieth_of_the_rows_within_bounds(
+    n_rows: int, expected: int
+) -> None:
+    assert default_neighbours(n_rows) == expected
+
+
+def test_lof_takes_its_neighbours_from_the_fitted_rows(data, tmp_path: Path) -> None:
+    detector = LOFDetector(max_samples=None).fit(data["train"])
+    assert detector.n_neighbors_ == default_neighbours(len(data["train"])) == 10
+    sampled = LOFDetector(max_samples=200).fit(data["train"])
+    assert sampled.n_neighbors_ == 10 and sampled.model_.n_samples_fit_ == 200
+    assert LOFDetector(n_neighbors=25).fit(data["train"]).n_neighbors_ == 25
+    loaded = load_detector(sampled.save(tmp_path / "lof"))
+    assert isinstance(loaded, LOFDetector) and loaded.n_neighbors_ == 10
+    np.testing.assert_array_equal(
+        loaded.decision_function(data["test"]), sampled.decision_function(data["test"])
+    )
+    refit = LOFDetector(max_samples=200).fit(data["train"])  # the sample is seeded
+    np.testing.assert_array_equal(
+        refit.decision_function(data["test"]), sampled.decision_function(data["test"])
+    )

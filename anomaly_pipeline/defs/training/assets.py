@@ -188,6 +188,7 @@ class AnomalyModelConfig(dg.Config):
     batch_size: int = _trainer_field("batch_size")
     learning_rate: float = _trainer_field("learning_rate")
     patience: int = _trainer_field("patience")
+    min_delta: float = _trainer_field("min_delta")
     seed: int = _trainer_field("seed")
     alpha: float = Field(
         default=1.0,
