@@ -18,14 +18,12 @@ mean PR-AUC (ties: ROC-AUC). The last line is machine-readable (``RESULT_FORMAT`
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sim_features import HOLDOUT_DAYS, DaySplit, build_features, pr_roc, simulation, split_days
+from sim_features import DaySplit, add_simulation_arguments, pr_roc, simulated_splits
 
 from anomaly_pipeline.detectors.registry import COLD_START_KIND, make_detector
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
@@ -80,37 +78,21 @@ def evaluate(split: DaySplit) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--difficulties", type=float, nargs="+", default=[0.2, 0.5, 0.8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--days", type=int, default=6)
-    parser.add_argument("--users", type=int, default=1500)
-    parser.add_argument("--anomaly-share", type=float, default=0.03)
+    add_simulation_arguments(parser, seeds=[1, 2])
     args = parser.parse_args(argv)
 
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_difficulty: dict[tuple[str, float], list[float]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="bench_cold_start_") as tmp:
-        for difficulty in args.difficulties:
-            for seed in args.seeds:
-                config = simulation(
-                    difficulty,
-                    seed,
-                    days=args.days,
-                    users=args.users,
-                    anomaly_share=args.anomaly_share,
-                )
-                frame = build_features(config, Path(tmp) / f"d{difficulty}_s{seed}")
-                results = evaluate(split_days(frame, config.days[-HOLDOUT_DAYS]))
-                for name, result in results.items():
-                    runs[name].append(result)
-                    by_difficulty[(name, difficulty)].append(result["pr_auc"])
-                print(
-                    f"difficulty {difficulty:.1f} seed {seed}: "
-                    + ", ".join(
-                        f"{n} {r['pr_auc']:.3f}/{r['roc_auc']:.3f}" for n, r in results.items()
-                    ),
-                    flush=True,
-                )
+    for difficulty, seed, split in simulated_splits(args, "bench_cold_start_"):
+        results = evaluate(split)
+        for name, result in results.items():
+            runs[name].append(result)
+            by_difficulty[(name, difficulty)].append(result["pr_auc"])
+        print(
+            f"difficulty {difficulty:.1f} seed {seed}: "
+            + ", ".join(f"{n} {r['pr_auc']:.3f}/{r['roc_auc']:.3f}" for n, r in results.items()),
+            flush=True,
+        )
 
     types = sorted({t for results in runs.values() for r in results for t in r["recall"]})
     header = [

@@ -25,22 +25,18 @@ line is machine-readable (``RESULT_FORMAT``).
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sim_features import (
-    HOLDOUT_DAYS,
     DaySplit,
-    build_features,
+    add_simulation_arguments,
     pr_by_type,
     pr_roc,
-    simulation,
-    split_days,
+    simulated_splits,
 )
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -127,37 +123,22 @@ def evaluate(split: DaySplit, difficulty: float) -> dict[str, Run]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--difficulties", type=float, nargs="+", default=[0.2, 0.5, 0.8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    add_simulation_arguments(parser, seeds=[1, 2, 3])
     parser.add_argument("--target-difficulty", type=float, default=0.5)
-    parser.add_argument("--days", type=int, default=6)
-    parser.add_argument("--users", type=int, default=1500)
-    parser.add_argument("--anomaly-share", type=float, default=0.03)
     args = parser.parse_args(argv)
     if args.target_difficulty not in args.difficulties:
         parser.error("--target-difficulty must be one of --difficulties")
 
     runs: dict[str, list[Run]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
-        for difficulty in args.difficulties:
-            for seed in args.seeds:
-                config = simulation(
-                    difficulty,
-                    seed,
-                    days=args.days,
-                    users=args.users,
-                    anomaly_share=args.anomaly_share,
-                )
-                frame = build_features(config, Path(tmp) / f"d{difficulty}_s{seed}")
-                split = split_days(frame, config.days[-HOLDOUT_DAYS])
-                for name, run in evaluate(split, difficulty).items():
-                    runs[name].append(run)
-                print(
-                    f"difficulty {difficulty:.1f} seed {seed}: {len(split.truth)} held-out "
-                    f"user-days, {int(split.truth.sum())} abnormal; "
-                    + ", ".join(f"{n} {rs[-1].pr:.3f}" for n, rs in runs.items()),
-                    flush=True,
-                )
+    for difficulty, seed, split in simulated_splits(args, "bench_quality_"):
+        for name, run in evaluate(split, difficulty).items():
+            runs[name].append(run)
+        print(
+            f"difficulty {difficulty:.1f} seed {seed}: {len(split.truth)} held-out "
+            f"user-days, {int(split.truth.sum())} abnormal; "
+            + ", ".join(f"{n} {rs[-1].pr:.3f}" for n, rs in runs.items()),
+            flush=True,
+        )
     report(runs, args.difficulties, args.target_difficulty)
 
 

@@ -8,10 +8,13 @@ ones; both need the same feature build (landing files → ``ingest.load_events``
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,18 +35,33 @@ START = date(2026, 10, 1)
 HOLDOUT_DAYS = 2
 
 
-def simulation(
-    difficulty: float, seed: int, *, days: int, users: int, anomaly_share: float
-) -> SimulationConfig:
-    """The benchmarks' simulation: every anomaly type at one difficulty level."""
-    return SimulationConfig(
-        start_day=START,
-        n_days=days,
-        n_users=users,
-        anomaly_share=anomaly_share,
-        difficulty=difficulty,
-        seed=seed,
-    )
+def add_simulation_arguments(parser: argparse.ArgumentParser, seeds: list[int]) -> None:
+    """The grid and size options both benchmarks take (``simulated_splits`` reads them)."""
+    parser.add_argument("--difficulties", type=float, nargs="+", default=[0.2, 0.5, 0.8])
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--users", type=int, default=1500)
+    parser.add_argument("--anomaly-share", type=float, default=0.03)
+
+
+def simulated_splits(
+    args: argparse.Namespace, prefix: str
+) -> Iterator[tuple[float, int, DaySplit]]:
+    """For each difficulty level and seed of ``args``: simulate every anomaly type, build the
+    features in a temporary directory and yield the day split (the newest days held out)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for difficulty in args.difficulties:
+            for seed in args.seeds:
+                config = SimulationConfig(
+                    start_day=START,
+                    n_days=args.days,
+                    n_users=args.users,
+                    anomaly_share=args.anomaly_share,
+                    difficulty=difficulty,
+                    seed=seed,
+                )
+                frame = build_features(config, Path(tmp) / f"d{difficulty}_s{seed}")
+                yield difficulty, seed, split_days(frame, config.days[-HOLDOUT_DAYS])
 
 
 def build_features(config: SimulationConfig, root: Path) -> pl.DataFrame:

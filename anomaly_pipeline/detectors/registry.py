@@ -3,7 +3,8 @@
 Configuration, MLflow params and saved ``meta.json`` files name detectors by ``kind``; this module
 turns a kind into a class. Classes are referenced as ``"module:Class"`` strings so that importing
 the registry (which the Dagster code location does at load) costs nothing: scikit-learn is imported
-when a classical detector is first built, torch only when an autoencoder or sequence detector is.
+when a classical detector is first built (PyOD when one of its detectors is), torch only when an
+autoencoder or sequence detector is.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ TABULAR_KINDS: Final[tuple[str, ...]] = (
 )
 #: The kind the champion gate promotes when there is no champion and no labelled held-out
 #: user-days to rank candidates: the best label-free detector on average over the simulator's
-#: difficulty levels and anomaly types (``make bench-cold-start`` measures it; README, "Cold
-#: start"). Its default parameters are the measured configuration.
+#: difficulty levels and anomaly types (``make bench-cold-start`` measures it among the classical
+#: detectors, ``make bench-quality`` against every detector; README, "Cold start" and
+#: "Benchmarks"). Its default parameters are the measured configuration.
 COLD_START_KIND: Final[str] = "rank_ensemble"
 #: Kinds that score behaviour_sequences.
 SEQUENCE_KINDS: Final[tuple[str, ...]] = ("sequence",)
