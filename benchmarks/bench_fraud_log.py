@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from bench_cold_start import build_dbt_features, evaluate
+from bench_cold_start import evaluate
+from sim_features import build_dbt_features, split_days
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from anomaly_pipeline.adapters.registry import source_reader
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{frame.height:,} user-days over {len(days)} days; scored {test.height:,} user-days "
         f"from {holdout_from} ({int(truth.sum()):,} labelled fraud), fitted on {train.height:,}"
     )
-    results = evaluate(frame, holdout_from)
+    results = evaluate(split_days(frame, holdout_from))
     for name, result in results.items():
         print(f"  {name}: ROC-AUC {result['roc_auc']:.3f} PR-AUC {result['pr_auc']:.3f}")
     rule = rule_scores(test, log)
