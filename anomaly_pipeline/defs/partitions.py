@@ -7,11 +7,6 @@ from typing import Any
 
 import dagster as dg
 
-# Dagster exports no public name for the "which materialization did this check look at" record.
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
-
 from anomaly_pipeline.paths import data_home
 from anomaly_pipeline.source_settings import read_source_settings
 
@@ -69,9 +64,11 @@ def check_results_per_day(
 
     Dagster plans one evaluation per partition of a range step but records an AssetCheckResult of
     that step as a single unpartitioned evaluation, so every planned day stayed "skipped". An
-    AssetCheckEvaluation names its partition: each day gets its own verdict, and each verdict
-    points at that day's materialization. (The check's step output, which an AssetCheckResult
-    would have produced, is yielded here so downstream steps can depend on it.)
+    AssetCheckEvaluation names its partition: each day gets its own verdict. It names no target
+    materialization (Dagster exports no public type for one): Dagster then counts the verdict as
+    current for the materialization of the same run, and for an earlier one by time. (The
+    check's step output, which an AssetCheckResult would have produced, is yielded here so
+    downstream steps can depend on it.)
     """
     ops = (
         context.op_execution_context
@@ -81,20 +78,6 @@ def check_results_per_day(
     blocking = ops.assets_def.get_spec_for_check_key(check_key).blocking
     yield dg.Output(None, output_name=ops.assets_def.get_output_name_for_asset_check_key(check_key))
     for day, result in results.items():
-        partition = day.isoformat()
-        latest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]),
-            limit=1,
-        ).records
-        target = (
-            AssetCheckEvaluationTargetMaterializationData(
-                run_id=latest[0].run_id,
-                storage_id=latest[0].storage_id,
-                timestamp=latest[0].timestamp,
-            )
-            if latest
-            else None
-        )
         yield dg.AssetCheckEvaluation(
             asset_key=check_key.asset_key,
             check_name=check_key.name,
@@ -103,6 +86,5 @@ def check_results_per_day(
             severity=result.severity,
             description=result.description,
             blocking=blocking,
-            partition=partition,
-            target_materialization_data=target,
+            partition=day.isoformat(),
         )

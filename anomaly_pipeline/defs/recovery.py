@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import dagster as dg
-from dagster._core.definitions.executor_definition import ExecutorRequirement
 
 # The executor's config schema and creation function only: celery itself is imported when a run
 # chooses it.
@@ -205,7 +204,7 @@ EXECUTOR_CONFIG: Final = dg.Field(
 )
 
 
-def _requirements(config: Mapping[str, Any]) -> Sequence[ExecutorRequirement]:
+def _requirements(config: Mapping[str, Any]) -> Sequence[dg.ExecutorRequirement]:
     if "celery" in config:
         return celery_executor.get_requirements(config["celery"])
     return dg.multi_or_in_process_executor.get_requirements(config)

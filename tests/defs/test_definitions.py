@@ -5,8 +5,10 @@ that forgets its group, description, kinds, backfill policy or pool fails here, 
 """
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -116,3 +118,16 @@ def test_importing_the_code_location_changes_no_environment_and_stays_light(tmp_
     ).stdout
     probe = json.loads(out.strip().splitlines()[-1])
     assert probe == {"changed": [], "heavy": []}
+
+
+def test_the_package_imports_no_private_dagster_module() -> None:
+    """Dagster's underscore modules change without notice between releases; the code location
+    uses the public API only (``dagster``, ``dagster_dbt``, ``dagster_celery`` ...)."""
+    package = Path(__file__).resolve().parents[2] / "anomaly_pipeline"
+    private = re.compile(r"^\s*(from|import)\s+dagster\w*\._", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if private.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
