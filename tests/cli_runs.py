@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from polars.testing import assert_frame_equal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -41,11 +42,11 @@ TABLES = {
 #: Columns that record when a run wrote a row, not what it wrote.
 RUN_TIME_COLUMNS = {"loaded_at", "quarantined_at", "scored_at"}
 #: Per table, columns whose value may legitimately differ between two runs over the same input.
-#: The drift statistics: DuckDB's parallel sums of doubles may end a feature in another last bit
-#: on a re-run, and when that feature value equals a reference quantile edge (it often does: the
-#: reference holds the same rows) the bin counts, and so PSI, KS and the per-row flag, move.
-#: The rows themselves (feature, kind, sample sizes, reference mean, unseen share, model
-#: version) must still be equal.
+#: The drift statistics: a re-run may end a feature in another last bit (see
+#: ``assert_same_contents``), and when that feature value equals a reference quantile edge (it
+#: often does: the reference holds the same rows) the bin counts, and so PSI, KS and the per-row
+#: flag, move. The rows themselves (feature, kind, sample sizes, reference mean, unseen share,
+#: model version) must still be equal.
 UNSTABLE_COLUMNS = {
     "monitoring.feature_drift": {
         "psi",
@@ -215,14 +216,13 @@ def kill_group(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def table_fingerprints(warehouse: Path) -> dict[str, pl.DataFrame]:
-    """Per table and day: row count and an order-independent checksum of the rows.
+def table_contents(warehouse: Path) -> dict[str, pl.DataFrame]:
+    """Every row of each table of ``TABLES`` that exists, in a canonical order.
 
-    Floats are rounded (9 decimals) so that the sum order of a parallel aggregation cannot change
-    the checksum; every other value is hashed as text; ``RUN_TIME_COLUMNS`` and the table's
-    ``UNSTABLE_COLUMNS`` are left out.
+    ``RUN_TIME_COLUMNS`` and the table's ``UNSTABLE_COLUMNS`` are left out; compare two results
+    with ``assert_same_contents``, which allows floats their last bits.
     """
-    fingerprints = {}
+    contents = {}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         present = {
             f"{s}.{t}"
@@ -230,24 +230,45 @@ def table_fingerprints(warehouse: Path) -> dict[str, pl.DataFrame]:
                 "SELECT table_schema, table_name FROM information_schema.tables"
             ).fetchall()
         }
-        for table, day_column in TABLES.items():
+        for table in TABLES:
             if table not in present:
                 continue
             columns = conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
+                "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema || '.' || table_name = ? ORDER BY ordinal_position",
                 [table],
             ).fetchall()
-            parts = [
-                f'round("{name}", 9)::VARCHAR'
-                if kind in ("DOUBLE", "FLOAT")
-                else f'"{name}"::VARCHAR'
-                for name, kind in columns
+            kept = [
+                f'"{name}"'
+                for (name,) in columns
                 if name not in RUN_TIME_COLUMNS | UNSTABLE_COLUMNS.get(table, set())
             ]
-            row_text = " || '|' || ".join(f"coalesce({p}, '∅')" for p in parts)
-            fingerprints[table] = conn.execute(
-                f"SELECT {day_column} AS day, count(*) AS rows, "
-                f"sum(hash({row_text})::HUGEINT) AS checksum FROM {table} GROUP BY 1 ORDER BY 1"
+            contents[table] = conn.execute(
+                f"SELECT {', '.join(kept)} FROM {table} ORDER BY ALL"
             ).pl()
-    return fingerprints
+    return contents
+
+
+def assert_same_contents(
+    actual: dict[str, pl.DataFrame], expected: dict[str, pl.DataFrame]
+) -> None:
+    """The same tables with the same rows; floats equal to 1e-9 relative.
+
+    Not bit for bit: DuckDB sums doubles in an order that depends on how the work was split (a
+    one-day re-run against the range build that made the rows, or threads), so a dwell mean or an
+    interval std may differ in its last bit (measured: ≤ 3e-15 relative). Keys sort first in every
+    table, so such a difference never reorders rows.
+    """
+    assert sorted(actual) == sorted(expected)
+    for table, rows in expected.items():
+        try:
+            assert_frame_equal(actual[table], rows, rel_tol=1e-9, abs_tol=1e-12)
+        except AssertionError as difference:
+            raise AssertionError(f"{table} differs: {difference}") from difference
+
+
+def day_row_counts(contents: dict[str, pl.DataFrame], day: date) -> dict[str, int]:
+    """Per table of ``table_contents``: how many of its rows are of ``day``."""
+    return {
+        table: rows.filter(pl.col(TABLES[table]) == day).height for table, rows in contents.items()
+    }

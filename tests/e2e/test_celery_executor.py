@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from cli_runs import Home, run_job, table_fingerprints, wait_for
+from cli_runs import Home, assert_same_contents, day_row_counts, run_job, table_contents, wait_for
 from conftest import REPO_ROOT, Pipeline, free_port
 
 from anomaly_pipeline.defs.recovery import PID_TAG
@@ -111,7 +111,7 @@ def test_daily_job_steps_execute_on_a_celery_worker(
     home, worker = celery_worker
     day = trained_pipeline.days[-1]
     warehouse = home.root / "warehouse.duckdb"
-    before = table_fingerprints(warehouse)
+    before = table_contents(warehouse)
     executor = {"celery": CELERY_CONFIG}
 
     started = time.perf_counter()
@@ -142,15 +142,12 @@ def test_daily_job_steps_execute_on_a_celery_worker(
     worker_log = (home.root / "worker.log").read_text(errors="replace")
     assert worker_log.count("succeeded in") == len(planned)
 
-    after = table_fingerprints(warehouse)
+    after = table_contents(warehouse)
     # the day's ingest and feature tables are rewritten as they were (no duplicates) …
-    for table, fingerprint in before.items():
-        assert after[table].equals(fingerprint), table
+    assert_same_contents({t: after[t] for t in before}, before)
     # … and it has one score per user-day and drift statistics (written by the steps above; the
     # session's pipeline may have been scored by an earlier test, so the counts, not the tables'
     # absence before, are what show nothing was duplicated)
-    day_rows = {
-        table: frame.filter(frame["day"] == day)["rows"].sum() for table, frame in after.items()
-    }
+    day_rows = day_row_counts(after, day)
     assert day_rows["scoring.daily_anomaly_scores"] == day_rows["features.user_day_features"] > 0
     assert day_rows["monitoring.feature_drift"] > 0

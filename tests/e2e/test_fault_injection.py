@@ -23,11 +23,12 @@ import dagster as dg
 import pytest
 from cli_runs import (
     Home,
+    assert_same_contents,
     kill_group,
     run_job,
     start_job,
     step_started,
-    table_fingerprints,
+    table_contents,
     wait_for,
 )
 from dagster._core.events import DagsterEventType
@@ -74,7 +75,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
     snapshot_landing = home.copy_to(base / "landing")
     run_job(home, "ingest_features_job", days=DAYS)
     snapshot_ingested = home.copy_to(base / "ingested")
-    ingested_tables = table_fingerprints(home.root / "warehouse.duckdb")
+    ingested_tables = table_contents(home.root / "warehouse.duckdb")
     run_job(home, "training_job", ops=TRAINING)
     snapshot_trained = home.copy_to(base / "trained")
     run_job(home, "scoring_job", days=DAYS)
@@ -83,17 +84,12 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
         ingested=snapshot_ingested,
         trained=snapshot_trained,
         ingested_tables=ingested_tables,
-        final_tables=table_fingerprints(home.root / "warehouse.duckdb"),
+        final_tables=table_contents(home.root / "warehouse.duckdb"),
     )
 
 
 def _assert_tables_equal(home: Home, expected: dict[str, Any]) -> None:
-    actual = table_fingerprints(home.root / "warehouse.duckdb")
-    assert sorted(actual) == sorted(expected)
-    for table, fingerprint in expected.items():
-        assert actual[table].equals(fingerprint), (
-            f"{table} differs from the clean run:\n{actual[table]}\nvs\n{fingerprint}"
-        )
+    assert_same_contents(table_contents(home.root / "warehouse.duckdb"), expected)
 
 
 def _only_run(instance: dg.DagsterInstance, job: str) -> dg.DagsterRun:
