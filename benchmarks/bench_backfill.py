@@ -11,9 +11,13 @@ Figures: ``total_s`` both backfills' wall time, ``rerun5_s`` the re-run's, ``pea
 largest summed RSS of a run's process tree (dbt subprocesses included), ``duplicates`` the rows
 beyond one per key in every day-level table after the re-run (event id per day for raw events;
 user per day for features, sequences and scores; feature per day for drift; alert id for
-alerts) plus every per-day row count the re-run changed. The last line printed is::
+alerts) plus every per-day row count the re-run changed. The peer, measured in the same run on
+the same landing files: ``duckdb_s`` one hand-written DuckDB query per day computing its
+per-user-day features (``pipeline_runs.duckdb_peer``), summed over the range; ``vs_duckdb`` =
+total_s / duckdb_s. The last line printed is (one line)::
 
     bench-backfill days=30 events=<n> total_s=<s> rerun5_s=<s> peak_rss_gib=<g> duplicates=<n>
+    duckdb_s=<s> vs_duckdb=<x>
 
 Targets: duplicates = 0, peak_rss_gib ≤ 4, total_s ≤ 600.
 
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 from bench_features import make_events
-from pipeline_runs import REPO_ROOT, TRAIN_DAYS, BenchHome, CliRun
+from pipeline_runs import REPO_ROOT, TRAIN_DAYS, BenchHome, CliRun, duckdb_peer
 
 FIRST_DAY = date(2024, 2, 1)
 RERUN_DAYS = 5
@@ -89,10 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     home.train_champion(FIRST_DAY)
     days = [FIRST_DAY + timedelta(days=i) for i in range(args.days)]
     home.landing_events.mkdir(parents=True, exist_ok=True)
-    for day in days:
-        make_events(args.events, day=day).write_parquet(
-            home.landing_events / f"events_{day.isoformat()}.parquet"
-        )
+    landing_files = [home.landing_events / f"events_{day.isoformat()}.parquet" for day in days]
+    for day, landing_file in zip(days, landing_files, strict=True):
+        make_events(args.events, day=day).write_parquet(landing_file)
     print(f"backfill of {len(days)} days × {args.events} events")
     total_s, peak_first = backfill(home, days)
     before = per_day_counts(home)
@@ -106,12 +109,15 @@ def main(argv: list[str] | None = None) -> None:
         for table in KEYS
         for day in set(before[table]) | set(after[table])
     )
+    peer = duckdb_peer(landing_files)
+    print(f"peer: one DuckDB query a day, {peer.seconds:.1f} s, {peer.user_days} user-days")
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
     print(
         f"bench-backfill days={len(days)} events={args.events * len(days)} total_s={total_s:.1f} "
         f"rerun5_s={rerun_s:.1f} peak_rss_gib={max(peak_first, peak_rerun):.2f} "
-        f"duplicates={duplicate_rows(home) + changed}"
+        f"duplicates={duplicate_rows(home) + changed} "
+        f"duckdb_s={peer.seconds:.1f} vs_duckdb={total_s / peer.seconds:.1f}"
     )
 
 

@@ -12,10 +12,13 @@ Figures: ``total_s`` the first run's wall time, ``rerun_s`` the re-run's, ``work
 first run's steps' own times (STEP_START → STEP_SUCCESS in the event log), ``step_overhead_s`` =
 total_s − work_s (process start, code location load, executor and step start-up, pool waits),
 ``peak_rss_gib`` the largest summed RSS of the run's process tree (dbt and torch subprocesses
-included) over both runs. The last line printed is::
+included) over both runs. The peer, measured in the same run on the same landing file:
+``duckdb_s`` one hand-written DuckDB query computing that day's per-user-day features
+(``pipeline_runs.duckdb_peer``); ``vs_duckdb`` = total_s / duckdb_s, ``rerun_vs_duckdb`` =
+rerun_s / duckdb_s. The last line printed is (one line)::
 
     bench-day events=<n> user_days=<n> total_s=<s> rerun_s=<s> step_overhead_s=<s> work_s=<s>
-    peak_rss_gib=<g>
+    peak_rss_gib=<g> duckdb_s=<s> vs_duckdb=<x> rerun_vs_duckdb=<x>
 
 Targets: total_s ≤ 120, peak_rss_gib ≤ 4, step_overhead_s ≤ 15.
 
@@ -35,7 +38,7 @@ from typing import Any
 
 import duckdb
 from bench_features import BENCH_DAY, make_events
-from pipeline_runs import REPO_ROOT, TRAIN_DAYS, BenchHome, CliRun
+from pipeline_runs import REPO_ROOT, TRAIN_DAYS, BenchHome, CliRun, duckdb_peer
 
 #: Run config of each executor choice (None: the code location's default).
 EXECUTORS: dict[str, dict[str, Any] | None] = {
@@ -75,9 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     train_days = home.train_champion(BENCH_DAY)
     print(f"champion trained on {train_days[0]} … {train_days[-1]}")
     home.landing_events.mkdir(parents=True, exist_ok=True)
-    make_events(args.events, day=BENCH_DAY).write_parquet(
-        home.landing_events / f"events_{BENCH_DAY.isoformat()}.parquet"
-    )
+    landing_file = home.landing_events / f"events_{BENCH_DAY.isoformat()}.parquet"
+    make_events(args.events, day=BENCH_DAY).write_parquet(landing_file)
     config = EXECUTORS[args.executor]
     first = home.run_job("daily_job", [BENCH_DAY], config)
     print(f"daily_job {BENCH_DAY} ({args.executor} executor): {first.wall_s:.1f} s")
@@ -85,13 +87,20 @@ def main(argv: list[str] | None = None) -> None:
     rerun = home.run_job("daily_job", [BENCH_DAY], config)
     print(f"re-run: {rerun.wall_s:.1f} s")
     report_steps(home, rerun)
+    peer = duckdb_peer([landing_file])
+    pipeline_user_days = user_days(home)
+    print(f"peer: one DuckDB query, {peer.seconds:.1f} s, {peer.user_days} user-days")
+    if peer.user_days != pipeline_user_days:
+        print(f"note: the peer found {peer.user_days} user-days, the pipeline {pipeline_user_days}")
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"bench-day events={args.events} user_days={user_days(home)} "
+        f"bench-day events={args.events} user_days={pipeline_user_days} "
         f"total_s={first.wall_s:.1f} rerun_s={rerun.wall_s:.1f} "
         f"step_overhead_s={first.wall_s - work_s:.1f} work_s={work_s:.1f} "
-        f"peak_rss_gib={max(first.peak_rss_gib, rerun.peak_rss_gib):.2f}"
+        f"peak_rss_gib={max(first.peak_rss_gib, rerun.peak_rss_gib):.2f} "
+        f"duckdb_s={peer.seconds:.1f} vs_duckdb={first.wall_s / peer.seconds:.1f} "
+        f"rerun_vs_duckdb={rerun.wall_s / peer.seconds:.1f}"
     )
 
 

@@ -1,9 +1,16 @@
 """What the end-to-end benchmarks share: a fresh data home with a trained champion, jobs run as
-the `dagster` CLI processes an operator starts, their peak memory, and each step's own time.
+the `dagster` CLI processes an operator starts, their peak memory, each step's own time, and the
+peer their figures are divided by.
 
 Why CLI processes: what an on-call engineer waits for includes starting the process, loading the
 code location and the executor's step start-up; an in-process ``execute_in_process`` would hide
 all three.
+
+The peer (``duckdb_peer``): the same landing files' per-user-day features computed by one
+hand-written DuckDB query per day (``bench_features.limit_features``, the feature benchmark's
+limit), in this process, on the same input. ``vs_duckdb`` = the pipeline's time / the peer's: what
+the whole pipeline (ingest, validation, dbt's intermediate tables, scoring, alerts, drift,
+orchestration) costs against the bare feature computation, on the same machine under the same load.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench_features import limit_features
+
+from anomaly_pipeline.privacy import DEMO_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -66,7 +77,7 @@ class BenchHome:
             **os.environ,
             "ANOMALY_PIPELINE_HOME": str(self.root),
             "DAGSTER_HOME": str(self.root / "dagster"),
-            "ANOMALY_PIPELINE_DEMO": "1",
+            DEMO_ENV: "1",
             "ANOMALY_PIPELINE_START_DATE": self.start_day.isoformat(),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
@@ -153,6 +164,30 @@ class BenchHome:
         self.run_job("ingest_features_job", days)
         self.run_job("training_job", [], TRAINING_CONFIG)
         return days
+
+
+@dataclass(frozen=True)
+class PeerRun:
+    """The DuckDB peer over some landing files: its query seconds and the user-days it found."""
+
+    seconds: float
+    user_days: int
+
+
+def duckdb_peer(parquets: list[Path]) -> PeerRun:
+    """One hand-written DuckDB query per landing file (one day each, as the pipeline partitions
+    them), in an in-memory database; the benchmark's data home is in demo mode, so the peer
+    pseudonymises with the same demo key. Seconds count the queries only, not the result's read."""
+    previous = os.environ.get(DEMO_ENV)
+    os.environ[DEMO_ENV] = "1"
+    try:
+        runs = [limit_features(parquet) for parquet in parquets]
+    finally:
+        if previous is None:
+            del os.environ[DEMO_ENV]
+        else:
+            os.environ[DEMO_ENV] = previous
+    return PeerRun(sum(s for s, _ in runs), sum(len(frame) for _, frame in runs))
 
 
 class _PeakRss:
