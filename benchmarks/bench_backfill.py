@@ -76,7 +76,10 @@ def backfill(home: BenchHome, days: list[date]) -> tuple[float, float]:
     """Both single-run backfills over ``days``: (wall seconds, peak RSS GiB)."""
     runs: list[CliRun] = [home.run_job(job, days) for job in ("ingest_features_job", "scoring_job")]
     for job, run in zip(("ingest_features_job", "scoring_job"), runs, strict=True):
-        print(f"  {job} {days[0]}…{days[-1]}: {run.wall_s:.1f} s, peak {run.peak_rss_gib:.2f} GiB")
+        print(
+            f"  {job} {days[0]}…{days[-1]}: {run.wall_s:.1f} s, peak {run.describe_peak()} "
+            f"during {home.step_at(run.run_id, run.peak_at)}"
+        )
     return sum(r.wall_s for r in runs), max(r.peak_rss_gib for r in runs)
 
 

@@ -58,10 +58,11 @@ def user_days(home: BenchHome) -> int:
 
 
 def report_steps(home: BenchHome, run: CliRun) -> float:
-    """Print each step's own time; return their sum."""
+    """Print each step's own time and where the run's memory peaked; return the steps' sum."""
     steps = home.step_seconds(run.run_id)
     for step, seconds in sorted(steps.items(), key=lambda item: -item[1]):
         print(f"  {step:<40} {seconds:7.1f} s")
+    print(f"  peak RSS {run.describe_peak()} during {home.step_at(run.run_id, run.peak_at)}")
     return sum(steps.values())
 
 

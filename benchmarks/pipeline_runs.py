@@ -50,11 +50,19 @@ TRAINING_CONFIG = {
 
 @dataclass(frozen=True)
 class CliRun:
-    """One `dagster` CLI process: its wall time, the peak RSS of its process tree, its run."""
+    """One `dagster` CLI process: its wall time, the peak RSS of its process tree, its run, and
+    where the peak was: its time and each process's share of it (command name → GiB)."""
 
     wall_s: float
     peak_rss_gib: float
     run_id: str
+    peak_at: float
+    peak_by_process: dict[str, float]
+
+    def describe_peak(self) -> str:
+        """``1.23 GiB = dagster 0.80 + dbt 0.43`` (the processes' RSS at the peak sample)."""
+        parts = sorted(self.peak_by_process.items(), key=lambda item: -item[1])
+        return f"{self.peak_rss_gib:.2f} GiB = " + " + ".join(f"{n} {g:.2f}" for n, g in parts)
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ class BenchHome:
         wall_s = time.perf_counter() - started
         if returncode != 0:
             raise RuntimeError(f"{' '.join(command[:6])} failed ({returncode}); see {log}")
-        return CliRun(wall_s, peak.gib, self.latest_run_id(job))
+        return CliRun(wall_s, peak.gib, self.latest_run_id(job), peak.at, peak.by_process)
 
     def latest_run_id(self, job: str) -> str:
         import dagster as dg
@@ -149,6 +157,26 @@ class BenchHome:
                 elif event.event_type in ends and event.step_key in starts:
                     seconds[event.step_key] = entry.timestamp - starts[event.step_key]
         return seconds
+
+    def step_at(self, run_id: str, timestamp: float) -> str:
+        """The step(s) of the run executing at ``timestamp`` (epoch seconds), else "between
+        steps"."""
+        import dagster as dg
+
+        ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+        running: set[str] = set()
+        with dg.DagsterInstance.from_config(str(self.root / "dagster")) as instance:
+            for entry in instance.all_logs(run_id):
+                event = entry.dagster_event
+                if entry.timestamp > timestamp:
+                    break
+                if event is None or event.step_key is None:
+                    continue
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    running.add(event.step_key)
+                elif event.event_type in ends:
+                    running.discard(event.step_key)
+        return ", ".join(sorted(running)) or "between steps"
 
     def train_champion(self, first_bench_day: date) -> list[date]:
         """Simulate ``TRAIN_DAYS`` days before ``first_bench_day``, ingest them and train the
@@ -191,12 +219,15 @@ def duckdb_peer(parquets: list[Path]) -> PeerRun:
 
 
 class _PeakRss:
-    """Samples the summed RSS of a process and its descendants (from /proc) until stopped."""
+    """Samples the summed RSS of a process and its descendants (from /proc) until stopped; keeps
+    the time of the largest sum and each process's RSS in it (by command name)."""
 
     def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         self._root = pid
         self._interval_s = interval_s
         self._peak = 0
+        self.at = time.time()
+        self._by_process: dict[str, int] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -204,13 +235,17 @@ class _PeakRss:
     def _sample(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._done.is_set():
-            total = 0
+            by_process: dict[str, int] = {}
             for pid in _descendants(self._root):
                 try:
-                    total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
                 except (OSError, IndexError, ValueError):
                     continue  # ended between the listing and the read
-            self._peak = max(self._peak, total)
+                by_process[name] = by_process.get(name, 0) + rss
+            total = sum(by_process.values())
+            if total > self._peak:
+                self._peak, self.at, self._by_process = total, time.time(), by_process
             self._done.wait(self._interval_s)
 
     def stop(self) -> None:
@@ -220,6 +255,10 @@ class _PeakRss:
     @property
     def gib(self) -> float:
         return self._peak / 2**30
+
+    @property
+    def by_process(self) -> dict[str, float]:
+        return {name: rss / 2**30 for name, rss in self._by_process.items()}
 
 
 def _descendants(root: int) -> list[int]:
