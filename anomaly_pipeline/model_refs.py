@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 INFO_FILE = "training_set.json"
+#: How a training set splits its window: ``time`` (oldest days train, newest are held out),
+#: ``user`` (each user's rows in one split, every day in each) or ``auto`` (time when the window
+#: holds the validation and holdout days and a training day, else user).
+SplitBy = Literal["auto", "time", "user"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class TrainingSetInfo:
     categories: dict[str, list[str]]
     #: User-days available per split before sampling down to the row cap (= ``rows`` if none).
     available_rows: dict[str, int] = field(default_factory=dict)
-    #: "time" (days split oldest → newest) or "user" (a history too short for a time split).
+    #: "time" (days split oldest → newest) or "user" (a short history, or asked for).
     split_by: str = "time"
 
     def path(self, split: str) -> Path:

@@ -5,6 +5,9 @@ is always applied to days after the ones it learnt from, and behaviour drifts; a
 leak tomorrow's patterns into training and flatter the evaluation. Only a history too short for a
 time split (a user's first day or two, e.g. the one-day Taobao sample) is split by user instead,
 so that onboarding any history still ends with a champion; the set records which split it used.
+A caller may ask for the user split on a longer history too: onboarding does when a time split
+would train only on a fresh history's first days, whose trailing-window features (no history yet)
+look like no later day — a model trained on them flags a third of every later day.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from anomaly_pipeline import warehouse
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS
 from anomaly_pipeline.feedback import FEEDBACK_SCHEMA, FEEDBACK_TABLE
 from anomaly_pipeline.labels import user_day_labels
-from anomaly_pipeline.model_refs import INFO_FILE, TrainingSetInfo
+from anomaly_pipeline.model_refs import INFO_FILE, SplitBy, TrainingSetInfo
 
 FEATURES_TABLE = "features.user_day_features"
 SEQUENCES_TABLE = "features.behaviour_sequences"
@@ -179,17 +182,26 @@ def build_training_set(
     validation_days: int,
     holdout_days: int,
     max_rows: int | None = None,
+    split_by: SplitBy = "auto",
 ) -> TrainingSetInfo:
     """Write ``train/validation/holdout.parquet`` and ``training_set.json`` into ``out_dir``.
 
-    ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all. A
-    window shorter than ``validation_days + holdout_days + 1`` days is split by user
-    (``split_users``) instead of by time.
+    ``max_rows`` caps the user-days of each split (``load_capped``); None keeps them all.
+    ``split_by="auto"`` splits a window shorter than ``validation_days + holdout_days + 1`` days
+    by user (``split_users``) and a longer one by time; ``"user"`` splits any window by user
+    (every day's population in each split); ``"time"`` refuses a window too short for it.
     """
+    time_split_fits = len(days) >= validation_days + holdout_days + 1
+    if split_by == "time" and not time_split_fits:
+        raise ValueError(
+            f"a time split needs {validation_days} validation + {holdout_days} holdout day(s) and "
+            f"a training day; the window has {len(days)} day(s) (split_by 'auto' or 'user' "
+            "splits it by user)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, labelled, abnormal, available = {}, {}, {}, {}
     frames: dict[str, pl.DataFrame] = {}
-    if len(days) >= validation_days + holdout_days + 1:
+    if split_by == "time" or (split_by == "auto" and time_split_fits):
         split_by = "time"
         split = split_days(days, validation_days=validation_days, holdout_days=holdout_days)
         for name, split_day_list in split.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
@@ -71,6 +72,29 @@ def test_a_one_day_history_is_split_by_user(tmp_path: Path) -> None:
     assert sum(info.rows.values()) == sum(info.available_rows.values()) == 1_000
     assert info.rows["train"] > info.rows["holdout"] > 0 and info.rows["validation"] > 0
     assert TrainingSetInfo.read(info.directory) == info
+
+
+def test_a_user_split_can_be_asked_for_on_a_long_history(tmp_path: Path) -> None:
+    path = _feature_warehouse(tmp_path, [300] * 10)
+    info = build_training_set(
+        path, DAYS, tmp_path / "ts", validation_days=2, holdout_days=3, split_by="user"
+    )
+    assert info.split_by == "user"
+    assert sum(info.rows.values()) == 3_000
+    for split in ("train", "validation", "holdout"):
+        # every day's population in each split, no user in two
+        assert set(pl.read_parquet(info.path(split))["event_day"]) == set(DAYS)
+    keys = [set(pl.read_parquet(info.path(s))["user_key"]) for s in ("train", "holdout")]
+    assert not keys[0] & keys[1]
+
+
+def test_a_time_split_too_long_for_the_window_is_refused(tmp_path: Path) -> None:
+    path = _feature_warehouse(tmp_path, [50] * 10)
+    with pytest.raises(ValueError, match="time split needs 2 validation \\+ 3 holdout"):
+        build_training_set(
+            path, DAYS[:5], tmp_path / "ts", validation_days=2, holdout_days=3, split_by="time"
+        )
+    assert not (tmp_path / "ts").exists()
 
 
 def test_a_history_too_short_for_a_time_split_is_split_by_user() -> None:

@@ -17,7 +17,7 @@ from anomaly_pipeline.defs.resources import (
     mlflow_run_link,
 )
 from anomaly_pipeline.detectors.registry import COLD_START_KIND
-from anomaly_pipeline.model_refs import CandidateModel, TrainingSetInfo
+from anomaly_pipeline.model_refs import CandidateModel, SplitBy, TrainingSetInfo
 from anomaly_pipeline.nn.settings import TrainerSettings
 from anomaly_pipeline.paths import DataHome
 from anomaly_pipeline.training_spec import KINDS, SpecError, TrainingSpec
@@ -43,6 +43,12 @@ class TrainingSetConfig(dg.Config):
     )
     validation_days: int = Field(default=2, ge=1)
     holdout_days: int = Field(default=3, ge=1, description="Newest days, kept for evaluation only.")
+    split_by: SplitBy = Field(
+        default="auto",
+        description="time: oldest days train, newest are held out; user: each user's rows in one "
+        "split, every day in each; auto: time when the window holds the validation and holdout "
+        "days and a training day, else user.",
+    )
 
 
 @dg.asset(
@@ -73,6 +79,7 @@ def training_set(
         validation_days=config.validation_days,
         holdout_days=config.holdout_days,
         max_rows=config.max_rows,
+        split_by=config.split_by,
     )
     context.add_output_metadata(
         {
