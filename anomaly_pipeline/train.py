@@ -255,9 +255,7 @@ def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
     """Detector input and labels of one table: feature matrix (tabular) or the frame (sequence)."""
     if spec.kind == "sequence":
         return frame, None
-    import polars as pl
-
-    from anomaly_pipeline.detectors.preprocess import feature_matrix
+    from anomaly_pipeline.detectors.preprocess import feature_matrix, label_vector
 
     try:
         X = feature_matrix(frame, spec.feature_names)
@@ -273,9 +271,8 @@ def _inputs(spec: TrainingSpec, frame: Any, field_name: str) -> tuple[Any, Any]:
         raise ValueError(
             f"spec field 'label_column': {field_name} table lacks column {spec.label_column!r}"
         )
-    labels = frame.get_column(spec.label_column)
     # Null labels (days without ground truth) become NaN: unknown, skipped by the labelled head.
-    return X, labels.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    return X, label_vector(frame, spec.label_column)
 
 
 def _params(spec: TrainingSpec, outcome: TrainingOutcome) -> dict[str, str]:

@@ -9,9 +9,10 @@ candidate on the older days and scores the held-out newest days against the simu
 
 * unsupervised: every detector with its default parameters, fitted without labels (alpha = 0),
   and label-free rank ensembles (the configured ``rank_ensemble`` and other member sets);
-* with labels: the candidates that use them — the autoencoder's labelled head (alpha = 1) alone
-  and as a member of the rank ensemble. The other detectors ignore labels: with labels they score
-  exactly as without.
+* with labels: the candidates that use them — ``boosted_head`` (a gradient-boosting classifier on
+  the labelled rows over the configured rank ensemble), the autoencoder's labelled head
+  (alpha = 1) alone and as a member of the rank ensemble. The other detectors ignore labels: with
+  labels they score exactly as without.
 
 It prints PR-AUC / ROC-AUC per candidate and difficulty, PR-AUC per anomaly type (that type's rows
 against the normal ones) at ``--target-difficulty``, and the autoencoder's epochs against its cap.
@@ -68,6 +69,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
         False,
     ),
     "autoencoder+labels": ("autoencoder", {"alpha": 1.0}, True),
+    # The classifier on the labelled rows plus 0.02 of the configured ensemble's rank (its default).
+    "boosted_head": ("boosted_head", {}, True),
     "rank_ensemble+autoencoder+labels": (
         "rank_ensemble",
         {

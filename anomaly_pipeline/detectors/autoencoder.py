@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from anomaly_pipeline.detectors.base import check_labels
 from anomaly_pipeline.detectors.preprocess import ScaledDetector
 from anomaly_pipeline.nn.autoencoder import AutoencoderModule
 from anomaly_pipeline.nn.detector_support import (
     DEFAULT_SCORE_BATCH_SIZE,
     LightningDetectorMixin,
-    check_labels,
     chunked,
 )
 from anomaly_pipeline.nn.fitting import torch_threads

@@ -139,6 +139,20 @@ def flag_threshold(train_scores: np.ndarray, percentile: float) -> float:
     return float(kept[0]) if kept.size else float(scores[-1])
 
 
+def check_labels(y: Any, n_rows: int, name: str = "y") -> np.ndarray:
+    """``y`` as a float32 vector of length ``n_rows``: 0 normal, 1 abnormal, NaN unknown.
+
+    Unknown labels are normal in production data (days without ground truth); they are kept as
+    NaN so the semi-supervised loss can skip them instead of calling them normal.
+    """
+    labels = np.asarray(y, dtype=np.float64)
+    if labels.shape != (n_rows,):
+        raise ValueError(f"{name} must be a 1-D array of {n_rows} labels, got shape {labels.shape}")
+    if not (np.isin(labels, (0.0, 1.0)) | np.isnan(labels)).all():
+        raise ValueError(f"{name} must hold only 0 (normal), 1 (abnormal) or NaN (unknown)")
+    return labels.astype(np.float32)
+
+
 def read_kind(path: str | Path) -> str:
     """The ``kind`` recorded in a saved detector directory."""
     return json.loads((Path(path) / META_FILE).read_text())["kind"]

@@ -63,6 +63,17 @@ def feature_matrix(frame: pl.DataFrame, feature_names: Sequence[str]) -> np.ndar
     return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
+def label_vector(frame: pl.DataFrame, column: str = "label") -> np.ndarray:
+    """The ``column`` labels of ``frame`` as float64: 1 abnormal, 0 normal, NaN where null.
+
+    Null labels (days without ground truth) stay unknown rather than normal, so that a labelled
+    detector learns only from what was actually judged (``check_labels``).
+    """
+    if column not in frame.columns:
+        raise ValueError(f"frame lacks label column {column!r}")
+    return frame.get_column(column).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
 def _signed_log1p(values: np.ndarray) -> np.ndarray:
     """``sign(x)·log1p(|x|)``: log1p on the fitted (non-negative) range, still defined below 0."""
     return np.sign(values) * np.log1p(np.abs(values))

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+
+import numpy as np
 
 from anomaly_pipeline.detectors.base import META_FILE, Detector, read_kind
 
@@ -29,6 +31,7 @@ DETECTOR_KINDS: Final[Mapping[str, str]] = MappingProxyType(
         "ecod": "anomaly_pipeline.detectors.pyod_detectors:ECODDetector",
         "copod": "anomaly_pipeline.detectors.pyod_detectors:COPODDetector",
         "rank_ensemble": "anomaly_pipeline.detectors.rank_ensemble:RankEnsembleDetector",
+        "boosted_head": "anomaly_pipeline.detectors.boosted_head:BoostedHeadDetector",
     }
 )
 
@@ -42,7 +45,12 @@ TABULAR_KINDS: Final[tuple[str, ...]] = (
     "ecod",
     "copod",
     "rank_ensemble",
+    "boosted_head",
 )
+#: Kinds that learn from labels and are, without labels of both classes, exactly another
+#: candidate (their unsupervised base): the training path fits them only when the training split
+#: holds an abnormal and a normal label.
+LABELLED_KINDS: Final[tuple[str, ...]] = ("boosted_head",)
 #: The kind the champion gate promotes when there is no champion and no labelled held-out
 #: user-days to rank candidates: the best label-free detector on average over the simulator's
 #: difficulty levels and anomaly types (``make bench-cold-start`` measures it among the classical
@@ -51,6 +59,15 @@ TABULAR_KINDS: Final[tuple[str, ...]] = (
 COLD_START_KIND: Final[str] = "rank_ensemble"
 #: Kinds that score behaviour_sequences.
 SEQUENCE_KINDS: Final[tuple[str, ...]] = ("sequence",)
+
+
+def kinds_to_fit(kinds: Sequence[str], labels: np.ndarray) -> tuple[list[str], list[str]]:
+    """``kinds`` split into those to fit on a training split with ``labels`` (1 abnormal, 0
+    normal, NaN unknown) and the ``LABELLED_KINDS`` skipped because the split holds no abnormal
+    and normal label: fitted, each would be a duplicate of its unsupervised base."""
+    labelled = bool((labels == 1).any() and (labels == 0).any())
+    fitted = [kind for kind in kinds if labelled or kind not in LABELLED_KINDS]
+    return fitted, [kind for kind in kinds if kind not in fitted]
 
 
 def detector_class(kind: str) -> type[Detector]:

@@ -122,20 +122,6 @@ class LightningDetectorMixin:
         return module.eval()
 
 
-def check_labels(y: Any, n_rows: int, name: str = "y") -> np.ndarray:
-    """``y`` as a float32 vector of length ``n_rows``: 0 normal, 1 abnormal, NaN unknown.
-
-    Unknown labels are normal in production data (days without ground truth); they are kept as
-    NaN so the semi-supervised loss can skip them instead of calling them normal.
-    """
-    labels = np.asarray(y, dtype=np.float64)
-    if labels.shape != (n_rows,):
-        raise ValueError(f"{name} must be a 1-D array of {n_rows} labels, got shape {labels.shape}")
-    if not (np.isin(labels, (0.0, 1.0)) | np.isnan(labels)).all():
-        raise ValueError(f"{name} must hold only 0 (normal), 1 (abnormal) or NaN (unknown)")
-    return labels.astype(np.float32)
-
-
 def chunked(n_rows: int, size: int) -> list[slice]:
     """Row slices of at most ``size`` rows covering ``range(n_rows)``."""
     return [slice(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]

@@ -16,7 +16,7 @@ from anomaly_pipeline.defs.resources import (
     active_mlflow_run,
     mlflow_run_link,
 )
-from anomaly_pipeline.detectors.registry import COLD_START_KIND
+from anomaly_pipeline.detectors.registry import COLD_START_KIND, LABELLED_KINDS
 from anomaly_pipeline.model_refs import CandidateModel, SplitBy, TrainingSetInfo
 from anomaly_pipeline.nn.settings import TrainerSettings
 from anomaly_pipeline.paths import DataHome
@@ -97,10 +97,12 @@ def training_set(
 
 class BaselineConfig(dg.Config):
     kinds: list[str] = Field(
-        default=["gaussian", "isolation_forest", "lof", COLD_START_KIND],
+        default=["gaussian", "isolation_forest", "lof", COLD_START_KIND, *LABELLED_KINDS],
         description="Detectors to fit; keep the label-free default "
         f"{COLD_START_KIND!r}, which the gate promotes when there is no "
-        "champion and no labels to compare candidates.",
+        "champion and no labels to compare candidates. Labelled kinds "
+        f"({', '.join(LABELLED_KINDS)}) are fitted with the training split's labels, and "
+        "skipped when it holds no abnormal and normal label (they would equal their base).",
     )
     threshold_percentile: float = Field(
         default=97.0, gt=0, lt=100, description="Training-score percentile of the flag threshold."
@@ -119,12 +121,13 @@ class BaselineConfig(dg.Config):
 def baseline_models(
     context: dg.AssetExecutionContext, config: BaselineConfig, training_set: TrainingSetInfo
 ) -> list[CandidateModel]:
-    """Gaussian / IsolationForest / LOF fitted on the training split, each logged to MLflow."""
+    """Gaussian / IsolationForest / LOF / their rank ensemble fitted on the training split, and
+    the labelled kinds on its labels when it has both classes; each logged to MLflow."""
     import mlflow
     import polars as pl
 
-    from anomaly_pipeline.detectors.preprocess import feature_matrix
-    from anomaly_pipeline.detectors.registry import make_detector
+    from anomaly_pipeline.detectors.preprocess import feature_matrix, label_vector
+    from anomaly_pipeline.detectors.registry import kinds_to_fit, make_detector
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.model_registry import publish_bundle
 
@@ -132,16 +135,25 @@ def baseline_models(
     home: DataHome = context.resources.warehouse.data_home
     train = pl.read_parquet(info.path("train"))
     X = feature_matrix(train, FEATURE_COLUMNS)
+    y = label_vector(train)
+    kinds, skipped = kinds_to_fit(config.kinds, y)
+    if skipped:
+        context.log.info(
+            f"not fitting {', '.join(skipped)}: the training split holds no abnormal and "
+            "normal label, so each would score exactly as its unsupervised base"
+        )
     refs = []
     with active_mlflow_run(context.resources.mlflow) as mlflow_run_id:
         mlflow.log_params({"training_set": info.directory, "train_rows": train.height})
-        for kind in config.kinds:
+        for kind in kinds:
             detector = make_detector(
                 kind,
                 threshold_percentile=config.threshold_percentile,
                 **config.params.get(kind, {}),
             )
-            detector.fit(X, feature_names=list(FEATURE_COLUMNS))
+            detector.fit(
+                X, y if kind in LABELLED_KINDS else None, feature_names=list(FEATURE_COLUMNS)
+            )
             # Logged, not registered: model_evaluation registers once every training succeeded.
             published = publish_bundle(
                 detector,
@@ -163,6 +175,7 @@ def baseline_models(
     context.add_output_metadata(
         {
             "models": dg.MetadataValue.json([asdict(ref) for ref in refs]),
+            "skipped_without_labels": dg.MetadataValue.json(skipped),
             "mlflow_run": mlflow_run_link(context.resources.mlflow, mlflow_run_id),
         }
     )
