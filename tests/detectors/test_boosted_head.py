@@ -195,8 +195,8 @@ def test_registry_builds_and_validates_it() -> None:
 
 def test_training_config_builds_it_and_rejects_unknown_fields() -> None:
     """baseline_models' run config (Dagster's schema from the pydantic ``BaselineConfig``) takes
-    it as an opt-in kind (not a default: its training scores are in-sample, and a drift reference
-    of in-sample probabilities made every later day's score distribution look drifted, PSI 0.47),
+    it as an opt-in kind (not a default: as champion of the simulated pipeline, every later day's
+    score distribution read as drifted, PSI 0.47),
     passes its params to the registry, and rejects a field it does not know."""
     from anomaly_pipeline.definitions import defs
 

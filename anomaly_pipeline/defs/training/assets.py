@@ -101,9 +101,10 @@ class BaselineConfig(dg.Config):
         description="Detectors to fit; keep the label-free default "
         f"{COLD_START_KIND!r}, which the gate promotes when there is no "
         "champion and no labels to compare candidates. Labelled kinds "
-        f"({', '.join(LABELLED_KINDS)}; opt-in: their training scores are in-sample, so their "
-        "drift reference and threshold are too) are fitted with the training split's labels, "
-        "and skipped when it holds no abnormal and normal label (they would equal their base).",
+        f"({', '.join(LABELLED_KINDS)}; opt-in: as champion, their near-0 probabilities made "
+        "every later day's score distribution read as drifted) are fitted with the training "
+        "split's labels, and skipped when it holds no abnormal and normal label (they would "
+        "equal their base).",
     )
     threshold_percentile: float = Field(
         default=97.0, gt=0, lt=100, description="Training-score percentile of the flag threshold."
