@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import REPO_ROOT, Pipeline, materialize, pipeline_resources
@@ -29,6 +29,9 @@ BASH_BLOCK = re.compile(r"^([ \t]*)```bash\n(.*?)^\1```", re.M | re.S)
 #: Demo-like days ending yesterday: the README's examples take the newest three, the champion is
 #: trained on the three before.
 DAYS = demo_days(6)
+#: The landing folder also holds today: a run that crosses midnight UTC after this module was
+#: imported names one day later in the README's `date -u -d 'N days ago'`.
+LANDED = [*DAYS, DAYS[-1] + timedelta(days=1)]
 N_USERS = 150
 LEAN_TRAINING = {
     "training_set": {"config": {"window_days": 3, "validation_days": 1, "holdout_days": 1}},
@@ -66,7 +69,7 @@ def demo_like_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelin
     home = data_home(root).ensure()
     simulation = simulate(
         SimulationConfig(
-            start_day=DAYS[0], n_days=len(DAYS), n_users=N_USERS, seed=3, anomaly_share=0.05
+            start_day=LANDED[0], n_days=len(LANDED), n_users=N_USERS, seed=3, anomaly_share=0.05
         )
     )
     write_landing(simulation, home.landing_events, home.landing_labels)
@@ -99,6 +102,7 @@ def test_readme_shell_blocks_run_against_a_demo_like_home(demo_like_home: Pipeli
 
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env["ANOMALY_PIPELINE_HOME"] = str(demo_like_home.root)
+    ran_on = {datetime.now(UTC).date()}
     for block in bash_blocks(README.read_text()):
         if is_make_entry_point(block):
             continue
@@ -112,11 +116,13 @@ def test_readme_shell_blocks_run_against_a_demo_like_home(demo_like_home: Pipeli
         )
         assert done.returncode == 0, f"README block failed:\n{block}\n{done.stderr[-4000:]}"
 
-    newest: list[date] = DAYS[3:]  # what the block's `date -d '3 days ago'`… names
+    ran_on.add(datetime.now(UTC).date())
+    # what the block's `date -u -d '3 days ago'`… names on the day it ran (either, across midnight)
+    scores = warehouse.read_days(demo_like_home.warehouse, SCORES_TABLE, LANDED)
+    newest: list[date] = sorted(set(scores["event_day"]))
+    assert newest in [demo_days(3, day) for day in ran_on], newest
     features = warehouse.read_days(demo_like_home.warehouse, FEATURES_TABLE, newest)
-    scores = warehouse.read_days(demo_like_home.warehouse, SCORES_TABLE, newest)
     assert sorted(set(features["event_day"])) == newest
-    assert sorted(set(scores["event_day"])) == newest
     assert scores.height == features.height
 
 
