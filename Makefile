@@ -11,7 +11,8 @@ DBT_MANIFEST := dbt_features/target/manifest.json
 WAREHOUSE := $(ANOMALY_PIPELINE_HOME)/warehouse.duckdb
 
 .PHONY: install demo onboard dev docs lint test test-fast bench-features bench-train bench-sensors \
-        bench-cold-start bench-fraud-log bench-day bench-backfill bench-quality mlflow-ui clean
+        bench-cold-start bench-fraud-log bench-day bench-backfill bench-range-start bench-quality \
+        mlflow-ui clean
 
 # torch==2.13.0 first: it takes the local CPU build; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -95,6 +96,10 @@ bench-day: install
 ## bench-backfill: 30 days × 200,000 events as single-run backfills, then 5 days re-run.
 bench-backfill: install
 	$(BIN)/python benchmarks/bench_backfill.py
+
+## bench-range-start: a 365-day range from the CLI to its run's start, against Dagster's SQLite event log.
+bench-range-start: install
+	$(BIN)/python benchmarks/bench_range_start.py
 
 ## bench-quality: every detector and the ensemble, with and without labels, PR-AUC per anomaly type
 ## (≈15 min on 2 cores; not run in CI — tests/e2e/test_bench_quality.py runs its code path).

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench_features import limit_features
 
+from anomaly_pipeline.instance import open_instance
 from anomaly_pipeline.privacy import DEMO_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ class BenchHome:
     def latest_run_id(self, job: str) -> str:
         import dagster as dg
 
-        with dg.DagsterInstance.from_config(str(self.root / "dagster")) as instance:
+        with open_instance(self.root / "dagster") as instance:
             (run,) = instance.get_runs(filters=dg.RunsFilter(job_name=job), limit=1)
             return run.run_id
 
@@ -147,7 +148,7 @@ class BenchHome:
         ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
         starts: dict[str, float] = {}
         seconds: dict[str, float] = {}
-        with dg.DagsterInstance.from_config(str(self.root / "dagster")) as instance:
+        with open_instance(self.root / "dagster") as instance:
             for entry in instance.all_logs(run_id):
                 event = entry.dagster_event
                 if event is None or event.step_key is None:
@@ -165,7 +166,7 @@ class BenchHome:
 
         ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
         running: set[str] = set()
-        with dg.DagsterInstance.from_config(str(self.root / "dagster")) as instance:
+        with open_instance(self.root / "dagster") as instance:
             for entry in instance.all_logs(run_id):
                 event = entry.dagster_event
                 if entry.timestamp > timestamp:

@@ -102,9 +102,9 @@ class Home:
         return Home(root)
 
     def instance(self) -> Any:
-        import dagster as dg
+        from anomaly_pipeline.instance import open_instance
 
-        return dg.DagsterInstance.from_config(str(self.dagster_home))
+        return open_instance(self.dagster_home)
 
 
 def start_job(

@@ -34,11 +34,13 @@ RAW_EVENTS_STEP = dg.AssetSelection.assets(
 
 
 def test_postgres_instance_keeps_the_embedded_instances_settings() -> None:
-    """Everything but the storage block is the same in both instance files."""
+    """Everything but the storage is the same in both instance files (PostgreSQL's storage takes
+    the place of the embedded instance's batching SQLite event log too)."""
     embedded = yaml.safe_load((INSTANCE_FILES / "dagster.yaml").read_text())
     postgres = yaml.safe_load((INSTANCE_FILES / "dagster-postgres.yaml").read_text())
     assert set(postgres.pop("storage")) == {"postgres"}
     embedded.pop("storage", None)
+    assert embedded.pop("event_log_storage")["module"] == "anomaly_pipeline.instance.event_log"
     assert postgres == embedded
 
 
