@@ -177,10 +177,16 @@ def _whole_number(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(text.cast(pl.Int64, strict=False), whole)
 
 
+def normalised(name: str) -> pl.Expr:
+    """A staged column as the rules see it: trimmed, an empty string null (e.g. the event ids
+    an ingest looks up among the day's earlier batches for ``accepted_earlier``)."""
+    return pl.col(name).str.strip_chars().replace("", None)
+
+
 def _prepare(staged: pl.DataFrame) -> pl.DataFrame:
     """Trim, turn empty strings into nulls, and add the parsed helper columns."""
     trimmed = staged.with_row_index(_ROW).with_columns(
-        pl.col(name).str.strip_chars().replace("", None) for name in RAW_EVENT_COLUMNS
+        normalised(name) for name in RAW_EVENT_COLUMNS
     )
     return trimmed.with_columns(
         parse_iso8601(pl.col("event_time")).alias(_TIME),

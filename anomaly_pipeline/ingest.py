@@ -21,7 +21,7 @@ import polars as pl
 
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.adapters import MalformedSourceError, source_reader
-from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA, clean
+from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA, clean, normalised
 from anomaly_pipeline.contract_errors import validate_or_explain
 from anomaly_pipeline.delivery import (
     DEFAULT_SETTLE_S,
@@ -102,8 +102,10 @@ def load_events(
     """Read, clean and store the landing files of ``days``; replace those partitions atomically.
 
     ``time_format`` / ``time_zone`` override the format's own (see ``adapters.source_reader``).
-    Files are read, cleaned, validated and written ``batch_rows`` rows at a time (``None``: each
-    file whole) inside one transaction, which commits only after the last batch: a malformed
+    Files are read, cleaned, validated and staged ``batch_rows`` rows at a time (``None``: each
+    file whole); the days are replaced by the staged rows only after the last batch
+    (``warehouse.partition_writer``), and a copy of an event id accepted from an earlier batch or
+    file of the day is quarantined (looked up among the staged rows). A malformed
     file, a contract violation, a file still being written (``delivery``), or a day whose files
     hold no rows while the warehouse holds rows for it (unless ``allow_empty_day``) fails the
     whole range and changes no table. The stored rows do not depend on ``batch_rows``.
@@ -122,9 +124,6 @@ def load_events(
     }
     with warehouse.partition_writer(warehouse_path, tables, days) as writer:
         for day, files in files_by_day.items():
-            accepted_today = pl.DataFrame(
-                schema={"event_id": pl.String(), "source_file": pl.String()}
-            )
             for path in files:
                 file_report = IngestReport(files=[path.name])
                 for frame in reader.frames(path, batch_rows):
@@ -135,16 +134,8 @@ def load_events(
                         now=now,
                         source_file=path.name,
                         bounds=bounds,
-                        accepted_earlier=accepted_today,
+                        accepted_earlier=_accepted_earlier(writer, day, staged),
                         time_format_description=reader.time_description,
-                    )
-                    accepted_today = pl.concat(
-                        [
-                            accepted_today,
-                            result.accepted.select(
-                                "event_id", source_file=pl.lit(path.name, pl.String)
-                            ),
-                        ]
                     )
                     accepted = result.accepted.with_columns(
                         event_day=pl.lit(day),
@@ -175,6 +166,16 @@ def load_events(
             _refuse_empty_redelivery(writer.stored_before, log_rows)
         writer.insert(INGEST_LOG_TABLE, pl.DataFrame(log_rows, schema=INGEST_LOG_SCHEMA))
     return report
+
+
+def _accepted_earlier(
+    writer: warehouse.PartitionWriter, day: date, staged: pl.DataFrame
+) -> pl.DataFrame:
+    """The ids of ``staged`` already accepted on ``day`` by earlier batches (``clean``'s
+    ``accepted_earlier``), looked up among the staged rows: a 10 M-event day's ids are not kept
+    in memory to de-duplicate across batches."""
+    ids = staged.select(normalised("event_id"), event_day=pl.lit(day)).drop_nulls()
+    return writer.staged_matches(RAW_EVENTS_TABLE, ids, ["event_id", "source_file"])
 
 
 def _refuse_empty_redelivery(stored: dict[str, dict[date, int]], log_rows: list[dict]) -> None:

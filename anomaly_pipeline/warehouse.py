@@ -1,9 +1,10 @@
 """DuckDB storage helpers shared by every writer of the warehouse file.
 
-Why a module of its own: every partitioned table is rewritten per partition range — delete the
-range, insert the new rows, in one transaction — so a rerun or a backfill never duplicates rows and
-a failure leaves the previous rows in place. Connections are short-lived because DuckDB allows one
-writing process per file (dbt runs in a subprocess between our writes).
+Why a module of its own: every partitioned table is rewritten per partition range — the new rows
+are staged, then the range is deleted and the staged rows inserted in one transaction — so a rerun
+or a backfill never duplicates rows and a failure leaves the previous rows in place. Connections
+are short-lived because DuckDB allows one writing process per file (dbt runs in a subprocess
+between our writes).
 
 Locking, as measured with duckdb 1.5.6 across processes: a read-write connection holds an
 exclusive lock on the file, a read-only one a shared lock. So two read-only processes coexist, but
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
@@ -106,11 +107,21 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-class PartitionWriter:
-    """Inserts into tables whose ``days`` were emptied at the start of an open transaction.
+#: Schema of the staging tables of an open ``partition_writer``. One writer per file at a time (the
+#: ``duckdb_warehouse`` pool, and DuckDB's file lock across processes), so a table found here when a
+#: writer opens is a killed writer's leftover: it is dropped unread.
+STAGING_SCHEMA = "_partition_staging"
 
-    Made by ``partition_writer``; frames may come in any number of batches, so a day need not be
-    whole in memory to be replaced atomically.
+
+class PartitionWriter:
+    """Stages the new rows of ``days`` batch by batch, then replaces the days with them at once.
+
+    Made by ``partition_writer``. Why staging rather than one transaction around every batch: a
+    DuckDB transaction holding a whole day's appended batches grew the process by ≈ 0.075 GiB per
+    500,000 events (≈ 1.5 GiB for a 10 M-event day, README "Benchmarks"), while committed batches
+    are written out and let go. Each ``insert`` commits into a staging table (a copy of the
+    table's columns); ``publish`` then deletes the days from the tables and copies the staged rows
+    in, in one transaction that DuckDB runs out of core.
     """
 
     def __init__(
@@ -121,12 +132,14 @@ class PartitionWriter:
         day_column: str,
     ) -> None:
         self._conn = conn
-        self._tables = tables
         self._days = list(days)
         self._day_column = day_column
-        #: Rows each table held for each day before they were deleted (table → day → rows).
+        #: Staging table of each table written.
+        self._staging: dict[str, str] = {}
+        #: Rows each table held for each day before this writer (table → day → rows).
         self.stored_before: dict[str, dict[date, int]] = {}
-        for table, schema in tables.items():
+        conn.execute(f"CREATE SCHEMA {STAGING_SCHEMA}")
+        for index, (table, schema) in enumerate(tables.items()):
             ensure_table(conn, table, dict(schema))
             counts = dict.fromkeys(self._days, 0)
             counts.update(
@@ -137,12 +150,18 @@ class PartitionWriter:
                 ).fetchall()
             )
             self.stored_before[table] = counts
-            conn.execute(f"DELETE FROM {table} WHERE {day_column} = ANY(?)", [self._days])
+            staging = f"{STAGING_SCHEMA}.table_{index}"
+            conn.execute(f"CREATE TABLE {staging} AS FROM {table} LIMIT 0")
+            self._staging[table] = staging
+
+    def _staging_of(self, table: str) -> str:
+        if table not in self._staging:
+            raise ValueError(f"{table} was not opened for writing (opened: {list(self._staging)})")
+        return self._staging[table]
 
     def insert(self, table: str, frame: pl.DataFrame) -> int:
-        """Append ``frame`` to ``table``; rows outside the days are a caller bug and raise."""
-        if table not in self._tables:
-            raise ValueError(f"{table} was not opened for writing (opened: {list(self._tables)})")
+        """Stage ``frame`` for ``table``; rows outside the days are a caller bug and raise."""
+        staging = self._staging_of(table)
         if not frame.height:
             return 0
         stray = frame.filter(~pl.col(self._day_column).is_in(self._days))
@@ -152,9 +171,44 @@ class PartitionWriter:
             )
         self._conn.register("incoming", frame.to_arrow())
         columns = ", ".join(f'"{c}"' for c in frame.columns)
-        self._conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
+        self._conn.execute(f"INSERT INTO {staging} ({columns}) SELECT {columns} FROM incoming")
         self._conn.unregister("incoming")
         return frame.height
+
+    def staged_matches(
+        self, table: str, keys: pl.DataFrame, columns: Sequence[str]
+    ) -> pl.DataFrame:
+        """``columns`` of the rows staged so far for ``table`` whose values in ``keys``' columns
+        equal a row of ``keys``: what earlier batches wrote that a new batch must know about
+        (e.g. its event ids), without the caller keeping every batch in memory."""
+        staging = self._staging_of(table)
+        self._conn.register("wanted", keys.unique().to_arrow())
+        on = " AND ".join(f'staged."{c}" = wanted."{c}"' for c in keys.columns)
+        selected = ", ".join(f'staged."{c}"' for c in columns)
+        try:
+            return self._conn.execute(
+                f"SELECT {selected} FROM {staging} AS staged SEMI JOIN wanted ON {on}"
+            ).pl()
+        finally:
+            self._conn.unregister("wanted")
+
+    def publish(self) -> None:
+        """Replace the days of every table with the staged rows, in one transaction."""
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            for table, staging in self._staging.items():
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE {self._day_column} = ANY(?)", [self._days]
+                )
+                self._conn.execute(f"INSERT INTO {table} SELECT * FROM {staging}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+
+def _drop_staging(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"DROP SCHEMA IF EXISTS {STAGING_SCHEMA} CASCADE")
 
 
 @contextmanager
@@ -165,17 +219,21 @@ def partition_writer(
     *,
     day_column: str = "event_day",
 ) -> Iterator[PartitionWriter]:
-    """One transaction that empties ``days`` of every table in ``tables`` (name → polars schema,
-    created if missing) and takes their new rows in batches: committed when the block ends,
-    rolled back (the previous rows stay) when it raises."""
+    """Replace ``days`` of every table in ``tables`` (name → polars schema, created if missing)
+    with the rows inserted in the block, in batches of any number: published when the block
+    ends, and when it raises, not at all (the previous rows stay). The staging tables are
+    dropped either way; a killed writer's are dropped by the next writer of the file."""
     with connect(path) as conn:
-        conn.execute("BEGIN TRANSACTION")
+        _drop_staging(conn)
         try:
-            yield PartitionWriter(conn, tables, days, day_column)
-            conn.execute("COMMIT")
+            writer = PartitionWriter(conn, tables, days, day_column)
+            yield writer
+            writer.publish()
         except BaseException:
-            conn.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # the next writer drops them otherwise
+                _drop_staging(conn)
             raise
+        _drop_staging(conn)
 
 
 def replace_partitions(

@@ -1,8 +1,11 @@
-"""raw_events reads, cleans, validates and writes a day in batches: bounded memory must not change
-a single stored row, and a failure in a late batch must leave the previous day untouched."""
+"""raw_events reads, cleans, validates and stages a day in batches: bounded memory must not change
+a single stored row, a failure in a late batch must leave the previous day untouched, and the
+staging tables (``warehouse.partition_writer``) never outlive a load nor are read as data."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from anomaly_pipeline.ingest import (
     INGEST_LOG_TABLE,
     QUARANTINE_TABLE,
     RAW_EVENTS_TABLE,
+    EmptyRedeliveryError,
+    accounting_gaps,
     load_events,
 )
 
@@ -49,11 +54,13 @@ def _day_files(landing: Path) -> None:
     (landing / f"events_{DAY}.b.csv").write_text("\n".join([HEADER, *second]) + "\n")
 
 
-def _load(path: Path, landing: Path, batch_rows: int | None) -> None:
+def _load(
+    path: Path, landing: Path, batch_rows: int | None, days: list[date] | None = None
+) -> None:
     load_events(
         path,
         landing,
-        [DAY],
+        days or [DAY],
         source_format="canonical",
         pattern="events_{day}.*",
         settle_s=0,
@@ -62,11 +69,44 @@ def _load(path: Path, landing: Path, batch_rows: int | None) -> None:
     )
 
 
-def _tables(path: Path) -> dict[str, pl.DataFrame]:
+def _tables(path: Path, days: list[date] | None = None) -> dict[str, pl.DataFrame]:
     return {
-        table: warehouse.read_days(path, table, [DAY])
+        table: warehouse.read_days(path, table, days or [DAY])
         for table in (RAW_EVENTS_TABLE, QUARANTINE_TABLE, INGEST_LOG_TABLE)
     }
+
+
+def _staging_tables(path: Path) -> list[tuple[str, str]]:
+    with warehouse.connect(path, read_only=True) as conn:
+        return conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = $schema "
+            "UNION ALL SELECT schema_name, NULL FROM duckdb_schemas() WHERE schema_name = $schema",
+            {"schema": warehouse.STAGING_SCHEMA},
+        ).fetchall()
+
+
+#: A writer killed after staging rows (``os._exit``: no clean-up runs), as raw_events would be.
+_KILLED_WRITER = """
+import os, sys
+import polars as pl
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA
+from anomaly_pipeline.ingest import QUARANTINE_TABLE, RAW_EVENTS_TABLE
+from anomaly_pipeline.schema import RAW_TABLE_SCHEMA
+rows = pl.read_parquet(sys.argv[2])
+tables = {RAW_EVENTS_TABLE: RAW_TABLE_SCHEMA, QUARANTINE_TABLE: QUARANTINE_SCHEMA}
+with warehouse.partition_writer(sys.argv[1], tables, [rows["event_day"][0]]) as writer:
+    writer.insert(RAW_EVENTS_TABLE, rows)
+    os._exit(0)
+"""
+
+
+def _kill_a_writer_after_staging(path: Path, rows: pl.DataFrame, tmp_path: Path) -> None:
+    rows.write_parquet(tmp_path / "staged.parquet")
+    subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(path), str(tmp_path / "staged.parquet")],
+        check=True,
+    )
 
 
 @pytest.mark.parametrize("batch_rows", [1, 2, 3, 7])
@@ -80,6 +120,8 @@ def test_batched_ingest_stores_exactly_the_rows_of_a_whole_file_ingest(
     whole, batched = _tables(tmp_path / "whole.duckdb"), _tables(tmp_path / "batched.duckdb")
     for table in whole:
         assert batched[table].equals(whole[table]), table  # same rows, same order
+    assert accounting_gaps(tmp_path / "batched.duckdb", [DAY]) == {}  # accepted + quarantined
+    assert _staging_tables(tmp_path / "batched.duckdb") == []
     quarantined = whole[QUARANTINE_TABLE]
     assert quarantined.height == 10 and whole[RAW_EVENTS_TABLE].height == 13
     reasons = dict(zip(quarantined["raw_record"], quarantined["reason"], strict=True))
@@ -87,17 +129,30 @@ def test_batched_ingest_stores_exactly_the_rows_of_a_whole_file_ingest(
     assert any(f"already accepted from file events_{DAY}.a.csv" in r for r in reasons.values())
 
 
-def test_a_failure_after_written_batches_leaves_every_day_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("next_day_file", "error", "message"),
+    [
+        ("not,the,canonical,columns\n1,2,3,4\n", MalformedSourceError, f"events_{NEXT_DAY}.csv"),
+        # header only while the warehouse holds the day: refused after every batch was staged
+        (HEADER + "\n", EmptyRedeliveryError, f"day {NEXT_DAY}: landing file"),
+    ],
+)
+def test_a_failure_after_written_batches_leaves_every_day_as_it_was(
+    tmp_path: Path, next_day_file: str, error: type[Exception], message: str
+) -> None:
     landing = tmp_path / "landing"
     _day_files(landing)
+    (landing / f"events_{NEXT_DAY}.csv").write_text(
+        f"{HEADER}\nn1,{NEXT_DAY}T09:00:00Z,user-1,view,,10.0.0.1\n"
+    )
     path = tmp_path / "warehouse.duckdb"
-    _load(path, landing, 2)
-    before = _tables(path)
-    # Day one now has fewer rows and the next day's file is malformed: the range run writes day
-    # one's batches, then fails on the next day, and nothing it wrote may stay.
+    _load(path, landing, 2, [DAY, NEXT_DAY])
+    before = _tables(path, [DAY, NEXT_DAY])
+    # Day one now has fewer rows and the next day's file is malformed or empty: the range run
+    # stages day one's batches, then fails on the next day, and nothing it wrote may stay.
     (landing / f"events_{DAY}.b.csv").unlink()
-    (landing / f"events_{NEXT_DAY}.csv").write_text("not,the,canonical,columns\n1,2,3,4\n")
-    with pytest.raises(MalformedSourceError, match=f"events_{NEXT_DAY}.csv"):
+    (landing / f"events_{NEXT_DAY}.csv").write_text(next_day_file)
+    with pytest.raises(error, match=message):
         load_events(
             path,
             landing,
@@ -108,6 +163,44 @@ def test_a_failure_after_written_batches_leaves_every_day_as_it_was(tmp_path: Pa
             now=NOW,
             batch_rows=2,
         )
-    after = _tables(path)
+    after = _tables(path, [DAY, NEXT_DAY])
     for table in before:
         assert after[table].equals(before[table]), table
+    assert _staging_tables(path) == []
+
+
+def test_rows_a_killed_load_staged_are_dropped_unread(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _day_files(landing)
+    clean = tmp_path / "clean.duckdb"
+    _load(clean, landing, 3)
+    path = tmp_path / "warehouse.duckdb"
+    _load(path, landing, 3)
+    # A killed run staged a copy of e2 from another file (had it been read, the landing e2 would
+    # be quarantined as a copy of it) and an id the landing files do not hold.
+    stored = _tables(path)[RAW_EVENTS_TABLE]
+    ghosts = stored.filter(pl.col("event_id").is_in(["e1", "e2"])).with_columns(
+        event_id=pl.when(pl.col("event_id") == "e1").then(pl.lit("ghost")).otherwise("event_id"),
+        source_file=pl.lit("killed.csv"),
+    )
+    _kill_a_writer_after_staging(path, ghosts, tmp_path)
+    assert len(_staging_tables(path)) == 3  # the schema and its two tables outlived the kill
+    _load(path, landing, 3)
+    after, expected = _tables(path), _tables(clean)
+    for table in expected:
+        assert after[table].equals(expected[table]), table
+    assert "killed.csv" not in str(after[QUARANTINE_TABLE]["reason"].to_list())
+    assert _staging_tables(path) == []
+
+
+def test_rerunning_a_batched_load_stores_each_row_once(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _day_files(landing)
+    once, twice = tmp_path / "once.duckdb", tmp_path / "twice.duckdb"
+    _load(once, landing, 2)
+    for _ in range(2):
+        _load(twice, landing, 2)
+    first, again = _tables(once), _tables(twice)
+    for table in first:
+        assert again[table].equals(first[table]), table
+    assert accounting_gaps(twice, [DAY]) == {}
