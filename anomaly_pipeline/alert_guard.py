@@ -21,12 +21,27 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import polars as pl
 
 #: What on-call can do about a withheld day (every withheld reason ends with it).
 REMEDY = (
     "retrain on this source (training_job over its days) so the champion knows it, or "
     "override the guard for a run (anomaly_alerts config override_guard: true)"
 )
+
+
+GUARD_TABLE = "scoring.alert_guard"
+#: One verdict of the alert guard per day (``judge_day``) and the model it judged.
+GUARD_SCHEMA: dict[str, pl.DataType] = {
+    "event_day": pl.Date(),
+    "passed": pl.Boolean(),
+    "user_days": pl.Int64(),
+    "flagged_share": pl.Float64(),
+    "expected_share": pl.Float64(),
+    "score_psi": pl.Float64(),
+    "reason": pl.String(),
+    "model_version": pl.String(),
+}
 
 
 @dataclass(frozen=True)
@@ -111,4 +126,24 @@ def judge_day(
         score_psi=score_psi,
         reason=reason,
         causes=tuple(causes),
+    )
+
+
+def verdict_rows(verdicts: list[GuardVerdict], model_version: str) -> pl.DataFrame:
+    """``GUARD_TABLE`` rows of day verdicts judged on ``model_version``'s scores."""
+    return pl.DataFrame(
+        [
+            {
+                "event_day": v.day,
+                "passed": v.passed,
+                "user_days": v.user_days,
+                "flagged_share": v.flagged_share,
+                "expected_share": v.expected_share,
+                "score_psi": v.score_psi,
+                "reason": v.reason,
+                "model_version": model_version,
+            }
+            for v in verdicts
+        ],
+        schema=GUARD_SCHEMA,
     )

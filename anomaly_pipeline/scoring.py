@@ -5,17 +5,29 @@ Plain functions so that the daily asset, the demo and the tests score the same w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from anomaly_pipeline import warehouse
+from anomaly_pipeline.alert_guard import (
+    GUARD_SCHEMA,
+    GUARD_TABLE,
+    GuardLimits,
+    GuardVerdict,
+    judge_day,
+    verdict_rows,
+)
 from anomaly_pipeline.bundle import ScoringBundle, detector_input
 from anomaly_pipeline.detectors.registry import SEQUENCE_KINDS
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, KEY_COLUMNS
 from anomaly_pipeline.policy import Policy
+from anomaly_pipeline.training_set import FEATURES_TABLE, user_days_from
 
 SCORES_TABLE = "scoring.daily_anomaly_scores"
 TOP_REASONS = 3
@@ -120,11 +132,86 @@ def score_batches(
         )
 
 
+@dataclass(frozen=True)
+class GuardInput:
+    """What the alert guard judges each scored day against (``alert_guard.judge_day``): the
+    champion's training raw scores, the limits, and the threshold's percentile."""
+
+    reference: np.ndarray
+    limits: GuardLimits
+    threshold_percentile: float
+
+
+def write_scores(
+    warehouse_path: Path,
+    days: Sequence[date],
+    bundle: ScoringBundle,
+    policy: Policy,
+    model: ModelIdentity,
+    guard: GuardInput,
+    *,
+    scored_at: datetime | None = None,
+    batch_rows: int = SCORING_BATCH_ROWS,
+    days_per_chunk: int = 1,
+) -> tuple[DayTally, dict[date, GuardVerdict]]:
+    """Replace ``days`` of ``SCORES_TABLE`` with the scores of their user-days and of
+    ``GUARD_TABLE`` with each day's guard verdict; returns the range's tally and verdicts.
+
+    The range is read, scored and written ``days_per_chunk`` days at a time, each chunk in its
+    own transaction (its scores with its verdicts), so memory follows a chunk: its user-days
+    (``training_set.user_days_from``, sequence columns only for a sequence model), one batch of
+    ``batch_rows`` scores, and DuckDB's uncommitted rows — which one transaction over the range
+    would hold for every day. Scoring is per row and the verdicts per day, so the rows are those
+    of one call over the whole range (floats to the last bit BLAS rounds by the batch's shape,
+    as ``score_batches``); a failure keeps the earlier chunks' new rows and the failed and later
+    chunks' previous ones. A range without any feature row raises ``ValueError`` and changes
+    nothing; days without feature rows get no scores and a verdict on zero user-days.
+    """
+    counts = warehouse.count_by_day(warehouse_path, FEATURES_TABLE, days)
+    if not any(counts.values()):
+        raise ValueError(f"no feature rows for {days[0]}..{days[-1]}")
+    scored_at = scored_at or datetime.now(UTC)
+    tally = DayTally()
+    verdicts: dict[date, GuardVerdict] = {}
+    output = {SCORES_TABLE: SCORE_SCHEMA, GUARD_TABLE: GUARD_SCHEMA}
+    for chunk in warehouse.day_chunks(days, days_per_chunk):
+        with warehouse.partition_writer(warehouse_path, output, chunk) as writer:
+            scored_days = [day for day in chunk if counts[day]]
+            frame = (
+                user_days_from(
+                    partial(warehouse.read_days_in, writer),
+                    scored_days,
+                    with_sequences=bundle.detector.kind in SEQUENCE_KINDS,
+                )
+                if scored_days
+                else pl.DataFrame()
+            )
+            for scores in score_batches(
+                bundle, frame, policy, model, scored_at=scored_at, batch_rows=batch_rows
+            ):
+                writer.insert(SCORES_TABLE, scores)
+                tally.add(scores)
+            for day in chunk:
+                rows = tally.rows(day)
+                verdicts[day] = judge_day(
+                    day,
+                    rows["flagged"].to_numpy(),
+                    rows["raw_score"].to_numpy(),
+                    guard.reference,
+                    limits=guard.limits,
+                    threshold_percentile=guard.threshold_percentile,
+                )
+            writer.insert(
+                GUARD_TABLE, verdict_rows([verdicts[day] for day in chunk], model.version)
+            )
+    return tally, verdicts
+
+
 @dataclass
 class DayTally:
     """What each day's alert guard and summary need from its score rows, gathered batch by
     batch: every row's raw score, flag and outcome (a few bytes a row), and the day's
-    ``top_n`` highest-scored rows with their reasons."""
+    ``top_n`` highest-scored rows with their reasons (ties by user key)."""
 
     top_n: int = 10
     _rows: list[pl.DataFrame] = field(default_factory=list)
@@ -132,12 +219,15 @@ class DayTally:
 
     ROW_COLUMNS = ("event_day", "raw_score", "flagged", "outcome")
     TOP_COLUMNS = ("user_key", "event_day", "score", "outcome", "reasons")
+    # Equal scores in user order, so the top rows do not depend on how the day was batched.
+    _ORDER = ("score", "user_key")
+    _DESCENDING = (True, False)
 
     def add(self, scores: pl.DataFrame) -> None:
         self._rows.append(scores.select(self.ROW_COLUMNS))
         self._top.append(
             scores.select(self.TOP_COLUMNS)
-            .sort("score", descending=True)
+            .sort(self._ORDER, descending=self._DESCENDING)
             .group_by("event_day", maintain_order=True)
             .head(self.top_n)
             .select(self.TOP_COLUMNS)
@@ -150,7 +240,7 @@ class DayTally:
     def top(self, day: date) -> pl.DataFrame:
         """The day's ``top_n`` rows by score, highest first."""
         top = _of_day(self._top, day, self.TOP_COLUMNS)
-        return top.sort("score", descending=True).head(self.top_n)
+        return top.sort(self._ORDER, descending=self._DESCENDING).head(self.top_n)
 
 
 def _of_day(parts: list[pl.DataFrame], day: date, columns: tuple[str, ...]) -> pl.DataFrame:

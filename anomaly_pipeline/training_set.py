@@ -13,8 +13,10 @@ look like no later day — a model trained on them flags a third of every later 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -91,7 +93,16 @@ def split_users(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def load_user_days(
     warehouse_path: Path, days: list[date], *, with_sequences: bool = True
 ) -> pl.DataFrame:
-    """Features + sequences + label columns for ``days``.
+    """Features + sequences + label columns for ``days`` of the warehouse (``user_days_from``)."""
+    return user_days_from(
+        partial(warehouse.read_days, warehouse_path), days, with_sequences=with_sequences
+    )
+
+
+def user_days_from(
+    read: warehouse.DayReader, days: Sequence[date], *, with_sequences: bool = True
+) -> pl.DataFrame:
+    """Features + sequences + label columns for ``days``, read with ``read``, sorted by the keys.
 
     ``label`` comes from ``labels.user_day_labels`` (source labels and analyst verdicts, with
     their precedence) where a user-day has one; else it is 0 on a day a label file covers
@@ -100,23 +111,15 @@ def load_user_days(
     ``with_sequences=False`` leaves the sequence columns out (only sequence models read them;
     they are the largest columns).
     """
-    features = warehouse.read_days(
-        warehouse_path, FEATURES_TABLE, days, columns=[*KEY_COLUMNS, *FEATURE_COLUMNS]
-    )
+    features = read(FEATURES_TABLE, days, columns=[*KEY_COLUMNS, *FEATURE_COLUMNS])
     sequences = (
-        warehouse.read_days(
-            warehouse_path, SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS]
-        )
+        read(SEQUENCES_TABLE, days, columns=[*KEY_COLUMNS, *SEQUENCE_COLUMNS])
         if with_sequences
         else pl.DataFrame()
     )
-    source = warehouse.read_days(
-        warehouse_path, LABELS_TABLE, days, columns=[*KEY_COLUMNS, "anomaly_type"]
-    )
-    verdicts = warehouse.read_days(warehouse_path, FEEDBACK_TABLE, days)
-    coverage = warehouse.read_days(
-        warehouse_path, COVERAGE_TABLE, days, columns=["event_day", "labelled"]
-    )
+    source = read(LABELS_TABLE, days, columns=[*KEY_COLUMNS, "anomaly_type"])
+    verdicts = read(FEEDBACK_TABLE, days)
+    coverage = read(COVERAGE_TABLE, days, columns=["event_day", "labelled"])
     if features.is_empty():
         raise ValueError(f"no feature rows for {days[0]}..{days[-1]}")
     frame = (

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import polars as pl
@@ -261,15 +262,25 @@ def read_days(
     columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Rows of ``table`` for ``days`` as a polars frame (empty frame if the table is missing)."""
-    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     if not Path(path).exists():
         return pl.DataFrame()
     with connect(path, read_only=True) as conn:
-        if not table_exists(conn, table):
-            return pl.DataFrame()
-        return conn.execute(
-            f"SELECT {selected} FROM {table} WHERE {day_column} = ANY(?)", [list(days)]
-        ).pl()
+        return _select_days(conn, table, days, day_column, columns)
+
+
+def _select_days(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    days: Sequence[date],
+    day_column: str,
+    columns: Sequence[str] | None,
+) -> pl.DataFrame:
+    if not table_exists(conn, table):
+        return pl.DataFrame()
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    return conn.execute(
+        f"SELECT {selected} FROM {table} WHERE {day_column} = ANY(?)", [list(days)]
+    ).pl()
 
 
 def count_by_day(
@@ -288,3 +299,37 @@ def count_by_day(
         ).fetchall():
             counts[day] = n
     return counts
+
+
+class DayReader(Protocol):
+    """Reads ``table``'s rows of ``days`` (optionally only ``columns``) as a polars frame, empty
+    when the table is missing: ``read_days`` bound to a path, or ``read_days_in`` to a writer."""
+
+    def __call__(
+        self, table: str, days: Sequence[date], *, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame: ...
+
+
+def read_days_in(
+    writer: PartitionWriter,
+    table: str,
+    days: Sequence[date],
+    *,
+    day_column: str = "event_day",
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """``read_days`` through ``writer``'s open transaction.
+
+    Why: a step that reads its input day by day while it writes its output in one transaction
+    cannot open a second, read-only connection — DuckDB refuses a second configuration of a file
+    one process already holds — so it reads through the writer's connection.
+    """
+    return _select_days(writer._conn, table, days, day_column, columns)
+
+
+def day_chunks(days: Sequence[date], size: int) -> list[list[date]]:
+    """``days`` in consecutive chunks of at most ``size`` days (the unit a range step holds in
+    memory at a time)."""
+    if size < 1:
+        raise ValueError(f"chunks need at least one day, got {size}")
+    return [list(days[start : start + size]) for start in range(0, len(days), size)]

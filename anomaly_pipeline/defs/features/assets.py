@@ -40,32 +40,21 @@ class SequenceConfig(dg.Config):
 def behaviour_sequences(
     context: dg.AssetExecutionContext, config: SequenceConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    from anomaly_pipeline.sequences import BehaviourSequencesModel, build_sequences
+    from anomaly_pipeline.sequences import write_sequences
 
     days = partition_days(context)
-    events = warehouse.read_days(
-        STG_EVENTS_TABLE,
+    counts = write_sequences(
+        warehouse.path,
         days,
-        columns=["user_key", "event_day", "event_time", "event_type", "category_id"],
+        events_table=STG_EVENTS_TABLE,
+        sequences_table=SEQUENCES_TABLE,
+        max_len=config.max_len,
     )
-    sequences = BehaviourSequencesModel.validate(
-        build_sequences(events, max_len=config.max_len), lazy=True
-    )
-    warehouse.replace_partitions(SEQUENCES_TABLE, sequences, days)
-    per_day = (
-        sequences.group_by("event_day").agg(rows=pl.len(), truncated=pl.col("truncated").sum())
-        if sequences.height
-        else pl.DataFrame()
-    )
-    counts = {row["event_day"]: row for row in per_day.iter_rows(named=True)}
     add_metadata_per_day(
         context,
         {
-            day: {
-                "dagster/row_count": int(counts[day]["rows"]) if day in counts else 0,
-                "truncated_user_days": int(counts[day]["truncated"]) if day in counts else 0,
-            }
-            for day in days
+            day: {"dagster/row_count": rows, "truncated_user_days": truncated}
+            for day, (rows, truncated) in counts.items()
         },
     )
     return dg.MaterializeResult(metadata={"max_len": config.max_len})

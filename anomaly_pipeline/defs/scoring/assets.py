@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from anomaly_pipeline.alert_guard import GuardLimits
+from anomaly_pipeline.alert_guard import GUARD_TABLE, GuardLimits
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
     check_results_per_day,
@@ -22,19 +22,7 @@ from anomaly_pipeline.defs.resources import (
 from anomaly_pipeline.paths import config_file
 
 ALERTS_TABLE = "scoring.anomaly_alerts"
-GUARD_TABLE = "scoring.alert_guard"
 GUARD_CHECK = "alert_guard"
-#: One verdict of the alert guard per day (``alert_guard.judge_day``) and the model it judged.
-GUARD_SCHEMA: dict[str, pl.DataType] = {
-    "event_day": pl.Date(),
-    "passed": pl.Boolean(),
-    "user_days": pl.Int64(),
-    "flagged_share": pl.Float64(),
-    "expected_share": pl.Float64(),
-    "score_psi": pl.Float64(),
-    "reason": pl.String(),
-    "model_version": pl.String(),
-}
 
 
 class ScoringConfig(dg.Config):
@@ -93,21 +81,11 @@ class ScoringConfig(dg.Config):
 def daily_anomaly_scores(
     context: dg.AssetExecutionContext, config: ScoringConfig, warehouse: WarehouseResource
 ):
-    from anomaly_pipeline import warehouse as tables
-    from anomaly_pipeline.alert_guard import judge_day
     from anomaly_pipeline.bundle import ScoringBundle
-    from anomaly_pipeline.detectors.registry import SEQUENCE_KINDS
     from anomaly_pipeline.feature_contract import FEATURE_COLUMNS
     from anomaly_pipeline.model_registry import REGISTERED_MODEL
     from anomaly_pipeline.policy import load_policy
-    from anomaly_pipeline.scoring import (
-        SCORE_SCHEMA,
-        SCORES_TABLE,
-        DayTally,
-        ModelIdentity,
-        score_batches,
-    )
-    from anomaly_pipeline.training_set import load_user_days
+    from anomaly_pipeline.scoring import GuardInput, ModelIdentity, write_scores
 
     champion = warehouse.data_home.champion()
     if champion is None:
@@ -121,56 +99,17 @@ def daily_anomaly_scores(
         config_file(config.policy_file, setting="policy_file"), feature_names=FEATURE_COLUMNS
     )
     days = partition_days(context)
-    frame = load_user_days(
-        warehouse.path, days, with_sequences=bundle.detector.kind in SEQUENCE_KINDS
+    guard = GuardInput(
+        reference=ScoringBundle.reference(bundle_dir)[0]["raw_score"].to_numpy(),
+        limits=GuardLimits(
+            max_flag_multiple=config.max_flag_multiple,
+            max_score_psi=config.max_score_psi,
+            min_user_days=config.guard_min_user_days,
+        ),
+        threshold_percentile=bundle.detector.threshold_percentile,
     )
     model = ModelIdentity(REGISTERED_MODEL, str(ref.version), ref.kind)
-    limits = GuardLimits(
-        max_flag_multiple=config.max_flag_multiple,
-        max_score_psi=config.max_score_psi,
-        min_user_days=config.guard_min_user_days,
-    )
-    reference = ScoringBundle.reference(bundle_dir)[0]["raw_score"].to_numpy()
-    tally = DayTally()
-    # Scores are written batch by batch, the guard's verdicts after them, in one transaction.
-    with tables.partition_writer(
-        warehouse.path, {SCORES_TABLE: SCORE_SCHEMA, GUARD_TABLE: GUARD_SCHEMA}, days
-    ) as writer:
-        for scores in score_batches(bundle, frame, policy, model):
-            writer.insert(SCORES_TABLE, scores)
-            tally.add(scores)
-        verdicts = []
-        for day in days:
-            rows = tally.rows(day)
-            verdicts.append(
-                judge_day(
-                    day,
-                    rows["flagged"].to_numpy(),
-                    rows["raw_score"].to_numpy(),
-                    reference,
-                    limits=limits,
-                    threshold_percentile=bundle.detector.threshold_percentile,
-                )
-            )
-        writer.insert(
-            GUARD_TABLE,
-            pl.DataFrame(
-                [
-                    {
-                        "event_day": v.day,
-                        "passed": v.passed,
-                        "user_days": v.user_days,
-                        "flagged_share": v.flagged_share,
-                        "expected_share": v.expected_share,
-                        "score_psi": v.score_psi,
-                        "reason": v.reason,
-                        "model_version": str(ref.version),
-                    }
-                    for v in verdicts
-                ],
-                schema=GUARD_SCHEMA,
-            ),
-        )
+    tally, verdicts = write_scores(warehouse.path, days, bundle, policy, model, guard)
     add_metadata_per_day(
         context,
         {
@@ -178,7 +117,7 @@ def daily_anomaly_scores(
                 **_day_summary(tally.rows(day), tally.top(day)),
                 "alerts_withheld": not v.passed,
             }
-            for day, v in zip(days, verdicts, strict=True)
+            for day, v in verdicts.items()
         },
     )
     yield dg.MaterializeResult(
@@ -200,7 +139,7 @@ def daily_anomaly_scores(
                     "score_psi": round(v.score_psi, 3),
                 },
             )
-            for day, v in zip(days, verdicts, strict=True)
+            for day, v in verdicts.items()
         },
     )
 
