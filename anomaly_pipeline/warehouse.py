@@ -318,10 +318,10 @@ def read_days_in(
     day_column: str = "event_day",
     columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """``read_days`` through ``writer``'s open transaction.
+    """``read_days`` through ``writer``'s connection.
 
-    Why: a step that reads its input day by day while it writes its output in one transaction
-    cannot open a second, read-only connection — DuckDB refuses a second configuration of a file
+    Why: a step that reads its input day by day while a writer stages its output cannot open a
+    second, read-only connection — DuckDB refuses a second configuration of a file
     one process already holds — so it reads through the writer's connection.
     """
     return _select_days(writer._conn, table, days, day_column, columns)
