@@ -157,15 +157,14 @@ def write_scores(
     """Replace ``days`` of ``SCORES_TABLE`` with the scores of their user-days and of
     ``GUARD_TABLE`` with each day's guard verdict; returns the range's tally and verdicts.
 
-    The range is read, scored and written ``days_per_chunk`` days at a time, each chunk in its
-    own transaction (its scores with its verdicts), so memory follows a chunk: its user-days
-    (``training_set.user_days_from``, sequence columns only for a sequence model), one batch of
-    ``batch_rows`` scores, and DuckDB's uncommitted rows — which one transaction over the range
-    would hold for every day. Scoring is per row and the verdicts per day, so the rows are those
-    of one call over the whole range (floats to the last bit BLAS rounds by the batch's shape,
-    as ``score_batches``); a failure keeps the earlier chunks' new rows and the failed and later
-    chunks' previous ones. A range without any feature row raises ``ValueError`` and changes
-    nothing; days without feature rows get no scores and a verdict on zero user-days.
+    The range is read and scored ``days_per_chunk`` days at a time, so memory follows a chunk:
+    its user-days (``training_set.user_days_from``, sequence columns only for a sequence model)
+    and one batch of ``batch_rows`` scores. Scoring is per row and the verdicts per day, so the
+    rows are those of one call over the whole range (floats to the last bit BLAS rounds by the
+    batch's shape, as ``score_batches``). One ``partition_writer`` takes every chunk (staged and
+    committed as it comes) and publishes the range at the end, scores with their verdicts: a
+    failure changes nothing. A range without any feature row raises ``ValueError``; days without
+    feature rows get no scores and a verdict on zero user-days.
     """
     counts = warehouse.count_by_day(warehouse_path, FEATURES_TABLE, days)
     if not any(counts.values()):
@@ -174,8 +173,8 @@ def write_scores(
     tally = DayTally()
     verdicts: dict[date, GuardVerdict] = {}
     output = {SCORES_TABLE: SCORE_SCHEMA, GUARD_TABLE: GUARD_SCHEMA}
-    for chunk in warehouse.day_chunks(days, days_per_chunk):
-        with warehouse.partition_writer(warehouse_path, output, chunk) as writer:
+    with warehouse.partition_writer(warehouse_path, output, days) as writer:
+        for chunk in warehouse.day_chunks(days, days_per_chunk):
             scored_days = [day for day in chunk if counts[day]]
             frame = (
                 user_days_from(

@@ -157,24 +157,23 @@ def write_sequences(
     days_per_chunk: int = 1,
 ) -> dict[date, tuple[int, int]]:
     """Replace ``days`` of ``sequences_table`` with the validated sequences of ``events_table``'s
-    events, ``days_per_chunk`` days at a time; returns each day's (rows, truncated rows).
+    events, built ``days_per_chunk`` days at a time; returns each day's (rows, truncated rows).
 
-    Why chunks, each in its own transaction: a sequence never spans two days, so the chunks are
-    ``build_sequences`` of the whole range row for row, while memory follows a chunk — both the
-    chunk's frames and DuckDB's uncommitted rows, which one transaction over a 6-day range grew
-    by ≈ 0.2 GiB a day. Each chunk's days are replaced atomically: a failure keeps the earlier
-    chunks' new rows and the failed and later chunks' previous ones. Each chunk passes
+    Why chunks: a sequence never spans two days, so the chunks are ``build_sequences`` of the
+    whole range row for row, while memory follows a chunk, not the range. They are written by one
+    ``partition_writer`` (each chunk staged and committed, the range published at the end), so the
+    range is still replaced at once or, on a failure, not at all. Each chunk passes
     ``sequences_model(max_len)``; a failing one raises pandera's ``SchemaErrors`` for its rows.
     """
     contract = sequences_model(max_len)
     counts = dict.fromkeys(days, (0, 0))
-    for chunk in day_chunks(days, days_per_chunk):
-        with partition_writer(warehouse_path, {sequences_table: SEQUENCE_SCHEMA}, chunk) as writer:
+    with partition_writer(warehouse_path, {sequences_table: SEQUENCE_SCHEMA}, days) as writer:
+        for chunk in day_chunks(days, days_per_chunk):
             events = read_days_in(writer, events_table, chunk, columns=list(INPUT_COLUMNS))
             sequences = contract.validate(build_sequences(events, max_len=max_len), lazy=True)
             writer.insert(sequences_table, sequences)
-        per_day = sequences.group_by("event_day").agg(pl.len(), pl.col("truncated").sum())
-        counts.update({day: (int(n), int(t)) for day, n, t in per_day.iter_rows()})
+            per_day = sequences.group_by("event_day").agg(pl.len(), pl.col("truncated").sum())
+            counts.update({day: (int(n), int(t)) for day, n, t in per_day.iter_rows()})
     return counts
 
 

@@ -1,7 +1,7 @@
 """A range read, built and written day by day gives the rows of the whole range at once.
 
 ``behaviour_sequences`` and ``daily_anomaly_scores`` hold one chunk of days in memory at a time,
-each chunk replaced in its own transaction (``sequences.write_sequences``,
+all chunks going through one partition writer (``sequences.write_sequences``,
 ``scoring.write_scores``); these tests run both on a warehouse built by the real dbt project from
 simulated days (one day of the range without events) and compare every chunk size with the
 whole range in one frame, row for row.
