@@ -19,6 +19,7 @@ the mask of ``sequences_to_arrays`` marks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 from functools import cache
@@ -30,9 +31,18 @@ import pandera.polars as pa
 import polars as pl
 
 from anomaly_pipeline.schema import EVENT_TYPES
-from anomaly_pipeline.warehouse import day_chunks, partition_writer, read_days_in
+from anomaly_pipeline.warehouse import (
+    HashPart,
+    count_by_day,
+    day_chunks,
+    partition_writer,
+    read_days_in,
+)
 
 DEFAULT_MAX_LEN: Final = 64
+#: Events built into sequences at a time: a 10 M-event day in one frame took the step to 4.5 GiB
+#: (README "Benchmarks"); in parts of its users it stays near what one part needs.
+MAX_EVENTS_PER_BUILD: Final = 2_000_000
 PAD_TOKEN: Final = 0
 #: Event type → token; 0 is reserved for padding.
 EVENT_TOKENS: Final[dict[str, int]] = {name: index + 1 for index, name in enumerate(EVENT_TYPES)}
@@ -155,25 +165,37 @@ def write_sequences(
     sequences_table: str,
     max_len: int = DEFAULT_MAX_LEN,
     days_per_chunk: int = 1,
+    max_events: int = MAX_EVENTS_PER_BUILD,
 ) -> dict[date, tuple[int, int]]:
     """Replace ``days`` of ``sequences_table`` with the validated sequences of ``events_table``'s
     events, built ``days_per_chunk`` days at a time; returns each day's (rows, truncated rows).
+    A chunk of more than ``max_events`` events is built in parts of its users (a hash of
+    ``user_key``), each under ``max_events`` on average.
 
-    Why chunks: a sequence never spans two days, so the chunks are ``build_sequences`` of the
-    whole range row for row, while memory follows a chunk, not the range. They are written by one
+    Why chunks: a sequence never spans two days or two users, so the chunks and parts are
+    ``build_sequences`` of the whole range row for row, while memory follows a part, not the
+    range. They are written by one
     ``partition_writer`` (each chunk staged and committed, the range published at the end), so the
     range is still replaced at once or, on a failure, not at all. Each chunk passes
     ``sequences_model(max_len)``; a failing one raises pandera's ``SchemaErrors`` for its rows.
     """
     contract = sequences_model(max_len)
+    events_by_day = count_by_day(warehouse_path, events_table, days)
     counts = dict.fromkeys(days, (0, 0))
     with partition_writer(warehouse_path, {sequences_table: SEQUENCE_SCHEMA}, days) as writer:
         for chunk in day_chunks(days, days_per_chunk):
-            events = read_days_in(writer, events_table, chunk, columns=list(INPUT_COLUMNS))
-            sequences = contract.validate(build_sequences(events, max_len=max_len), lazy=True)
-            writer.insert(sequences_table, sequences)
-            per_day = sequences.group_by("event_day").agg(pl.len(), pl.col("truncated").sum())
-            counts.update({day: (int(n), int(t)) for day, n, t in per_day.iter_rows()})
+            n_parts = max(1, math.ceil(sum(events_by_day[day] for day in chunk) / max_events))
+            for index in range(n_parts):
+                part = HashPart("user_key", index, n_parts) if n_parts > 1 else None
+                events = read_days_in(
+                    writer, events_table, chunk, columns=list(INPUT_COLUMNS), part=part
+                )
+                sequences = contract.validate(build_sequences(events, max_len=max_len), lazy=True)
+                writer.insert(sequences_table, sequences)
+                per_day = sequences.group_by("event_day").agg(pl.len(), pl.col("truncated").sum())
+                for day, n, truncated in per_day.iter_rows():
+                    rows_before, truncated_before = counts[day]
+                    counts[day] = (rows_before + int(n), truncated_before + int(truncated))
     return counts
 
 

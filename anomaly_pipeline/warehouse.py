@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Protocol
@@ -268,18 +269,37 @@ def read_days(
         return _select_days(conn, table, days, day_column, columns)
 
 
+@dataclass(frozen=True)
+class HashPart:
+    """Part ``index`` of ``count`` of a table's rows, split by a hash of ``column``: every row of
+    one ``column`` value falls in the same part (e.g. all events of a user)."""
+
+    column: str
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count} does not exist")
+
+    def sql(self) -> str:
+        return f'hash("{self.column}") % {self.count} = {self.index}'
+
+
 def _select_days(
     conn: duckdb.DuckDBPyConnection,
     table: str,
     days: Sequence[date],
     day_column: str,
     columns: Sequence[str] | None,
+    part: HashPart | None = None,
 ) -> pl.DataFrame:
     if not table_exists(conn, table):
         return pl.DataFrame()
     selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    in_part = f" AND {part.sql()}" if part else ""
     return conn.execute(
-        f"SELECT {selected} FROM {table} WHERE {day_column} = ANY(?)", [list(days)]
+        f"SELECT {selected} FROM {table} WHERE {day_column} = ANY(?){in_part}", [list(days)]
     ).pl()
 
 
@@ -317,14 +337,15 @@ def read_days_in(
     *,
     day_column: str = "event_day",
     columns: Sequence[str] | None = None,
+    part: HashPart | None = None,
 ) -> pl.DataFrame:
-    """``read_days`` through ``writer``'s connection.
+    """``read_days`` through ``writer``'s connection (only the rows of ``part``, if given).
 
     Why: a step that reads its input day by day while a writer stages its output cannot open a
     second, read-only connection — DuckDB refuses a second configuration of a file
     one process already holds — so it reads through the writer's connection.
     """
-    return _select_days(writer._conn, table, days, day_column, columns)
+    return _select_days(writer._conn, table, days, day_column, columns, part)
 
 
 def day_chunks(days: Sequence[date], size: int) -> list[list[date]]:

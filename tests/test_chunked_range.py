@@ -68,16 +68,21 @@ def _copy(warehouse_path: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("days_per_chunk", [1, 2, len(DAYS)])
+@pytest.mark.parametrize(
+    ("days_per_chunk", "max_events"), [(1, 10**9), (2, 10**9), (len(DAYS), 10**9), (1, 500)]
+)
 def test_sequences_day_by_day_are_the_whole_range_row_for_row(
-    warehouse_path: Path, tmp_path: Path, days_per_chunk: int
+    warehouse_path: Path, tmp_path: Path, days_per_chunk: int, max_events: int
 ) -> None:
-    """Built and written a chunk at a time, the stored sequences are ``build_sequences`` of the
-    whole range's events, and the per-day counts are theirs; old rows of the range are gone."""
+    """Built and written a chunk at a time — and a day in parts of its users when it holds more
+    than ``max_events`` events — the stored sequences are ``build_sequences`` of the whole
+    range's events, and the per-day counts are theirs; old rows of the range are gone."""
     whole = build_sequences(
         warehouse.read_days(warehouse_path, EVENTS_TABLE, DAYS, columns=list(INPUT_COLUMNS))
     )
     assert set(whole["event_day"]) == set(EVENT_DAYS) and whole["truncated"].any()
+    events_per_day = warehouse.count_by_day(warehouse_path, EVENTS_TABLE, EVENT_DAYS)
+    assert max_events > 10**6 or min(events_per_day.values()) > 2 * max_events  # parts are built
     copy = _copy(warehouse_path, tmp_path)
     stale = whole.filter(pl.col("event_day") == EVENT_DAYS[0]).head(5)
     warehouse.replace_partitions(copy, SEQUENCES_TABLE, stale, DAYS)
@@ -87,6 +92,7 @@ def test_sequences_day_by_day_are_the_whole_range_row_for_row(
         events_table=EVENTS_TABLE,
         sequences_table=SEQUENCES_TABLE,
         days_per_chunk=days_per_chunk,
+        max_events=max_events,
     )
     stored = warehouse.read_days(copy, SEQUENCES_TABLE, DAYS).sort(KEY_COLUMNS)
     assert_frame_equal(stored.select(list(SEQUENCE_SCHEMA)), whole, check_exact=True)
