@@ -1,10 +1,10 @@
 """Cleaning: parse a staged frame, accept the good rows, quarantine the rest with a reason.
 
 ``clean`` turns an adapter's staged frame (text values, see ``adapters.staged``) into
-``accepted`` rows with exactly ``RAW_EVENT_SCHEMA`` (they pass ``RawEventsModel``) and
-``quarantined`` rows with ``QUARANTINE_SCHEMA``. Nothing is dropped:
-``accepted.height + quarantined.height == staged.height`` always holds, so the ingest layer can
-reconcile every landing row.
+``accepted`` rows with exactly ``RAW_EVENT_SCHEMA`` (they pass
+``event_contract.RawEventsModel``) and ``quarantined`` rows with ``QUARANTINE_SCHEMA``. Nothing is
+dropped: ``accepted.height + quarantined.height == staged.height`` always holds, so the ingest
+layer can reconcile every landing row.
 
 Normalisation before the rules: surrounding whitespace is trimmed in every column and an empty
 string becomes null (so an empty optional field is simply absent, and an empty required field

@@ -22,7 +22,6 @@ import polars as pl
 from anomaly_pipeline import warehouse
 from anomaly_pipeline.adapters import MalformedSourceError, source_reader
 from anomaly_pipeline.cleaning import QUARANTINE_SCHEMA, clean, normalised
-from anomaly_pipeline.contract_errors import validate_or_explain
 from anomaly_pipeline.delivery import (
     DEFAULT_SETTLE_S,
     day_files,
@@ -34,9 +33,7 @@ from anomaly_pipeline.schema import (
     DEFAULT_BOUNDS,
     LABEL_SCHEMA,
     RAW_TABLE_SCHEMA,
-    LabelsModel,
     NumericBounds,
-    raw_events_schema,
 )
 
 RAW_EVENTS_TABLE = "raw.raw_events"
@@ -110,6 +107,10 @@ def load_events(
     hold no rows while the warehouse holds rows for it (unless ``allow_empty_day``) fails the
     whole range and changes no table. The stored rows do not depend on ``batch_rows``.
     """
+    # pandera only where rows are validated: loading the code location imports this module.
+    from anomaly_pipeline.contract_errors import validate_or_explain
+    from anomaly_pipeline.event_contract import raw_events_schema
+
     reader = source_reader(source_format, mapping, time_format=time_format, time_zone=time_zone)
     files_by_day = {day: require_day_files(landing_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
@@ -252,6 +253,9 @@ def load_labels(
     file must hold a user once, and a user-day two files label is stored once, by
     ``labels.source_precedence``.
     """
+    from anomaly_pipeline.contract_errors import validate_or_explain
+    from anomaly_pipeline.event_contract import LabelsModel
+
     files_by_day = {day: day_files(labels_dir, pattern, day) for day in days}
     wait_until_settled([path for files in files_by_day.values() for path in files], settle_s)
     frames: list[pl.DataFrame] = []

@@ -24,7 +24,7 @@ from typing import Final
 
 import polars as pl
 
-from anomaly_pipeline.feature_contract import KEY_COLUMNS
+from anomaly_pipeline.features.catalogue import KEY_COLUMNS
 from anomaly_pipeline.schema import REPORTED_ANOMALY
 
 #: Where the label of a user-day came from.

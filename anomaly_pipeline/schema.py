@@ -1,19 +1,21 @@
 """The canonical raw event contract that every source is mapped onto (see ../shared/DESIGN.md).
 
 Adapters produce frames with exactly ``RAW_EVENT_SCHEMA``; cleaning splits them into accepted rows
-(validated by ``RawEventsModel``) and quarantined rows. Labels are a separate contract: ground truth
-never travels as a column of the raw log.
+(validated by ``event_contract.RawEventsModel``) and quarantined rows. Labels are a separate
+contract: ground truth never travels as a column of the raw log.
+
+This module holds the plain facts (names, types, bounds) and imports no pandera: every Dagster
+process imports it while loading the code location, and the pandera models that check them live
+in ``anomaly_pipeline.event_contract``, imported by the steps that validate.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
-import pandera.polars as pa
 import polars as pl
-from pandera.engines.polars_engine import DateTime
 
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "signup",
@@ -93,7 +95,8 @@ class NumericBounds:
 
     Why upper bounds: a value such as 1e308 is finite, but summed into a feature it overflows to
     inf and poisons every model that reads it. Rows beyond a bound are quarantined by cleaning;
-    the raw_events contract (``raw_events_schema``) enforces the same bounds on what is stored.
+    the raw_events contract (``event_contract.raw_events_schema``) enforces the same bounds on
+    what is stored.
     """
 
     #: Largest accepted ``amount`` (price × quantity, in the shop's currency).
@@ -131,76 +134,3 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
         for name, dtype in RAW_EVENT_SCHEMA.items()
     )
-
-
-class RawEventsModel(pa.DataFrameModel):
-    """pandera contract of an accepted canonical event (numeric bounds: ``DEFAULT_BOUNDS``).
-
-    Ids are unique per partition day, which the stored table's contract (``RawEventsTableModel``)
-    checks: a frame of canonical events carries no day.
-    """
-
-    event_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
-    event_time: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
-    user_id: str = pa.Field(
-        nullable=False, str_length={"min_value": 1, "max_value": MAX_STRING_LENGTH}
-    )
-    session_id: str = pa.Field(nullable=True)
-    event_type: str = pa.Field(nullable=False, isin=list(EVENT_TYPES))
-    item_id: str = pa.Field(nullable=True)
-    category_id: str = pa.Field(nullable=True)
-    shop_id: str = pa.Field(nullable=True)
-    amount: float = pa.Field(
-        nullable=True, in_range={"min_value": 0, "max_value": DEFAULT_BOUNDS.max_amount}
-    )
-    quantity: int = pa.Field(
-        nullable=True, in_range={"min_value": 0, "max_value": DEFAULT_BOUNDS.max_quantity}
-    )
-    device_id: str = pa.Field(nullable=True)
-    ip: str = pa.Field(nullable=True)
-    user_agent: str = pa.Field(nullable=True)
-    channel: str = pa.Field(nullable=True)
-    rating: int = pa.Field(
-        nullable=True, in_range={"min_value": RATING_RANGE[0], "max_value": RATING_RANGE[1]}
-    )
-
-    class Config:
-        strict = True
-        coerce = False
-
-
-class RawEventsTableModel(RawEventsModel):
-    """pandera contract of the stored ``raw.raw_events`` rows: canonical events plus provenance,
-    one row per (event_day, event_id)."""
-
-    event_day: pl.Date = pa.Field(nullable=False)
-    source_file: str = pa.Field(nullable=False, str_length={"min_value": 1})
-    loaded_at: DateTime(time_zone="UTC", time_unit="us") = pa.Field(nullable=False)  # type: ignore[valid-type]
-
-    class Config:
-        unique: ClassVar[list[str]] = list(EVENT_KEY)
-
-
-def raw_events_schema(bounds: NumericBounds = DEFAULT_BOUNDS) -> pa.DataFrameSchema:
-    """The stored table's contract under ``bounds`` (the model itself holds the defaults)."""
-    schema = RawEventsTableModel.to_schema()
-    if bounds == DEFAULT_BOUNDS:
-        return schema
-    return schema.update_columns(
-        {
-            "amount": {"checks": [pa.Check.in_range(0, bounds.max_amount)]},
-            "quantity": {"checks": [pa.Check.in_range(0, bounds.max_quantity)]},
-        }
-    )
-
-
-class LabelsModel(pa.DataFrameModel):
-    """pandera contract of the labels source: one row per abnormal (user, day)."""
-
-    user_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
-    event_day: pl.Date = pa.Field(nullable=False)
-    anomaly_type: str = pa.Field(nullable=False, isin=list(LABEL_TYPES))
-
-    class Config:
-        strict = True
-        unique: ClassVar[list[str]] = ["user_id", "event_day"]

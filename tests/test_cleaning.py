@@ -16,12 +16,8 @@ from anomaly_pipeline.cleaning import (
     RULE_CODES,
     clean,
 )
-from anomaly_pipeline.schema import (
-    MAX_STRING_LENGTH,
-    RAW_EVENT_SCHEMA,
-    NumericBounds,
-    RawEventsModel,
-)
+from anomaly_pipeline.event_contract import RawEventsModel
+from anomaly_pipeline.schema import MAX_STRING_LENGTH, RAW_EVENT_SCHEMA, NumericBounds
 
 DAY = date(2024, 3, 5)
 NOW = datetime(2024, 3, 6, 1, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from anomaly_pipeline.contract_errors import MAX_EXAMPLES, ContractViolation, validate_or_explain
-from anomaly_pipeline.schema import conform, raw_events_schema
+from anomaly_pipeline.event_contract import raw_events_schema
+from anomaly_pipeline.schema import conform
 
 DAY = date(2026, 10, 3)
 T = datetime(2026, 10, 3, 12, tzinfo=UTC)

@@ -8,13 +8,8 @@ import pandera.errors
 import polars as pl
 import pytest
 
-from anomaly_pipeline.schema import (
-    RAW_EVENT_SCHEMA,
-    NumericBounds,
-    RawEventsModel,
-    conform,
-    raw_events_schema,
-)
+from anomaly_pipeline.event_contract import RawEventsModel, raw_events_schema
+from anomaly_pipeline.schema import RAW_EVENT_SCHEMA, NumericBounds, conform
 
 T = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

@@ -20,7 +20,8 @@ from anomaly_pipeline.adapters import (
 )
 from anomaly_pipeline.adapters.mapping import parse_mapping
 from anomaly_pipeline.cleaning import clean
-from anomaly_pipeline.schema import RAW_EVENT_SCHEMA, RawEventsModel
+from anomaly_pipeline.event_contract import RawEventsModel
+from anomaly_pipeline.schema import RAW_EVENT_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

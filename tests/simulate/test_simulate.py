@@ -9,14 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from anomaly_pipeline.event_contract import LabelsModel, RawEventsModel
 from anomaly_pipeline.paths import data_home
-from anomaly_pipeline.schema import (
-    ANOMALY_TYPES,
-    LABEL_SCHEMA,
-    RAW_EVENT_SCHEMA,
-    LabelsModel,
-    RawEventsModel,
-)
+from anomaly_pipeline.schema import ANOMALY_TYPES, LABEL_SCHEMA, RAW_EVENT_SCHEMA
 from anomaly_pipeline.simulate import (
     Simulation,
     SimulationConfig,
