@@ -434,3 +434,25 @@ def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
         "users_per_device_hour_counts_accounts_within_one_hour": "pass",
         "night_share_counts_events_before_five_local": "pass",
     }
+
+
+def test_dbt_tests_read_only_the_run_s_day_range(tmp_path: Path) -> None:
+    """A run tests the days it builds (macros/test_partition_range.sql): a bad row of another
+    day fails that day's run, not this one, so a test's cost does not grow with the history."""
+    warehouse = build_warehouse(tmp_path, fixture_events())
+    day0 = date(2024, 2, 29)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "insert into raw.raw_events select * replace ('bad' as event_id, null as user_id,"
+            " ? as event_day) from raw.raw_events limit 1",
+            [day0],
+        )
+    source_tests = ["test", "--select", "source:raw.raw_events"]
+    run_dbt([*source_tests, *dbt_day_vars(DAY1, DAY2)], warehouse)
+
+    failed = run_dbt([*source_tests, *dbt_day_vars(day0, day0)], warehouse, check=False)
+    assert failed.returncode != 0
+    results = json.loads((warehouse.parent / "dbt" / "target" / "run_results.json").read_text())
+    failures = {r["unique_id"].split(".")[2]: r["failures"] for r in results["results"]}
+    assert failures.pop("source_not_null_raw_raw_events_user_id") == 1
+    assert set(failures.values()) == {0}
