@@ -418,8 +418,8 @@ def test_night_share_follows_the_source_timezone(tmp_path: Path) -> None:
 
 def test_dbt_unit_tests_pass_on_duckdb(warehouse: Path) -> None:
     """The given/expect unit tests (int_sessions, account features, hourly sharing,
-    night_share) run through the real dbt on DuckDB, as `dbt build` runs them before each
-    model."""
+    night_share) run through the real dbt on DuckDB (the pipeline's build leaves them to the
+    tests: ``DBT_BUILD``)."""
     run_dbt(["test", "--select", "test_type:unit"], warehouse)
     run_results = json.loads((warehouse.parent / "dbt" / "target" / "run_results.json").read_text())
     statuses = {  # (the on-run-start hook, a no-op on DuckDB, is a result too)
