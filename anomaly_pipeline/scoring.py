@@ -93,8 +93,8 @@ def score_user_days(
         raw_score=pl.Series(raw, dtype=pl.Float64),
         flagged=pl.Series(points >= bundle.threshold_points, dtype=pl.Boolean),
         threshold=pl.lit(bundle.threshold_points, dtype=pl.Float64),
-        reasons=pl.Series(explanation.texts, dtype=pl.List(pl.String)),
-        reason_codes=pl.Series(explanation.codes, dtype=pl.List(pl.String)),
+        reasons=explanation.text_column(),
+        reason_codes=explanation.code_column(),
     )
     decided = policy.apply(scored, score_column="score", flag_column="flagged")
     return decided.with_columns(

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from anomaly_pipeline.features.catalogue import BY_NAME, Direction, Feature, When
 from anomaly_pipeline.reasons.statistics import FeatureStats, comparison_scale
-from anomaly_pipeline.reasons.templates import template_for
+from anomaly_pipeline.reasons.templates import ReasonTemplate, template_for
 
 CODER_FORMAT: Final[int] = 1
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -64,26 +67,73 @@ class Reason:
 @dataclass(frozen=True)
 class Explanation(Sequence[list[str]]):
     """``explain``'s answer: per row, the reason texts (what the sequence yields), with the
-    machine codes and full ``Reason`` records alongside in the same order."""
+    machine codes and full ``Reason`` records alongside in the same order.
 
-    reasons: list[list[Reason]]
+    Stored flat, every row's reasons one after the other (row ``i``'s are entries
+    ``offsets[i]:offsets[i + 1]``), because scoring turns a batch of 100,000 rows into two
+    ``List(String)`` columns: from flat values and offsets that is one Arrow array each
+    (``text_column``, ``code_column``), where nested Python lists cost polars a conversion
+    per row.
+    """
+
+    offsets: list[int]
+    codes_flat: list[str]
+    texts_flat: list[str]
+    features_flat: list[str]
+    strengths_flat: list[float]
+
+    @classmethod
+    def empty(cls, n_rows: int) -> Explanation:
+        """``n_rows`` rows without any reason."""
+        return cls([0] * (n_rows + 1), [], [], [], [])
+
+    @property
+    def reasons(self) -> list[list[Reason]]:
+        records = [
+            Reason(*fields)
+            for fields in zip(
+                self.codes_flat,
+                self.texts_flat,
+                self.features_flat,
+                self.strengths_flat,
+                strict=True,
+            )
+        ]
+        return self._per_row(records)
 
     @property
     def texts(self) -> list[list[str]]:
-        return [[r.text for r in row] for row in self.reasons]
+        return self._per_row(self.texts_flat)
 
     @property
     def codes(self) -> list[list[str]]:
-        return [[r.code for r in row] for row in self.reasons]
+        return self._per_row(self.codes_flat)
+
+    def text_column(self) -> pl.Series:
+        """The texts as one ``List(String)`` series, a row per explained row."""
+        return self._list_column(self.texts_flat)
+
+    def code_column(self) -> pl.Series:
+        """The codes as one ``List(String)`` series, a row per explained row."""
+        return self._list_column(self.codes_flat)
 
     def __getitem__(self, index: int) -> list[str]:  # type: ignore[override]
-        return [r.text for r in self.reasons[index]]
+        row = range(len(self))[index]  # negative indices as a list's, IndexError past the end
+        return self.texts_flat[self.offsets[row] : self.offsets[row + 1]]
 
     def __len__(self) -> int:
-        return len(self.reasons)
+        return len(self.offsets) - 1
 
     def __iter__(self) -> Iterator[list[str]]:
         return (self[i] for i in range(len(self)))
+
+    def _per_row(self, flat: list[_T]) -> list[list[_T]]:
+        return [flat[start:end] for start, end in zip(self.offsets, self.offsets[1:], strict=False)]
+
+    def _list_column(self, flat: list[str]) -> pl.Series:
+        values = pa.array(flat, type=pa.large_string())
+        lists = pa.LargeListArray.from_arrays(pa.array(self.offsets, type=pa.int64()), values)
+        return pl.Series(lists).cast(pl.List(pl.String))
 
 
 class ReasonCoder:
@@ -160,7 +210,7 @@ class ReasonCoder:
             grouped.setdefault(template.features, []).append(j)
         members = list(grouped.values())
         if not members:  # none of the fitted features is in the frame: nothing to say
-            return Explanation([[] for _ in range(features.height)])
+            return Explanation.empty(features.height)
         unique = [templates[m[0]] for m in members]
         # per template: strongest member feature and its strength. Ranked on strengths rounded
         # to float32, so equal facts (one purchase: its amount is the day's spend) rank in
@@ -168,28 +218,57 @@ class ReasonCoder:
         # the batch's shape: a row's reasons do not depend on the rows scored with it.
         ranked = strength.astype(np.float32)
         member_strength = np.stack([strength[:, m].max(axis=1) for m in members], axis=1)
-        member_pick = [np.asarray(m)[ranked[:, m].argmax(axis=1)] for m in members]
+        member_pick = np.stack(
+            [np.asarray(m)[ranked[:, m].argmax(axis=1)] for m in members], axis=1
+        )
         member_rank = np.stack([ranked[:, m].max(axis=1) for m in members], axis=1)
         order = np.argsort(-member_rank, axis=1, kind="stable")[:, :top_k]
-        result: list[list[Reason]] = []
-        columns = features.columns
-        for i, row_values in enumerate(features.iter_rows()):
-            picked = [t for t in order[i] if np.isfinite(member_strength[i, t])]
-            if not picked:
-                result.append([])
-                continue
-            row = {
-                c: v
-                for c, v in zip(columns, row_values, strict=True)
-                if isinstance(v, (int, float))
-            }
-            row_reasons = []
-            for t in picked:
-                trigger = names[member_pick[t][i]]
-                code, text = unique[t].render(row, trigger, self.stats_)
-                row_reasons.append(Reason(code, text, trigger, float(member_strength[i, t])))
-            result.append(row_reasons)
-        return Explanation(result)
+        # the reasons, flat: each row's picked templates (a finite strength) in rank order
+        picked = np.isfinite(np.take_along_axis(member_strength, order, axis=1))
+        row_of = np.nonzero(picked)[0]
+        template_of = order[picked]
+        offsets = np.zeros(features.height + 1, dtype=np.int64)
+        np.cumsum(picked.sum(axis=1), out=offsets[1:])
+        triggers = [names[j] for j in member_pick[row_of, template_of].tolist()]
+        codes, texts = self._render(features, offsets, template_of, triggers, unique)
+        strengths = member_strength[row_of, template_of].tolist()
+        return Explanation(offsets.tolist(), codes, texts, triggers, strengths)
+
+    def _render(
+        self,
+        features: pl.DataFrame,
+        offsets: np.ndarray,
+        template_of: np.ndarray,
+        triggers: list[str],
+        templates: list[ReasonTemplate],
+    ) -> tuple[list[str], list[str]]:
+        """Render the flat reasons: reason ``e`` of row ``i`` (``offsets[i] <= e <
+        offsets[i + 1]``) is ``templates[template_of[e]]`` phrased by ``triggers[e]`` with row
+        ``i``'s values; returns the codes and texts.
+
+        A template reads the row's numbers by column name, those that are ``int`` / ``float``
+        (``bool`` too) and not null: the integer, float and boolean columns, less the nulls.
+        Only the rows with a reason are read into Python, each once, and only the reasons picked
+        are rendered.
+        """
+        columns = [c for c, t in features.schema.items() if _python_number(t)]
+        rows = np.flatnonzero(np.diff(offsets))
+        values = features.select(columns)[rows]
+        nullable = [c for c in columns if values.get_column(c).null_count()]
+        render = [templates[t].render for t in template_of.tolist()]
+        codes: list[str] = []
+        texts: list[str] = []
+        bounds = zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
+        for (start, end), row_values in zip(bounds, values.iter_rows(), strict=True):
+            row = dict(zip(columns, row_values, strict=True))
+            for c in nullable:
+                if row[c] is None:
+                    del row[c]
+            for e in range(start, end):
+                code, text = render[e](row, triggers[e], self.stats_)
+                codes.append(code)
+                texts.append(text)
+        return codes, texts
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -273,6 +352,12 @@ class ReasonCoder:
                 c = contributions[:, index[name]]
                 pushed[:, j] = (c > 0) & (z[:, j] > 0) & np.isfinite(c)
         return pushed
+
+
+def _python_number(dtype: pl.DataType) -> bool:
+    """Whether a column's values reach Python as ``int`` / ``float`` (``bool`` is an ``int``):
+    integers, floats and booleans; decimals come as ``Decimal``, the rest as other types."""
+    return dtype.is_integer() or dtype.is_float() or dtype == pl.Boolean
 
 
 def _require_numeric(frame: pl.DataFrame, names: Sequence[str], label: str) -> None:

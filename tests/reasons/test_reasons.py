@@ -10,7 +10,7 @@ import pytest
 from feature_population import population_frame, typical_row
 
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, NO_PURCHASE_DELAY_S
-from anomaly_pipeline.features.catalogue import BY_NAME
+from anomaly_pipeline.features.catalogue import BY_NAME, SHARING_WINDOW_DAYS
 from anomaly_pipeline.reasons import TEMPLATED_FEATURES, Explanation, FeatureStats, ReasonCoder
 
 
@@ -282,3 +282,75 @@ def test_the_signup_delay_outranks_a_ratio_within_the_normal_tail(
         cart_or_buy_per_view=busy_buyer,
     )
     assert _codes(coder, row)[0] == "purchase_right_after_signup"
+
+
+def test_each_row_is_explained_from_its_own_numbers_alone(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    """Rows without reasons between rows with reasons, and a null: a null is no value to a
+    template (the new-access reason reads ``new_device`` with a default of 0), and every row
+    reads as it does scored alone."""
+    rows = pl.concat(
+        [
+            typical_row(population),
+            typical_row(population, new_ip_network=1.0),
+            typical_row(population),
+            typical_row(population, n_reviews=12, rating_mean=5.0, extreme_rating_share=1.0),
+            typical_row(population),
+        ]
+    ).with_columns(
+        new_device=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise("new_device")
+    )
+    explanation = coder.explain(rows)
+    codes = explanation.codes
+    assert codes[0] == codes[2] == codes[4] == []
+    assert codes[1] == ["new_ip_network"]
+    assert explanation.texts[1] == ["new IP network, first seen today"]
+    assert {"many_reviews", "extreme_ratings"} <= set(codes[3])
+    alone = [coder.explain(rows.slice(i, 1)) for i in range(rows.height)]
+    assert codes == [one.codes[0] for one in alone]
+    assert explanation.texts == [one.texts[0] for one in alone]
+    assert explanation.reasons == [one.reasons[0] for one in alone]
+    assert explanation[-2] == explanation.texts[3] and list(explanation) == explanation.texts
+    with pytest.raises(IndexError):
+        explanation[rows.height]
+    # the columns scoring stores: one List(String) each, empty lists where no reason
+    for column, expected in (
+        (explanation.text_column(), explanation.texts),
+        (explanation.code_column(), codes),
+    ):
+        assert column.dtype == pl.List(pl.String) and column.null_count() == 0
+        assert column.to_list() == expected
+
+
+@pytest.mark.parametrize(
+    ("window", "device_clause"),
+    [
+        (
+            pl.Series([12], dtype=pl.Int64),
+            f" on a device used by 12 accounts in {SHARING_WINDOW_DAYS} days",
+        ),
+        # a bool is a number (1 account: no sharing to mention); text is not, so today's count
+        (pl.Series([True]), ""),
+        (pl.Series(["12"]), " on a device used by 6 accounts today"),
+    ],
+)
+def test_a_template_reads_the_numbers_of_columns_outside_the_fitted_features(
+    population: pl.DataFrame, window: pl.Series, device_clause: str
+) -> None:
+    """The signup-delay reason names a shared device from ``users_per_device_window`` when the
+    row has it as a number, also when the coder was not fitted on it."""
+    fitted = [c for c in FEATURE_COLUMNS if c != "users_per_device_window"]
+    coder = ReasonCoder().fit(population.select(fitted))
+    abuser = typical_row(
+        population,
+        n_signups=1,
+        n_purchases=1,
+        history_days=0,
+        first_purchase_delay_s=42,
+        users_per_device_day=6,
+    ).with_columns(users_per_device_window=window)
+    texts = coder.explain(abuser, top_k=50).texts[0]
+    delay = [t for t in texts if t.startswith("purchase 42 s after signup")]
+    assert len(delay) == 1
+    assert delay[0].startswith(f"purchase 42 s after signup{device_clause} (population median ")
