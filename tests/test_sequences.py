@@ -30,6 +30,7 @@ def at(seconds: float, day: date = DAY) -> datetime:
 
 
 def events(rows: list[tuple[str, date, datetime, str, str | None]]) -> pl.DataFrame:
+    """Events in the given order, with event ids e0, e1, ... in that order."""
     return pl.DataFrame(
         rows,
         schema={
@@ -40,7 +41,7 @@ def events(rows: list[tuple[str, date, datetime, str, str | None]]) -> pl.DataFr
             "category_id": pl.String,
         },
         orient="row",
-    )
+    ).with_columns(event_id=pl.format("e{}", pl.int_range(pl.len())))
 
 
 # User "a" on DAY, given out of order: view(c1)@0, login@3, purchase(c2)@10, view(c1)@20.
@@ -98,9 +99,13 @@ def test_truncation_keeps_the_most_recent_events_with_their_true_gaps():
     assert (row["n_events"], row["truncated"]) == (4, True)
 
 
-def test_ties_keep_input_order():
-    tied = events([("u", DAY, at(0), "view", "c1"), ("u", DAY, at(0), "cart", "c1")])
-    assert build_sequences(tied, max_len=2)["tokens"].to_list() == [[VIEW, EVENT_TOKENS["cart"]]]
+def test_events_at_the_same_instant_follow_their_ids_whatever_the_input_order():
+    tied = events([("u", DAY, at(0), "view", "c1"), ("u", DAY, at(0), "cart", "c2")])
+    expected = [[VIEW, EVENT_TOKENS["cart"]]]  # e0 then e1
+    assert build_sequences(tied, max_len=2)["tokens"].to_list() == expected
+    assert build_sequences(tied.reverse(), max_len=2)["tokens"].to_list() == expected
+    renamed = tied.with_columns(event_id=pl.Series(["e9", "e1"]))
+    assert build_sequences(renamed, max_len=2)["tokens"].to_list() == [[EVENT_TOKENS["cart"], VIEW]]
 
 
 def test_default_length_and_contract():
