@@ -1,6 +1,6 @@
 """raw_events reads, cleans, validates and stages a day in batches: bounded memory must not change
 a single stored row, a failure in a late batch must leave the previous day untouched, and the
-staging tables (``warehouse.partition_writer``) never outlive a load nor are read as data."""
+staged batch files (``warehouse.partition_writer``) never outlive a load nor are read as data."""
 
 from __future__ import annotations
 
@@ -76,13 +76,10 @@ def _tables(path: Path, days: list[date] | None = None) -> dict[str, pl.DataFram
     }
 
 
-def _staging_tables(path: Path) -> list[tuple[str, str]]:
-    with warehouse.connect(path, read_only=True) as conn:
-        return conn.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = $schema "
-            "UNION ALL SELECT schema_name, NULL FROM duckdb_schemas() WHERE schema_name = $schema",
-            {"schema": warehouse.STAGING_SCHEMA},
-        ).fetchall()
+def _staged_files(path: Path) -> list[str]:
+    """Names of the staged batch files next to the warehouse, and of their folder."""
+    folder = warehouse.staging_dir(path)
+    return [folder.name, *sorted(f.name for f in folder.iterdir())] if folder.exists() else []
 
 
 #: A writer killed after staging rows (``os._exit``: no clean-up runs), as raw_events would be.
@@ -121,7 +118,7 @@ def test_batched_ingest_stores_exactly_the_rows_of_a_whole_file_ingest(
     for table in whole:
         assert batched[table].equals(whole[table]), table  # same rows, same order
     assert accounting_gaps(tmp_path / "batched.duckdb", [DAY]) == {}  # accepted + quarantined
-    assert _staging_tables(tmp_path / "batched.duckdb") == []
+    assert _staged_files(tmp_path / "batched.duckdb") == []
     quarantined = whole[QUARANTINE_TABLE]
     assert quarantined.height == 10 and whole[RAW_EVENTS_TABLE].height == 13
     reasons = dict(zip(quarantined["raw_record"], quarantined["reason"], strict=True))
@@ -166,7 +163,7 @@ def test_a_failure_after_written_batches_leaves_every_day_as_it_was(
     after = _tables(path, [DAY, NEXT_DAY])
     for table in before:
         assert after[table].equals(before[table]), table
-    assert _staging_tables(path) == []
+    assert _staged_files(path) == []
 
 
 def test_rows_a_killed_load_staged_are_dropped_unread(tmp_path: Path) -> None:
@@ -184,13 +181,13 @@ def test_rows_a_killed_load_staged_are_dropped_unread(tmp_path: Path) -> None:
         source_file=pl.lit("killed.csv"),
     )
     _kill_a_writer_after_staging(path, ghosts, tmp_path)
-    assert len(_staging_tables(path)) == 3  # the schema and its two tables outlived the kill
+    assert len(_staged_files(path)) == 2  # the folder and its one batch outlived the kill
     _load(path, landing, 3)
     after, expected = _tables(path), _tables(clean)
     for table in expected:
         assert after[table].equals(expected[table]), table
     assert "killed.csv" not in str(after[QUARANTINE_TABLE]["reason"].to_list())
-    assert _staging_tables(path) == []
+    assert _staged_files(path) == []
 
 
 def test_rerunning_a_batched_load_stores_each_row_once(tmp_path: Path) -> None:
