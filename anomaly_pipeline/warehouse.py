@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import duckdb
 import polars as pl
@@ -120,7 +120,7 @@ def staging_dir(path: str | Path) -> Path:
 
 
 #: Compression of the staged batch files: fast to write and read back once.
-_STAGING_COMPRESSION = "lz4"
+_STAGING_COMPRESSION: Final = "lz4"
 #: The rows of the staged files ``$staged``, columns matched by name across batches.
 _READ_STAGED = "read_parquet($staged, union_by_name = true)"
 
