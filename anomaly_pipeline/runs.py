@@ -35,7 +35,7 @@ def run_job(
     """Execute a job of the code location on the persistent instance; return its result.
 
     The terminal gets log lines from ``console_level`` up; the full event log stays in the
-    instance (`make dev` → Runs). dagster-dbt echoes dbt's own log lines to stdout (for compute
+    instance (`make dev` → Runs). The dbt step echoes dbt's own log lines to stdout (for compute
     logs); they go to ``log_name`` in the data directory. A failed run raises ``SystemExit``
     naming the run, unless ``raise_on_failure`` is false (the caller then reads
     ``result.success``).

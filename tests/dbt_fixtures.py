@@ -2,7 +2,7 @@
 
 ``build_warehouse`` lays down the raw tables exactly as the Dagster raw_events / event_labels
 assets do (README "Data contracts"); ``run_dbt`` runs the project's dbt CLI against it in a
-subprocess, as dagster-dbt does, with its target/ and logs/ beside the warehouse so that
+subprocess, as the dbt step does, with its target/ and logs/ beside the warehouse so that
 concurrent test runs never share dbt's working files. ``run_dbt_spark`` does the same on the
 ``spark`` target.
 """
