@@ -3,17 +3,15 @@ sensor and schedule (what a data engineer sees in the UI)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from served_ui import DagsterUi, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,24 +39,8 @@ EXPECTED_ASSETS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _post(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def test_webserver_serves_assets_sensors_and_schedule(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ANOMALY_PIPELINE_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
     webserver = Path(sys.executable).parent / "dagster-webserver"
     process = subprocess.Popen(
@@ -68,21 +50,16 @@ def test_webserver_serves_assets_sensors_and_schedule(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    ui = DagsterUi(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 120
-        while True:
+        while not ui.answers():
             if process.poll() is not None:
                 pytest.fail(f"webserver exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("webserver did not answer /server_info within 120 s")
-                time.sleep(1)
-        data = _post(f"{base}/graphql", QUERY)["data"]
+            if time.monotonic() > deadline:
+                pytest.fail("webserver did not answer /server_info within 120 s")
+            time.sleep(1)
+        data = ui.graphql(QUERY)
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
