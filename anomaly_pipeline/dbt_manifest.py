@@ -17,6 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Files dbt parses into the manifest (models, macros, tests, properties, the project file).
+PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml")
+#: dbt's own output folders inside the project, never parsed.
+OUTPUT_FOLDERS = ("target", "logs")
+
+
+def manifest_is_stale(project_dir: Path, manifest_path: Path) -> bool:
+    """Whether a project file changed after ``manifest_path`` was written (or it is missing):
+    the same rule as the Makefile's manifest target, so a re-parse happens only when needed."""
+    if not manifest_path.exists():
+        return True
+    written = manifest_path.stat().st_mtime
+    return any(
+        path.stat().st_mtime > written
+        for path in project_dir.rglob("*")
+        if path.suffix in PROJECT_FILE_SUFFIXES
+        and path.relative_to(project_dir).parts[0] not in OUTPUT_FOLDERS
+    )
+
 
 @dataclass(frozen=True)
 class DbtColumn:

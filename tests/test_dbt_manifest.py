@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dbt_fixtures import DBT_PROJECT_DIR, FEATURE_MODELS
 
-from anomaly_pipeline.dbt_manifest import DbtManifest
+from anomaly_pipeline.dbt_manifest import DbtManifest, manifest_is_stale
 
 PROJECT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -90,3 +91,21 @@ def test_a_test_attached_to_nothing_it_reads_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="a_matches_b reads"):
         DbtManifest.read(path)
+
+
+def test_the_manifest_is_stale_once_a_project_file_is_newer(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "target").mkdir()
+    model = project / "models" / "a.sql"
+    model.write_text("select 1")
+    manifest = project / "target" / "manifest.json"
+    assert manifest_is_stale(project, manifest)  # never parsed
+    manifest.write_text("{}")
+    os.utime(model, (1_000, 1_000))
+    assert not manifest_is_stale(project, manifest)
+    (project / "target" / "run.sql").write_text("select 2")  # dbt's own output: not a change
+    assert not manifest_is_stale(project, manifest)
+    os.utime(model, None)
+    os.utime(manifest, (1_000, 1_000))
+    assert manifest_is_stale(project, manifest)

@@ -20,7 +20,13 @@ import dagster as dg
 from pydantic import Field
 
 from anomaly_pipeline.dbt_cli import DbtCommand, NodeResult, run_dbt
-from anomaly_pipeline.dbt_manifest import DbtManifest, DbtModel, DbtNode, DbtTest
+from anomaly_pipeline.dbt_manifest import (
+    DbtManifest,
+    DbtModel,
+    DbtNode,
+    DbtTest,
+    manifest_is_stale,
+)
 from anomaly_pipeline.dbt_spark import SPARK_DIR_ENV, dbt_target
 from anomaly_pipeline.defs.partitions import (
     add_metadata_per_day,
@@ -73,10 +79,14 @@ def dbt_resource() -> DbtResource:
 
 
 def _parse_if_dev() -> None:
-    """`dagster dev` re-parses the project so model edits show up (`make dev` puts the venv's dbt
-    on PATH and sets WAREHOUSE_ENV for it); everywhere else the manifest is built ahead (`make
-    install`), so loading the code location neither runs dbt nor changes os.environ."""
+    """`dagster dev` re-parses the project when a model changed, so edits show up (`make dev` puts
+    the venv's dbt on PATH and sets WAREHOUSE_ENV for it). Every process `dagster dev` starts
+    inherits its flag, run workers included: they find the manifest fresh and parse nothing.
+    Everywhere else the manifest is built ahead (`make install`), so loading the code location
+    neither runs dbt nor changes os.environ."""
     if not os.environ.get("DAGSTER_IS_DEV_CLI"):
+        return
+    if not manifest_is_stale(DBT_PROJECT_DIR, DBT_MANIFEST_PATH):
         return
     parsed = dbt_resource().run(["parse", "--quiet"], target_path=DBT_MANIFEST_PATH.parent, env={})
     if not parsed.succeeded:
