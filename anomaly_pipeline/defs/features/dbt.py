@@ -244,6 +244,7 @@ def _check_result(test: DbtTest, result: NodeResult) -> dg.AssetCheckResult:
         else dg.AssetCheckSeverity.ERROR,
         metadata={
             "dbt/status": result.status,
+            "dbt/execution_time_s": round(result.execution_time_s, 2),
             **({} if result.failures is None else {"failing_rows": result.failures}),
         },
         description=None if result.status == "pass" else result.message,
