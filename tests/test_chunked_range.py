@@ -122,8 +122,10 @@ def test_scores_day_by_day_are_the_whole_range_row_for_row(
 ) -> None:
     """Scores read and written a chunk of days at a time are one call over the whole range's
     user-days: reasons, flags, outcomes and every other column exactly, raw scores and points
-    to 1e-12 (BLAS rounds the last bit by the batch's shape); each day's guard verdict and
-    stored guard row, its tally rows and its top users are those of the whole range's rows."""
+    to 1e-12 (BLAS rounds the last bit by the batch's shape, by how much depends on the CPU
+    kernel OpenBLAS picks); each day's tally rows and top users are those of the whole range's
+    rows (raw scores to 1e-12), and its guard verdict and stored guard row are the verdict on
+    that day's rows alone."""
     policy = load_policy(repo_path("resources/policy.yaml"), FEATURE_COLUMNS)
     whole = score_user_days(
         bundle, load_user_days(warehouse_path, DAYS), policy, MODEL, scored_at=SCORED_AT
@@ -152,15 +154,17 @@ def test_scores_day_by_day_are_the_whole_range_row_for_row(
     whole_tally = DayTally()
     whole_tally.add(whole)
     for day in EVENT_DAYS:
-        assert_frame_equal(tally.rows(day), whole_tally.rows(day), check_exact=True)
+        rows, whole_rows = tally.rows(day), whole_tally.rows(day)
+        assert_frame_equal(rows.drop("raw_score"), whole_rows.drop("raw_score"), check_exact=True)
+        assert_frame_equal(rows.select("raw_score"), whole_rows.select("raw_score"), rel_tol=1e-12)
         assert_frame_equal(
             tally.top(day).drop("score"), whole_tally.top(day).drop("score"), check_exact=True
         )
     expected = {
         day: judge_day(
             day,
-            whole_tally.rows(day)["flagged"].to_numpy(),
-            whole_tally.rows(day)["raw_score"].to_numpy(),
+            tally.rows(day)["flagged"].to_numpy(),
+            tally.rows(day)["raw_score"].to_numpy(),
             guard.reference,
             limits=guard.limits,
             threshold_percentile=guard.threshold_percentile,
