@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_ports import free_port
 from pipeline_runs import DAGSTER, REPO_ROOT
 
 #: The daemons a range launched from the UI goes through: the backfill loop creates the run, the
@@ -31,14 +31,6 @@ RANGE_DAEMONS = frozenset({"BACKFILL", "QUEUED_RUN_COORDINATOR"})
 _WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 _DAEMONS_QUERY = """{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

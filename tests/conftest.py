@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from local_ports import free_port as free_port  # re-exported: tests import it from here
 
 # Demo mode supplies the documented pseudonym key to the dbt subprocesses of the pipeline tests;
 # privacy tests that need a real key set their own.
@@ -76,13 +76,6 @@ def pipeline_resources(root: Path) -> dict[str, Any]:
         "alert_webhook": AlertWebhookResource(),
         "io_manager": dg.FilesystemIOManager(base_dir=str(root / "dagster_storage")),
     }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def all_definitions() -> list[Any]:
