@@ -123,7 +123,9 @@ def load_events(
         QUARANTINE_TABLE: QUARANTINE_SCHEMA,
         INGEST_LOG_TABLE: INGEST_LOG_SCHEMA,
     }
-    with warehouse.partition_writer(warehouse_path, tables, days) as writer:
+    # Row order is not kept: every reader of these tables (dbt's stg_events, the counts) orders
+    # or groups rows itself, and the parallel insert is a quarter faster.
+    with warehouse.partition_writer(warehouse_path, tables, days, keep_row_order=False) as writer:
         for day, files in files_by_day.items():
             for path in files:
                 file_report = IngestReport(files=[path.name])

@@ -60,6 +60,21 @@ def test_staged_batches_replace_the_days_by_column_name_in_staging_order(tmp_pat
     assert not warehouse.staging_dir(path).exists()
 
 
+def test_unordered_publish_stores_the_staged_rows_and_restores_row_order(tmp_path: Path) -> None:
+    """``keep_row_order=False`` (raw_events' parallel insert) stores the same rows, in any order,
+    and leaves DuckDB's instance-wide ``preserve_insertion_order`` as it was for the other
+    connections this process holds on the file."""
+    path = tmp_path / "w.duckdb"
+    batches = [_rows([f"{batch}-{i}" for i in range(3_000)]) for batch in range(8)]
+    with warehouse.connect(path) as other:
+        with warehouse.partition_writer(path, {TABLE: SCHEMA}, [DAY], keep_row_order=False) as w:
+            for batch in batches:
+                w.insert(TABLE, batch)
+        setting = other.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    assert setting == (True,)
+    assert _stored(path).sort("name").equals(pl.concat(batches).sort("name"))
+
+
 def test_staged_matches_finds_rows_of_earlier_batches(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     with warehouse.partition_writer(path, {TABLE: SCHEMA}, [DAY]) as writer:
