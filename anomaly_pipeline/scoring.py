@@ -161,12 +161,14 @@ def score_batches(
     """
     scored_at = scored_at or datetime.now(UTC)
     batches = [frame.slice(start, batch_rows) for start in range(0, frame.height, batch_rows)]
+    if not batches:
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector") as detector:
-        ahead = [detector.submit(_detect, bundle, batch) for batch in batches[:1]]
-        for index, batch in enumerate(batches):
-            detection = ahead.pop().result()
-            if index + 1 < len(batches):
-                ahead.append(detector.submit(_detect, bundle, batches[index + 1]))
+        pending = detector.submit(_detect, bundle, batches[0])
+        for batch, following in zip(batches, [*batches[1:], None], strict=True):
+            detection = pending.result()
+            if following is not None:
+                pending = detector.submit(_detect, bundle, following)
             yield _decide(bundle, batch, detection, policy, model, scored_at)
 
 
