@@ -228,8 +228,6 @@ class PartitionWriter:
 
     def publish(self) -> None:
         """Replace the days of every table with the staged rows, in one transaction."""
-        # A global DuckDB setting: reset, since the instance is shared by any other connection
-        # this process holds on the file.
         if not self._keep_row_order:
             self._conn.execute("SET preserve_insertion_order = false")
         self._conn.execute("BEGIN TRANSACTION")
@@ -248,7 +246,10 @@ class PartitionWriter:
             self._conn.execute("ROLLBACK")
             raise
         finally:
-            self._conn.execute("RESET preserve_insertion_order")
+            # A global DuckDB setting, shared by any other connection this process holds on the
+            # file: reset what this publish set, and only that.
+            if not self._keep_row_order:
+                self._conn.execute("RESET preserve_insertion_order")
 
 
 @contextmanager
