@@ -25,10 +25,21 @@ Renderer = Callable[[Row, str, Stats], tuple[str, str]]
 
 @dataclass(frozen=True)
 class ReasonTemplate:
-    """A reason built from one or more features describing the same fact."""
+    """A reason built from one or more features describing the same fact.
+
+    ``render`` reads the row's values of ``features`` and of ``context`` (columns that add to
+    the text without being the fact: the number of reviews an average rating is over) and of
+    no other column, so the coder hands it those alone, once per distinct combination of them.
+    """
 
     features: tuple[str, ...]
     render: Renderer
+    context: tuple[str, ...] = ()
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every column ``render`` may read (a missing or null one is absent from its row)."""
+        return self.features + self.context
 
 
 # -- text helpers ----------------------------------------------------------------------------
@@ -192,13 +203,17 @@ def _regularity(row: Row, trigger: str, stats: Stats) -> tuple[str, str]:
     return "machine_regular_intervals", text
 
 
+#: The device-sharing counts a fast purchase is put in context with, widest scope first.
+_DEVICE_SHARING: Final[tuple[tuple[str, str], ...]] = (
+    ("users_per_device_window", f" in {SHARING_WINDOW_DAYS} days"),
+    ("users_per_device_day", " today"),
+)
+
+
 def _on_shared_device(row: Row) -> str:
     """`` on a device used by 12 accounts in 7 days`` when the user's device is shared (the
     context that makes a fast purchase a ring's), else nothing."""
-    for column, scope in (
-        ("users_per_device_window", f" in {SHARING_WINDOW_DAYS} days"),
-        ("users_per_device_day", " today"),
-    ):
+    for column, scope in _DEVICE_SHARING:
         accounts = row.get(column)
         if accounts is not None:
             return f" on a device used by {_int(accounts)} accounts{scope}" if accounts >= 2 else ""
@@ -228,10 +243,12 @@ COMPOSITES: Final[dict[str, ReasonTemplate]] = {
         "n_purchases", "purchases_vs_7d_median", "high_purchase_count", "purchase"
     ),
     "purchase_per_view": ReasonTemplate(("cart_or_buy_per_view",), _per_view),
-    "rating": ReasonTemplate(("rating_mean",), _rating),
-    "extreme_ratings": ReasonTemplate(("extreme_rating_share",), _extreme),
+    "rating": ReasonTemplate(("rating_mean",), _rating, ("n_reviews",)),
+    "extreme_ratings": ReasonTemplate(("extreme_rating_share",), _extreme, ("n_reviews",)),
     "regularity": ReasonTemplate(("interval_cv", "interval_std_s"), _regularity),
-    "signup_delay": ReasonTemplate(("first_purchase_delay_s",), _signup_delay),
+    "signup_delay": ReasonTemplate(
+        ("first_purchase_delay_s",), _signup_delay, tuple(c for c, _ in _DEVICE_SHARING)
+    ),
     "account_age": ReasonTemplate(("account_age_days",), _account_age),
     "shared_device": _shared(
         "users_per_device_hour",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import polars as pl
@@ -12,6 +13,7 @@ from feature_population import population_frame, typical_row
 from anomaly_pipeline.feature_contract import FEATURE_COLUMNS, NO_PURCHASE_DELAY_S
 from anomaly_pipeline.features.catalogue import BY_NAME, SHARING_WINDOW_DAYS
 from anomaly_pipeline.reasons import TEMPLATED_FEATURES, Explanation, FeatureStats, ReasonCoder
+from anomaly_pipeline.reasons.templates import template_for
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +323,63 @@ def test_each_row_is_explained_from_its_own_numbers_alone(
     ):
         assert column.dtype == pl.List(pl.String) and column.null_count() == 0
         assert column.to_list() == expected
+
+
+def test_rows_with_the_same_numbers_share_a_rendering_and_keep_their_places(
+    coder: ReasonCoder, population: pl.DataFrame
+) -> None:
+    """The coder renders a (template, trigger) group once per distinct combination of the values
+    its template reads: repeated and distinct abnormal rows, interleaved with normal ones, each
+    get the reasons they get alone, at their own position."""
+    abnormal = [
+        typical_row(population, n_reviews=12, rating_mean=5.0, extreme_rating_share=1.0),
+        typical_row(population, n_reviews=3, rating_mean=5.0, extreme_rating_share=1.0),
+        typical_row(population, new_ip_network=1.0, new_device=1.0),
+        typical_row(population, new_ip_network=1.0),
+        typical_row(population, n_events=900.0, night_share=0.9),
+    ]
+    picks = np.random.default_rng(3).integers(0, len(abnormal), 40)
+    rows = pl.concat(
+        [abnormal[i] if k % 3 else population.slice(k, 1) for k, i in enumerate(picks.tolist())],
+        how="diagonal_relaxed",
+    ).select(FEATURE_COLUMNS)
+    explanation = coder.explain(rows)
+    alone = [coder.explain(rows.slice(i, 1)) for i in range(rows.height)]
+    assert explanation.reasons == [one.reasons[0] for one in alone]
+    assert sum(map(len, explanation.codes)) > rows.height  # most rows have several reasons
+
+
+class _OnlyReads(Mapping[str, float]):
+    """A row that fails the test when a template reads a column outside its ``reads``."""
+
+    def __init__(self, row: Mapping[str, float], reads: tuple[str, ...]) -> None:
+        self._row, self._reads = row, reads
+
+    def __getitem__(self, column: str) -> float:
+        assert column in self._reads, f"the template read {column!r}, not in {self._reads}"
+        return self._row[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return (c for c in self._reads if c in self._row)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@pytest.mark.parametrize("feature", FEATURE_COLUMNS)
+def test_a_template_reads_only_the_columns_it_declares(
+    coder: ReasonCoder, population: pl.DataFrame, feature: str
+) -> None:
+    """The coder hands a template only its ``reads`` columns: every template, phrased by each of
+    its features, reads nothing else on normal and abnormal rows, with and without the
+    context columns."""
+    template = template_for(feature)
+    busy = typical_row(population, n_reviews=12, rating_mean=5.0, users_per_device_window=9)
+    rows = [*population.head(30).to_dicts(), busy.row(0, named=True)]
+    for row in rows + [{c: v for c, v in row.items() if c in template.features} for row in rows]:
+        for trigger in template.features:
+            code, text = template.render(_OnlyReads(row, template.reads), trigger, coder.stats_)
+            assert (code, text) == template.render(row, trigger, coder.stats_) and text
 
 
 @pytest.mark.parametrize(
