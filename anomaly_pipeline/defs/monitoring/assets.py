@@ -86,7 +86,7 @@ def feature_drift(
         full_history_from,
     )
     from anomaly_pipeline.scoring import SCORES_TABLE
-    from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_values, feature_days
+    from anomaly_pipeline.training_set import CATEGORICAL_COLUMNS, category_counts, feature_days
 
     champion = warehouse.data_home.champion()
     if champion is None:
@@ -128,7 +128,7 @@ def feature_drift(
                 table,
                 unseen_categories(
                     categories,
-                    {c: category_values(warehouse.path, [day], c) for c in CATEGORICAL_COLUMNS},
+                    {c: category_counts(warehouse.path, [day], c) for c in CATEGORICAL_COLUMNS},
                 ),
             ]
         )
