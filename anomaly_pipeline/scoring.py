@@ -213,7 +213,7 @@ def write_scores(
     tally = DayTally()
     verdicts: dict[date, GuardVerdict] = {}
     output = {SCORES_TABLE: SCORE_SCHEMA, GUARD_TABLE: GUARD_SCHEMA}
-    with warehouse.partition_writer(warehouse_path, output, days) as writer:
+    with warehouse.partition_writer(warehouse_path, output, days, keep_row_order=False) as writer:
         for chunk in warehouse.day_chunks(days, days_per_chunk):
             scored_days = [day for day in chunk if counts[day]]
             frame = (

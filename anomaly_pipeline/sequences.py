@@ -188,7 +188,9 @@ def write_sequences(
     contract = sequences_model(max_len)
     events_by_day = count_by_day(warehouse_path, events_table, days)
     counts = dict.fromkeys(days, (0, 0))
-    with partition_writer(warehouse_path, {sequences_table: SEQUENCE_SCHEMA}, days) as writer:
+    with partition_writer(
+        warehouse_path, {sequences_table: SEQUENCE_SCHEMA}, days, keep_row_order=False
+    ) as writer:
         for chunk in day_chunks(days, days_per_chunk):
             n_parts = max(1, math.ceil(sum(events_by_day[day] for day in chunk) / max_events))
             for index in range(n_parts):
