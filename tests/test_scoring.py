@@ -228,3 +228,30 @@ def test_scoring_in_batches_gives_the_rows_of_one_call(
     )
     top = batched.sort("score", descending=True).head(5)
     assert tally.top(event_day)["user_key"].to_list() == top["user_key"].to_list()
+
+
+def test_the_tally_holds_a_days_top_rows_without_the_batch_they_came_from() -> None:
+    """The tally keeps a few top rows a day for a whole range; they must not keep their batch's
+    buffers alive (a slice of a string column holds all of its strings: a 30-day range's scoring
+    grew by ≈ 90 MiB a day that way)."""
+    day = datetime(2026, 11, 2).date()
+    rows = 20_000
+    batch = pl.DataFrame(
+        {
+            "user_key": [f"user-{i:06d}" for i in range(rows)],
+            "event_day": [day] * rows,
+            "score": [float(i % 997) for i in range(rows)],
+            "raw_score": [float(i) for i in range(rows)],
+            "flagged": [i % 997 > 990 for i in range(rows)],
+            "outcome": ["allow"] * rows,
+            "reasons": [[f"reason {i} " + "x" * 400, "y" * 400] for i in range(rows)],
+        }
+    )
+    tally = DayTally(top_n=10)
+    tally.add(batch)
+    top = tally.top(day)
+    assert top["score"].to_list() == [996.0] * 10
+    assert top["user_key"].to_list() == sorted(top["user_key"].to_list())
+    batch_bytes = batch.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
+    top_bytes = top.to_arrow(compat_level=pl.CompatLevel.newest()).get_total_buffer_size()
+    assert batch_bytes > 16_000_000 and top_bytes < 100_000
