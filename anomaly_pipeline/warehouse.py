@@ -348,17 +348,8 @@ def count_by_day(
     path: str | Path, table: str, days: Sequence[date], *, day_column: str = "event_day"
 ) -> dict[date, int]:
     """Row count of ``table`` per day (0 for days without rows or a missing table)."""
-    counts = {day: 0 for day in days}
-    if not Path(path).exists():
-        return counts
-    with connect(path, read_only=True) as conn:
-        if not table_exists(conn, table):
-            return counts
-        for day, n in conn.execute(
-            f"SELECT {day_column}, count(*) FROM {table} WHERE {day_column} = ANY(?) GROUP BY 1",
-            [list(days)],
-        ).fetchall():
-            counts[day] = n
+    counts = dict.fromkeys(days, 0)
+    counts.update(value_counts(path, table, days, day_column, day_column=day_column))
     return counts
 
 
